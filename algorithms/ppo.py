@@ -35,6 +35,7 @@ import argparse
 import csv
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -301,7 +302,7 @@ class RunFiles:
         for name in ("progress.csv", "episodes.csv", "run.json"):  # a rerun never leaves stale results
             if os.path.exists(os.path.join(out, name)):
                 os.remove(os.path.join(out, name))
-        self.files = {n: open(os.path.join(out, n + ".partial"), "w", newline="") for n in ("progress", "episodes")}
+        self.files = {n: open(os.path.join(out, n + ".csv.partial"), "w", newline="") for n in ("progress", "episodes")}
         self.writers = {n: csv.writer(f) for n, f in self.files.items()}
         self.writers["progress"].writerow(PROGRESS_COLUMNS)
         self.writers["episodes"].writerow(EPISODE_COLUMNS)
@@ -324,13 +325,23 @@ class RunFiles:
             f.close()
 
 
-def run_metadata(args, start, end):
+def code_version():
+    """The git commit, whether this file differs from it, and this file's hash (taken at start)."""
+    here = os.path.abspath(__file__)
+
     def git(*cmd):
         try:
-            return subprocess.run(["git", *cmd], cwd=os.path.dirname(os.path.abspath(__file__)),
-                                  capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(["git", *cmd], cwd=os.path.dirname(here), capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
         except OSError:
             return ""
+    with open(here, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--", here)),
+            "script_sha256": digest}
+
+
+def run_metadata(args, code, start, end):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     try:
@@ -341,8 +352,7 @@ def run_metadata(args, start, end):
     return {"algo": ALGO, "args": dataclasses.asdict(args), "seed": args.seed,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                          "gymnasium": gym.__version__, "mujoco": mujoco_version},
-            "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain")),
-            "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
+            **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
             "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),
             "end_time": datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(),
             "walltime_s": end - start, "exit_status": "success"}
@@ -363,12 +373,13 @@ def check_finite(iteration, **quantities):
 
 
 # ---------------------------------------------------------------- training
-def train(args: Args, quiet=False):
-    """Train PPO as configured; returns the run directory. Raises UsageError on bad input."""
+def train(args: Args, quiet=False, on_batch=None):
+    """Train PPO as configured; returns the run directory. Raises UsageError on bad input.
+    on_batch(dict of the iteration's (T, N) arrays), if given, sees each batch (tests use it)."""
     validate(args)
     out = args.out or default_out(args)
     torch.set_num_threads(args.threads)
-    start = time.time()
+    start, code = time.time(), code_version()
 
     # One root seed → independent streams (DESIGN §4): envs, network init, action noise, minibatch shuffles.
     env_seeds, init_seed, act_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(4)
@@ -461,6 +472,9 @@ def train(args: Args, quiet=False):
                 values = value_fn(b_obs).squeeze(-1).numpy().reshape(T, N)
                 next_values = value_fn(torch.from_numpy(next_obs_buf)).squeeze(-1).numpy()
             advantages, returns = gae(rew_buf, values, next_values, term_buf, end_buf, args.gamma, args.gae_lambda)
+            if on_batch:
+                on_batch(dict(obs=obs_buf, next_obs=next_obs_buf, actions=act_buf, rewards=rew_buf, terminated=term_buf,
+                              ends=end_buf, values=values, next_values=next_values, advantages=advantages))
             b_adv, b_ret = torch.from_numpy(advantages.reshape(-1)), torch.from_numpy(returns.reshape(-1))
             b_val = torch.from_numpy(values.reshape(-1))
             explained_var = 1 - np.var(returns - values) / np.var(returns) if np.var(returns) > 0 else float("nan")
@@ -531,7 +545,7 @@ def train(args: Args, quiet=False):
             files.write("episodes", new_episodes)
             if not quiet:
                 report_progress(iteration, num_iterations, global_step, row[6], row[13])
-        files.publish(run_metadata(args, start, time.time()))
+        files.publish(run_metadata(args, code, start, time.time()))
     except BaseException:
         files.abandon()
         raise
