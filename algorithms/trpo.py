@@ -1,0 +1,574 @@
+"""Trust Region Policy Optimization, one readable file.
+
+Schulman, Levine, Moritz, Jordan, Abbeel (2015), "Trust Region Policy Optimization", ICML,
+arXiv:1502.05477, with GAE(λ) advantages (Schulman et al. 2016, eq. 16). Each iteration solves
+
+    maximise_θ  L(θ) = E_t[ π_θ(a_t|s_t) / π_old(a_t|s_t) · Â_t ]
+    subject to  KL̄(θ) = E_t[ KL[π_old(·|s_t) ‖ π_θ(·|s_t)] ] ≤ δ                  (§4, eq. 12)
+
+approximately (§6, App. C):
+  1. g = ∇_θ L at θ_old; F = ∇²_θ KL̄ at θ_old, the Fisher information matrix (App. C.1),
+     never formed: F v is a Hessian-vector product of the mean KL by double backprop;
+  2. the natural-gradient direction x ≈ F⁻¹ g by --cg-iters steps of conjugate gradient on
+     (F + --cg-damping · I) x = g;
+  3. the step scaled to the trust region's edge: Δθ = sqrt(2δ / xᵀFx) · x;
+  4. backtracking line search: θ_old + c^j Δθ for j = 0, 1, …, --backtrack-iters − 1 with
+     c = --backtrack-coef, accepting the first step whose KL̄ ≤ δ and whose surrogate improves on
+     L(θ_old); if none does, the old parameters are restored (logged: line_search_steps,
+     step_accepted).
+The value function is fitted by regression on the GAE(λ) returns (Adam, --vf-epochs epochs of
+--vf-minibatch-size minibatches). Defaults follow openai/baselines trpo_mpi on MuJoCo (batch
+1024, δ = 0.01, 10 CG iterations, damping 0.1, γ 0.99, λ 0.98, Adam 1e-3 × 5 epochs for V,
+observation normalisation) with Spinning Up's line search (c = 0.8, 10 steps).
+Networks are those of ppo.py: 64×64 tanh, state-independent log σ.
+
+Run: python algorithms/trpo.py --env-id Hopper-v5 --seed 1 --out runs/trpo/Hopper-v5/seed1
+Writes progress.csv, episodes.csv and run.json into --out (see README, "Reading a run").
+"""
+import argparse
+import csv
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+
+ALGO = "trpo"
+
+
+def arg(default, help):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Args:
+    env_id: str = arg("HalfCheetah-v5", "gymnasium environment id (MuJoCo -v5 or classic control)")
+    seed: int = arg(1, "root seed; every random stream is derived from it")
+    total_timesteps: int = arg(1_000_000, "environment steps to train for (paper: 1M)")
+    out: str = arg("", "run directory (default: runs/trpo/<env-id>/seed<seed>)")
+    num_envs: int = arg(1, "environments stepped in lockstep (paper: 1)")
+    threads: int = arg(1, "torch intra-op threads (part of the determinism contract)")
+    batch_size: int = arg(1024, "environment steps per policy update, over all envs (baselines: 1024)")
+    max_kl: float = arg(0.01, "trust-region size δ: the bound on the mean KL of a step")
+    cg_iters: int = arg(10, "conjugate-gradient iterations")
+    cg_damping: float = arg(0.1, "damping added to the Fisher matrix: (F + damping·I) x = g")
+    backtrack_coef: float = arg(0.8, "line-search shrink factor c in (0, 1)")
+    backtrack_iters: int = arg(10, "line-search steps before the update is rejected")
+    vf_lr: float = arg(1e-3, "Adam step size of the value function")
+    vf_epochs: int = arg(5, "value-regression epochs per iteration")
+    vf_minibatch_size: int = arg(64, "value-regression minibatch size")
+    gamma: float = arg(0.99, "discount γ")
+    gae_lambda: float = arg(0.98, "GAE parameter λ (baselines trpo_mpi: 0.98)")
+    norm_obs: bool = arg(True, "normalise observations by a running mean/std, then clip (baselines)")
+    obs_clip: float = arg(10.0, "clip normalised observations to ±this")
+    scale_rewards: bool = arg(False, "divide rewards by the running std of the discounted return")
+    reward_clip: float = arg(10.0, "clip scaled rewards to ±this")
+    norm_adv: bool = arg(True, "standardise advantages over the batch (baselines)")
+    ortho_init: bool = arg(True, "orthogonal init: gain √2 hidden, 0.01 policy head, 1 value head")
+    bootstrap_truncation: bool = arg(True, "bootstrap V(final obs) at time-limit truncations (DESIGN §5)")
+
+
+def parse_args(argv=None) -> Args:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(Args):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=f.type, default=f.default, help=f.metadata["help"])
+    args = Args(**vars(parser.parse_args(argv)))
+    validate(args)
+    return args
+
+
+class UsageError(ValueError):
+    """Bad input, reported as one line naming the flag, before any training."""
+
+
+def validate(a: Args):
+    def need(ok, flag, why):
+        if not ok:
+            raise UsageError(f"--{flag}: {why}")
+    need(a.env_id in gym.registry, "env-id", f"unknown environment {a.env_id!r}")
+    for name in ("gamma", "gae_lambda"):
+        need(0.0 <= getattr(a, name) <= 1.0, name.replace("_", "-"), f"must be in [0, 1], got {getattr(a, name)}")
+    for name in ("max_kl", "cg_iters", "vf_lr", "vf_epochs", "vf_minibatch_size", "obs_clip", "reward_clip",
+                 "total_timesteps", "batch_size", "num_envs", "backtrack_iters", "threads"):
+        value = getattr(a, name)
+        need(math.isfinite(value) and value > 0, name.replace("_", "-"), f"must be positive, got {value}")
+    need(math.isfinite(a.cg_damping) and a.cg_damping >= 0, "cg-damping", f"must be >= 0, got {a.cg_damping}")
+    need(0 < a.backtrack_coef < 1, "backtrack-coef", f"must be in (0, 1), got {a.backtrack_coef}")
+    need(a.vf_minibatch_size <= a.batch_size, "vf-minibatch-size", f"{a.vf_minibatch_size} exceeds --batch-size {a.batch_size}")
+    need(a.batch_size % a.num_envs == 0, "batch-size", f"{a.batch_size} is not a multiple of --num-envs {a.num_envs}")
+    need(a.total_timesteps >= a.batch_size, "total-timesteps", f"{a.total_timesteps} is less than one batch ({a.batch_size} steps)")
+    out = a.out or default_out(a)
+    try:  # create the run directory and prove it writable now, not after an hour of training
+        os.makedirs(out, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
+
+
+def default_out(a: Args) -> str:
+    return os.path.join("runs", ALGO, a.env_id, f"seed{a.seed}")
+
+
+# ---------------------------------------------------------------- normalisation (baselines' VecNormalize)
+class RunningMeanStd:
+    """Running mean and population variance of a stream, Welford's update one sample at a time."""
+
+    def __init__(self, shape=()):
+        self.mean, self.var, self.count = np.zeros(shape) if shape else 0.0, np.ones(shape) if shape else 1.0, 1e-4
+
+    def update(self, x):
+        self.count += 1
+        delta = x - self.mean
+        self.mean = self.mean + delta / self.count
+        self.var = self.var + (delta * (x - self.mean) - self.var) / self.count
+
+
+# ---------------------------------------------------------------- advantage estimator
+def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
+    """GAE(λ) (Schulman et al. 2016, eq. 16) over a (T, N) batch, recursing backwards in time:
+
+        δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t)
+        A_t = δ_t + γ λ (1 − end_t) A_{t+1}
+
+    next_values[t] is V of the real successor of step t (the final observation when the
+    episode ended there; at a termination it is multiplied by 0). end_t = terminated or
+    truncated cuts the recursion, so it never crosses an episode boundary (DESIGN §5).
+    Returns (advantages, value targets = advantages + values)."""
+    advantages = np.zeros_like(rewards)
+    next_advantage = np.zeros_like(rewards[0])
+    for t in reversed(range(len(rewards))):
+        delta = rewards[t] + gamma * (1.0 - terminated[t]) * next_values[t] - values[t]
+        next_advantage = delta + gamma * lam * (1.0 - episode_end[t]) * next_advantage
+        advantages[t] = next_advantage
+    return advantages, advantages + values
+
+
+# ---------------------------------------------------------------- networks
+def mlp(n_in, n_out, out_gain, ortho):
+    layers = [nn.Linear(n_in, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, n_out)]
+    if ortho:
+        for layer, gain in zip(layers[::2], (math.sqrt(2), math.sqrt(2), out_gain)):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+def numpy_mlp(net):
+    """The MLP as a numpy function over views of its current weights (valid while they are updated in place)."""
+    layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in net if isinstance(m, nn.Linear)]
+
+    def forward(x):
+        for w, b in layers[:-1]:
+            x = np.tanh(x @ w + b)
+        return x @ layers[-1][0] + layers[-1][1]
+    return forward
+
+
+class GaussianPolicy(nn.Module):
+    """π(a|s) = N(μ_θ(s), diag(σ²)), log σ a state-independent parameter initialised to 0."""
+
+    def __init__(self, obs_dim, act_dim, ortho):
+        super().__init__()
+        self.mean = mlp(obs_dim, act_dim, 0.01, ortho)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+
+    def forward(self, obs):
+        mean = self.mean(obs)
+        return mean, self.log_std.expand_as(mean)
+
+    @staticmethod
+    def log_prob(dist, action):
+        mean, log_std = dist
+        return (-0.5 * ((action - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    @staticmethod
+    def entropy(dist):
+        return (dist[1] + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+    @staticmethod
+    def kl(old, new):
+        """KL[N(μ0, σ0²) ‖ N(μ1, σ1²)] per state, summed over independent action dimensions."""
+        (mu0, ls0), (mu1, ls1) = old, new
+        return (ls1 - ls0 + ((ls0.exp() ** 2 + (mu0 - mu1) ** 2) / (2 * (ls1.exp() ** 2))) - 0.5).sum(-1)
+
+    def actor(self):
+        """Lean acting path (no autograd, no tensors): a ~ N(μ(s), σ²) with numpy views of the weights."""
+        mean, std = numpy_mlp(self.mean), self.log_std.detach().exp().numpy()
+        return lambda obs, rng: (mean(obs) + std * rng.standard_normal(std.shape[0] * len(obs)).reshape(len(obs), -1)).astype(np.float32)
+
+
+class CategoricalPolicy(nn.Module):
+    """π(a|s) = softmax(logits_θ(s))."""
+
+    def __init__(self, obs_dim, n_actions, ortho):
+        super().__init__()
+        self.logits = mlp(obs_dim, n_actions, 0.01, ortho)
+
+    def forward(self, obs):
+        return (torch.log_softmax(self.logits(obs), -1),)
+
+    @staticmethod
+    def log_prob(dist, action):
+        return dist[0].gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def entropy(dist):
+        return -(dist[0].exp() * dist[0]).sum(-1)
+
+    @staticmethod
+    def kl(old, new):
+        return (old[0].exp() * (old[0] - new[0])).sum(-1)
+
+    def actor(self):
+        """Lean acting path: inverse-CDF sampling of softmax(logits) with one uniform draw per state."""
+        logits = numpy_mlp(self.logits)
+
+        def act(obs, rng):
+            cdf = np.cumsum(np.exp(logits(obs) - logits(obs).max(-1, keepdims=True)), -1)
+            u = rng.random((len(obs), 1)) * cdf[:, -1:]
+            return np.minimum((cdf < u).sum(-1), cdf.shape[1] - 1).astype(np.float32)
+        return act
+
+
+# ---------------------------------------------------------------- the trust-region step (the only part that differs)
+def flat_grad(y, params, **kwargs):
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(y, params, **kwargs)])
+
+
+def conjugate_gradient(matrix_vector_product, b, iters, tolerance=1e-10):
+    """Solve A x = b for symmetric positive-definite A, given only products A v
+    (Nocedal & Wright 2006, Algorithm 5.2; TRPO App. C)."""
+    x, residual = torch.zeros_like(b), b.clone()
+    direction, rr = b.clone(), b @ b
+    for _ in range(iters):
+        a_dir = matrix_vector_product(direction)
+        alpha = rr / (direction @ a_dir)
+        x += alpha * direction
+        residual -= alpha * a_dir
+        rr_new = residual @ residual
+        if rr_new < tolerance:
+            break
+        direction = residual + (rr_new / rr) * direction
+        rr = rr_new
+    return x
+
+
+def fisher_vector_product(policy, obs, old_dist, v):
+    """F v with F = ∇²_θ KL̄(θ_old, θ) at θ = θ_old (App. C.1): the gradient of (∇KL̄ · v)."""
+    params = list(policy.parameters())
+    kl = policy.kl(old_dist, policy(obs)).mean()
+    return flat_grad(flat_grad(kl, params, create_graph=True) @ v, params)
+
+
+def line_search(policy, full_step, evaluate, surrogate_old, max_kl, coef, iters):
+    """Try θ_old + coef^j · full_step, j = 0 … iters−1; keep the first with KL̄ ≤ δ and a surrogate
+    above surrogate_old. evaluate() → (surrogate, mean KL) at the current parameters.
+    Returns (steps tried, accepted); on rejection the old parameters are restored exactly."""
+    old_params = nn.utils.parameters_to_vector(policy.parameters()).clone()
+    for j in range(iters):
+        nn.utils.vector_to_parameters(old_params + coef ** j * full_step, policy.parameters())
+        surrogate, kl = evaluate()
+        if kl <= max_kl and surrogate > surrogate_old:
+            return j + 1, True
+    nn.utils.vector_to_parameters(old_params, policy.parameters())
+    return iters, False
+
+
+def trpo_step(policy, obs, actions, advantages, old_dist, args):
+    """One TRPO policy update on a batch (steps 1-4 of the module docstring)."""
+    params = list(policy.parameters())
+    old_logp = policy.log_prob(old_dist, actions)
+
+    def evaluate():
+        with torch.no_grad():
+            dist = policy(obs)
+            ratio = (policy.log_prob(dist, actions) - old_logp).exp()
+            return (ratio * advantages).mean().item(), policy.kl(old_dist, dist).mean().item()
+
+    dist = policy(obs)
+    surrogate = ((policy.log_prob(dist, actions) - old_logp).exp() * advantages).mean()
+    g = flat_grad(surrogate, params)
+    fvp = lambda v: fisher_vector_product(policy, obs, old_dist, v) + args.cg_damping * v  # noqa: E731
+    x = conjugate_gradient(fvp, g, args.cg_iters)
+    xFx = (x @ fvp(x)).item()
+    if not (xFx > 0 and math.isfinite(xFx)):  # zero gradient: no direction to step in
+        return dict(surrogate=surrogate.item(), grad_norm=g.norm().item(), steps=0, accepted=False)
+    full_step = math.sqrt(2 * args.max_kl / xFx) * x
+    steps, accepted = line_search(policy, full_step, evaluate, surrogate.item(), args.max_kl,
+                                  args.backtrack_coef, args.backtrack_iters)
+    return dict(surrogate=evaluate()[0], grad_norm=g.norm().item(), steps=steps, accepted=accepted)
+
+
+# ---------------------------------------------------------------- run contract: files and metadata
+PROGRESS_COLUMNS = ["algo", "env_id", "seed", "iteration", "global_step", "walltime_s", "sps", "rollout_s",
+                    "update_s", "ep_count", "ep_return_mean", "ep_return_std", "ep_length_mean", "return_last100",
+                    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "kl_beta", "update_steps",
+                    "early_stopped", "line_search_steps", "step_accepted", "explained_variance", "learning_rate",
+                    "grad_norm"]
+EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
+
+
+class RunFiles:
+    """CSV files written under a '.partial' suffix and renamed only when the run succeeds."""
+
+    def __init__(self, out):
+        os.makedirs(out, exist_ok=True)
+        self.out = out
+        for name in ("progress.csv", "episodes.csv", "run.json"):  # a rerun never leaves stale results
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+        self.files = {n: open(os.path.join(out, n + ".csv.partial"), "w", newline="") for n in ("progress", "episodes")}
+        self.writers = {n: csv.writer(f) for n, f in self.files.items()}
+        self.writers["progress"].writerow(PROGRESS_COLUMNS)
+        self.writers["episodes"].writerow(EPISODE_COLUMNS)
+
+    def write(self, name, rows):
+        self.writers[name].writerows(rows)
+        self.files[name].flush()
+
+    def publish(self, meta):
+        for name, f in self.files.items():
+            f.close()
+            os.replace(f.name, os.path.join(self.out, name + ".csv"))
+        tmp = os.path.join(self.out, "run.json.partial")
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(tmp, os.path.join(self.out, "run.json"))
+
+    def abandon(self):
+        for f in self.files.values():
+            f.close()
+
+
+def code_version():
+    """The git commit, whether this file differs from it, and this file's hash (taken at start)."""
+    here = os.path.abspath(__file__)
+
+    def git(*cmd):
+        try:
+            return subprocess.run(["git", *cmd], cwd=os.path.dirname(here), capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except OSError:
+            return ""
+    with open(here, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--", here)),
+            "script_sha256": digest}
+
+
+def run_metadata(args, code, start, end):
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    try:
+        import mujoco
+        mujoco_version = mujoco.__version__
+    except ImportError:
+        mujoco_version = None
+    return {"algo": ALGO, "args": dataclasses.asdict(args), "seed": args.seed,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                         "gymnasium": gym.__version__, "mujoco": mujoco_version},
+            **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
+            "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),
+            "end_time": datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(),
+            "walltime_s": end - start, "exit_status": "success"}
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+def check_finite(iteration, **quantities):
+    for name, value in quantities.items():
+        if isinstance(value, torch.nn.Module):
+            for pname, p in value.named_parameters():
+                if not torch.isfinite(p).all():
+                    raise NonFiniteError(f"iteration {iteration}: parameter {name}.{pname} is not finite")
+        elif not math.isfinite(value):
+            raise NonFiniteError(f"iteration {iteration}: {name} is {value}")
+
+
+# ---------------------------------------------------------------- training
+def train(args: Args, quiet=False, on_batch=None):
+    """Train TRPO as configured; returns the run directory. Raises UsageError on bad input.
+    on_batch(dict of the iteration's (T, N) arrays), if given, sees each batch (tests use it)."""
+    validate(args)
+    out = args.out or default_out(args)
+    torch.set_num_threads(args.threads)
+    start, code = time.time(), code_version()
+
+    # One root seed → independent streams (DESIGN §4): envs, network init, action noise, minibatch shuffles.
+    env_seeds, init_seed, act_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(4)
+    torch.manual_seed(int(init_seed.generate_state(1)[0]))
+    act_rng, shuffle_rng = np.random.default_rng(act_seed), np.random.default_rng(shuffle_seed)
+    envs = [gym.make(args.env_id) for _ in range(args.num_envs)]
+    obs_space, act_space = envs[0].observation_space, envs[0].action_space
+    obs_dim = int(np.prod(obs_space.shape))
+    discrete = isinstance(act_space, gym.spaces.Discrete)
+    if discrete:
+        policy = CategoricalPolicy(obs_dim, int(act_space.n), args.ortho_init)
+        act_shape = ()
+    else:
+        policy = GaussianPolicy(obs_dim, int(np.prod(act_space.shape)), args.ortho_init)
+        act_shape = act_space.shape
+    value_fn = mlp(obs_dim, 1, 1.0, args.ortho_init)
+    v_opt = torch.optim.Adam(value_fn.parameters(), lr=args.vf_lr, fused=True)
+
+    low, high = (None, None) if discrete else (act_space.low, act_space.high)
+    obs_rms, ret_rms = RunningMeanStd(obs_dim), RunningMeanStd()
+    discounted_return = [0.0] * args.num_envs
+
+    def normalise_obs(raw):
+        raw = np.asarray(raw, dtype=np.float64).reshape(obs_dim)
+        if not args.norm_obs:
+            return raw
+        obs_rms.update(raw)
+        return np.clip((raw - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -args.obs_clip, args.obs_clip)
+
+    def scale_reward(r, i, done):
+        # divide by the running std of the discounted return γR_{t-1} + r_t (Engstrom et al. 2020 §3)
+        if not args.scale_rewards:
+            return r
+        discounted_return[i] = discounted_return[i] * args.gamma + r
+        ret_rms.update(discounted_return[i])
+        if done:
+            discounted_return[i] = 0.0
+        return min(max(r / math.sqrt(ret_rms.var + 1e-8), -args.reward_clip), args.reward_clip)
+
+    T, N = args.batch_size // args.num_envs, args.num_envs
+    batch_size, num_iterations = T * N, args.total_timesteps // (T * N)
+    obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    act_buf = np.zeros((T, N) + act_shape, np.float32)
+    rew_buf, term_buf, end_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+
+    obs = np.stack([normalise_obs(env.reset(seed=int(s))[0]) for env, s in
+                    zip(envs, env_seeds.generate_state(N))]).astype(np.float32)  # seeded once, at the first reset
+    ep_return, ep_length = np.zeros(N), np.zeros(N, int)
+    episode_returns, global_step = [], 0
+    files = RunFiles(out)
+    try:
+        for iteration in range(1, num_iterations + 1):
+            # ---- rollout: T steps in each of N environments with the current policy
+            t0, new_episodes, act = time.time(), [], policy.actor()
+            for t in range(T):
+                obs_buf[t] = obs
+                act_buf[t] = action = act(obs, act_rng)
+                for i, env in enumerate(envs):
+                    # the env gets the clipped action; the buffer keeps the sampled one (Huang et al. 2022)
+                    env_action = int(action[i]) if discrete else np.minimum(np.maximum(action[i], low), high)
+                    raw_next, reward, terminated, truncated, _ = env.step(env_action)
+                    global_step += 1
+                    ep_return[i] += reward
+                    ep_length[i] += 1
+                    done = terminated or truncated
+                    rew_buf[t, i] = scale_reward(reward, i, done)
+                    term_buf[t, i] = terminated or (truncated and not args.bootstrap_truncation)
+                    end_buf[t, i] = done
+                    next_obs_buf[t, i] = normalise_obs(raw_next)  # the real final observation if done
+                    if done:
+                        new_episodes.append((global_step, float(ep_return[i]), int(ep_length[i]), int(terminated)))
+                        ep_return[i], ep_length[i] = 0.0, 0
+                        obs[i] = normalise_obs(env.reset()[0])
+                    else:
+                        obs[i] = next_obs_buf[t, i]
+            rollout_s = time.time() - t0
+
+            # ---- values and GAE(λ) advantages, batched over the whole rollout
+            t0 = time.time()
+            b_obs, b_act = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)), torch.from_numpy(act_buf.reshape((batch_size,) + act_shape))
+            with torch.no_grad():
+                old_dist = tuple(x.clone() for x in policy(b_obs))  # frozen π_old (clone: log σ is a view)
+                values = value_fn(b_obs).squeeze(-1).numpy().reshape(T, N)
+                next_values = value_fn(torch.from_numpy(next_obs_buf)).squeeze(-1).numpy()
+            advantages, returns = gae(rew_buf, values, next_values, term_buf, end_buf, args.gamma, args.gae_lambda)
+            if on_batch:
+                on_batch(dict(obs=obs_buf, next_obs=next_obs_buf, actions=act_buf, rewards=rew_buf, terminated=term_buf,
+                              ends=end_buf, values=values, next_values=next_values, advantages=advantages))
+            b_adv, b_ret = torch.from_numpy(advantages.reshape(-1)), torch.from_numpy(returns.reshape(-1))
+            if args.norm_adv:
+                b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+            explained_var = 1 - np.var(returns - values) / np.var(returns) if np.var(returns) > 0 else float("nan")
+
+            # ---- the trust-region policy step
+            step = trpo_step(policy, b_obs, b_act, b_adv, old_dist, args)
+
+            # ---- value regression on the GAE(λ) returns
+            v_losses = []
+            for _ in range(args.vf_epochs):
+                for mb in torch.from_numpy(shuffle_rng.permutation(batch_size)).split(args.vf_minibatch_size):
+                    v_loss = ((value_fn(b_obs[mb]).squeeze(-1) - b_ret[mb]) ** 2).mean()
+                    v_opt.zero_grad()
+                    v_loss.backward()
+                    v_opt.step()
+                    v_losses.append(v_loss.detach())
+            with torch.no_grad():
+                approx_kl = policy.kl(old_dist, policy(b_obs)).mean().item()
+                entropy = policy.entropy(old_dist).mean().item()
+            value_loss = torch.stack(v_losses).mean().item()
+            update_s = time.time() - t0
+
+            # ---- log
+            check_finite(iteration, policy_loss=-step["surrogate"], value_loss=value_loss,
+                         approx_kl=approx_kl, policy=policy, value_function=value_fn)
+            episode_returns += [e[1] for e in new_episodes]
+            returns_now = np.array([e[1] for e in new_episodes])
+            walltime = time.time() - start
+            row = [ALGO, args.env_id, args.seed, iteration, global_step, walltime, batch_size / (rollout_s + update_s),
+                   rollout_s, update_s, len(new_episodes),
+                   float(returns_now.mean()) if len(returns_now) else float("nan"),
+                   float(returns_now.std()) if len(returns_now) else float("nan"),
+                   float(np.mean([e[2] for e in new_episodes])) if new_episodes else float("nan"),
+                   float(np.mean(episode_returns[-100:])) if episode_returns else float("nan"),
+                   -step["surrogate"], value_loss, entropy, approx_kl, float("nan"), float("nan"), 1,
+                   float("nan"), step["steps"], int(step["accepted"]), float(explained_var), float("nan"),
+                   step["grad_norm"]]
+            files.write("progress", [row])
+            files.write("episodes", new_episodes)
+            if not quiet:
+                report_progress(iteration, num_iterations, global_step, row[6], row[13])
+        files.publish(run_metadata(args, code, start, time.time()))
+    except BaseException:
+        files.abandon()
+        raise
+    finally:
+        for env in envs:
+            env.close()
+    return out
+
+
+def report_progress(iteration, num_iterations, step, sps, last100):
+    line = f"iter {iteration}/{num_iterations}  step {step}  sps {sps:,.0f}  return(last100) {last100:.1f}"
+    if sys.stdout.isatty():
+        print("\r" + line, end="\n" if iteration == num_iterations else "", flush=True)
+    elif iteration % max(1, num_iterations // 20) == 0 or iteration == num_iterations:
+        print(line, flush=True)
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+        train(args)
+    except (UsageError, NonFiniteError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
