@@ -174,8 +174,8 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
 
 
 # ---------------------------------------------------------------- networks
-def mlp(n_in, n_out, out_gain, ortho):
-    layers = [nn.Linear(n_in, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, n_out)]
+def mlp(n_in, n_out, out_gain, ortho, hidden=64):
+    layers = [nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_out)]
     if ortho:
         for layer, gain in zip(layers[::2], (math.sqrt(2), math.sqrt(2), out_gain)):
             nn.init.orthogonal_(layer.weight, gain)
@@ -197,9 +197,9 @@ def numpy_mlp(net):
 class GaussianPolicy(nn.Module):
     """π(a|s) = N(μ_θ(s), diag(σ²)), log σ a state-independent parameter initialised to 0."""
 
-    def __init__(self, obs_dim, act_dim, ortho):
+    def __init__(self, obs_dim, act_dim, ortho, hidden=64):
         super().__init__()
-        self.mean = mlp(obs_dim, act_dim, 0.01, ortho)
+        self.mean = mlp(obs_dim, act_dim, 0.01, ortho, hidden)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
 
     def forward(self, obs):
@@ -230,9 +230,9 @@ class GaussianPolicy(nn.Module):
 class CategoricalPolicy(nn.Module):
     """π(a|s) = softmax(logits_θ(s))."""
 
-    def __init__(self, obs_dim, n_actions, ortho):
+    def __init__(self, obs_dim, n_actions, ortho, hidden=64):
         super().__init__()
-        self.logits = mlp(obs_dim, n_actions, 0.01, ortho)
+        self.logits = mlp(obs_dim, n_actions, 0.01, ortho, hidden)
 
     def forward(self, obs):
         return (torch.log_softmax(self.logits(obs), -1),)
