@@ -62,3 +62,29 @@ def without_clock(rows):
 @pytest.fixture(scope="session")
 def ppo():
     return load_algorithm("ppo")
+
+
+def assert_usage_error(module, tmp_path, capsys, argv, flag):
+    """main(argv) exits 2 with one stderr line 'error: <flag>: …' and starts nothing."""
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(argv + ([] if "--out" in argv else ["--out", str(tmp_path / "run")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {flag}:"), err
+    assert not (tmp_path / "run" / "progress.csv.partial").exists()
+
+
+@pytest.fixture(scope="session")
+def vpg():
+    return load_algorithm("vpg")
+
+
+@pytest.fixture(scope="session")
+def trpo():
+    return load_algorithm("trpo")
+
+
+# The smallest configuration of each algorithm: one 8-step batch, one update.
+TINY = {"ppo": dict(num_steps=8, minibatch_size=8, update_epochs=1),
+        "vpg": dict(batch_size=8, train_v_iters=2),
+        "trpo": dict(batch_size=8, vf_minibatch_size=8, vf_epochs=1)}
