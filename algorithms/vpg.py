@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -331,7 +332,8 @@ def run_metadata(args, code, start, end):
             **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
             "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),
             "end_time": datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(),
-            "walltime_s": end - start, "exit_status": "success"}
+            "walltime_s": end - start, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "exit_status": "success"}
 
 
 class NonFiniteError(RuntimeError):
