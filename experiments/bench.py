@@ -1,0 +1,96 @@
+"""Throughput benchmark: training steps per second against the simulator's own speed.
+
+For each algorithm × environment, in one process and one thread:
+  env_sps    the environment alone, stepped with uniformly random actions drawn in advance;
+  train_sps  the algorithm with its paper defaults, over whole iterations (rollout + update),
+             the first iteration left out as warm-up;
+and their ratio (overhead ratio = env_sps / train_sps), plus the rollout/update split.
+Rows are appended to --csv with the machine description; --figure draws the table.
+
+  python experiments/bench.py --label after
+  git show 6f5db84:algorithms/ppo.py > /tmp/before/ppo.py
+  python experiments/bench.py --label before --algorithm-dir /tmp/before --algos ppo
+
+This is a measurement, never a test: the numbers depend on the machine and its load.
+"""
+import argparse
+import datetime
+import importlib.util
+import os
+import pathlib
+import platform
+import tempfile
+import time
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# total steps timed per algorithm: whole iterations of each algorithm's default batch
+STEPS = {"ppo": 2048 * 11, "vpg": 4000 * 6, "trpo": 1024 * 21}
+
+
+def machine():
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, 1 thread"
+
+
+def env_only_sps(env_id, steps, seed=0):
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    space = env.action_space
+    actions = np.random.default_rng(seed).uniform(space.low, space.high, (steps,) + space.shape).astype(space.dtype)
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def training_split(algorithm_file, env_id, steps):
+    spec = importlib.util.spec_from_file_location(f"bench_{algorithm_file.stem}", algorithm_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as out:
+        module.train(module.Args(env_id=env_id, total_timesteps=steps, out=out), quiet=True)
+        progress = pd.read_csv(f"{out}/progress.csv").iloc[1:]  # first iteration: warm-up
+    batch = progress.global_step.diff().iloc[-1] if len(progress) > 1 else progress.global_step.iloc[0]
+    rollout, update = progress.rollout_s.sum(), progress.update_s.sum()
+    return len(progress) * batch / (rollout + update), rollout, update
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", nargs="+", default=["ppo", "trpo", "vpg"])
+    parser.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
+    parser.add_argument("--label", required=True, help="name of the code version measured, e.g. before / after")
+    parser.add_argument("--algorithm-dir", default=str(ROOT / "algorithms"), help="where the algorithm files are")
+    parser.add_argument("--env-steps", type=int, default=30000)
+    parser.add_argument("--csv", default=str(ROOT / "results/bench/throughput.csv"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for env_id in args.envs:
+        for algo in args.algos:
+            env_sps = env_only_sps(env_id, args.env_steps)
+            train_sps, rollout, update = training_split(pathlib.Path(args.algorithm_dir) / f"{algo}.py", env_id, STEPS[algo])
+            rows.append(dict(label=args.label, algo=algo, env_id=env_id, env_sps=round(env_sps), train_sps=round(train_sps),
+                             overhead_ratio=round(env_sps / train_sps, 2), rollout_share=round(rollout / (rollout + update), 3),
+                             machine=machine(), date=datetime.date.today().isoformat()))
+            print(" ".join(f"{k}={v}" for k, v in rows[-1].items() if k not in ("machine", "date")), flush=True)
+    os.makedirs(os.path.dirname(args.csv), exist_ok=True)
+    table = pd.DataFrame(rows)
+    if os.path.exists(args.csv):
+        old = pd.read_csv(args.csv)
+        table = pd.concat([old[old.label != args.label], table], ignore_index=True)  # a label's rerun replaces it
+    table.to_csv(args.csv, index=False)
+    print(f"machine: {machine()}\nwrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
