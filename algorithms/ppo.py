@@ -484,6 +484,7 @@ def train(args: Args, quiet=False, on_batch=None):
             # ---- update: epochs of shuffled minibatches
             stats = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_frac": [], "grad_norm": []}
             policy_active, max_norm = True, args.max_grad_norm or float("inf")
+            needs_kl = args.objective.startswith("kl_") or args.target_kl is not None  # per-state KL[π_old ‖ π_θ]
             for epoch in range(args.update_epochs):
                 perm = torch.from_numpy(shuffle_rng.permutation(batch_size))
                 for mb in perm.split(args.minibatch_size):
@@ -496,7 +497,7 @@ def train(args: Args, quiet=False, on_batch=None):
                     loss = v_loss = 0.5 * v_loss.mean()
                     if policy_active:
                         dist = policy(b_obs[mb])
-                        kl = policy.kl(tuple(x[mb] for x in old_dist), dist)
+                        kl = policy.kl(tuple(x[mb] for x in old_dist), dist) if needs_kl else None
                         if args.target_kl is not None:  # Spinning Up's early stopping, checked before each step
                             policy_active = not should_stop_early(kl.mean().item(), args.target_kl)
                     if policy_active:

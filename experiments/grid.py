@@ -1,0 +1,166 @@
+"""The experiment grid: validate experiments/config.yaml and expand it into runs.
+
+Used by the Snakefile (experiments/rules/common.smk), by analysis/ and by the tests; it needs
+no Snakemake. Validation happens before any job is planned and stops at the first problem
+with one line naming the config key (ConfigError).
+"""
+import dataclasses
+import functools
+import importlib.util
+import pathlib
+import tempfile
+from typing import NamedTuple
+
+import gymnasium as gym
+import jsonschema
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "experiments" / "config.yaml"
+SCHEMA = ROOT / "experiments" / "config.schema.yaml"
+WORKFLOW_ARGS = {"env_id", "seed", "total_timesteps", "out", "threads"}  # set per job by the workflow
+
+
+class ConfigError(ValueError):
+    """A problem in the config, as 'key.path: what is wrong'."""
+
+
+class Run(NamedTuple):
+    variant: str
+    env: str
+    seed: int
+
+
+def load(path=CONFIG):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+@functools.cache
+def algorithm(algo):
+    """The algorithm file as a module (imported by path: the files are standalone)."""
+    spec = importlib.util.spec_from_file_location(f"grid_{algo}", ROOT / "algorithms" / f"{algo}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def experiment_variants(config, scale, experiment):
+    chosen = config["scales"][scale]["experiments"].get(experiment, {})
+    return chosen.get("variants", config["experiments"][experiment]["variants"])
+
+
+def experiment_runs(config, scale, experiment):
+    chosen = config["scales"][scale]["experiments"].get(experiment)
+    if not chosen or experiment == "random":
+        return []
+    return [Run(v, env, seed) for v in experiment_variants(config, scale, experiment)
+            for env in chosen["envs"] for seed in chosen["seeds"]]
+
+
+def runs(config, scale):
+    """Every training run of a scale, each once however many experiments share it."""
+    return sorted({r for exp in config["experiments"] for r in experiment_runs(config, scale, exp)})
+
+
+def random_envs(config, scale):
+    exps = config["scales"][scale]["experiments"]
+    return sorted({env for name in exps for env in exps[name]["envs"]})
+
+
+def steps(config, scale, env):
+    return config["scales"][scale].get("env_steps", {}).get(env, config["scales"][scale]["steps"])
+
+
+def run_args(config, scale, variant, env):
+    """The algorithm's arguments for one run, with the key each came from (for error messages)."""
+    spec = config["variants"][variant]
+    layers = [(f"scales.{scale}.algo_args.{spec['algo']}", config["scales"][scale].get("algo_args", {}).get(spec["algo"], {})),
+              (f"variants.{variant}.args", spec["args"]),
+              (f"variants.{variant}.env_args.{env}", spec.get("env_args", {}).get(env, {}))]
+    merged, source = {}, {}
+    for key, layer in layers:
+        for name, value in layer.items():
+            merged[name], source[name] = value, f"{key}.{name}"
+    return merged, source
+
+
+def cli_args(config, scale, variant, env):
+    """The run's command-line flags beyond env, seed, steps and out, in a stable order."""
+    flags = []
+    for name, value in sorted(run_args(config, scale, variant, env)[0].items()):
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            flags.append(f"{flag} {value}")
+    return " ".join(flags)
+
+
+def _type_ok(field, value):
+    if value is None:
+        return field.default is None
+    if field.type is bool:
+        return isinstance(value, bool)
+    if field.type is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if field.type is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, field.type)
+
+
+def check(config):
+    """Raise ConfigError on the first problem: schema, names, arguments, ranges, env ids."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{key}: {error.message}")
+    for name, exp in config["experiments"].items():
+        for i, variant in enumerate(exp["variants"]):
+            if variant not in config["variants"]:
+                raise ConfigError(f"experiments.{name}.variants[{i}]: unknown variant {variant!r}")
+    for variant, spec in config["variants"].items():
+        fields = {f.name: f for f in dataclasses.fields(algorithm(spec["algo"]).Args)}
+        for key, layer in [("args", spec["args"])] + [(f"env_args.{e}", a) for e, a in spec.get("env_args", {}).items()]:
+            for name, value in layer.items():
+                where = f"variants.{variant}.{key}.{name}"
+                if name in WORKFLOW_ARGS:
+                    raise ConfigError(f"{where}: set by the workflow, not by a variant")
+                if name not in fields:
+                    raise ConfigError(f"{where}: {spec['algo']}.py has no argument --{name.replace('_', '-')}")
+                if not _type_ok(fields[name], value):
+                    raise ConfigError(f"{where}: expected {fields[name].type.__name__}, got {value!r}")
+    for scale, sc in config["scales"].items():
+        for algo, layer in sc.get("algo_args", {}).items():
+            fields = {f.name: f for f in dataclasses.fields(algorithm(algo).Args)}
+            for name, value in layer.items():
+                if name in WORKFLOW_ARGS or name not in fields or not _type_ok(fields[name], value):
+                    raise ConfigError(f"scales.{scale}.algo_args.{algo}.{name}: not a settable {algo}.py argument "
+                                      f"of this type ({value!r})")
+        for exp, chosen in sc["experiments"].items():
+            for i, env in enumerate(chosen["envs"]):
+                if env not in gym.registry:
+                    raise ConfigError(f"scales.{scale}.experiments.{exp}.envs[{i}]: unknown environment {env!r}")
+            for i, variant in enumerate(chosen.get("variants", [])):
+                if variant not in config["variants"]:
+                    raise ConfigError(f"scales.{scale}.experiments.{exp}.variants[{i}]: unknown variant {variant!r}")
+        _check_ranges(config, scale)
+
+
+def _check_ranges(config, scale):
+    """Each (variant, env) of the scale through its algorithm's own validate(): ranges, batch sizes."""
+    seen = set()
+    with tempfile.TemporaryDirectory() as out:
+        for run in runs(config, scale):
+            if (run.variant, run.env) in seen:
+                continue
+            seen.add((run.variant, run.env))
+            module = algorithm(config["variants"][run.variant]["algo"])
+            args, source = run_args(config, scale, run.variant, run.env)
+            try:
+                module.validate(module.Args(env_id=run.env, total_timesteps=steps(config, scale, run.env), out=out, **args))
+            except module.UsageError as e:
+                flag = str(e).split(":", 1)[0].lstrip("-").replace("-", "_")
+                key = source.get(flag, f"scales.{scale}.steps" if flag == "total_timesteps" else f"scales.{scale}")
+                raise ConfigError(f"{key}: {e}") from None

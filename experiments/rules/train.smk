@@ -1,0 +1,55 @@
+# One training run: algorithm file × variant arguments × env × seed, one core.
+
+
+rule train:
+    input:
+        script=train_script,
+    output:
+        progress=RUN_DIR + "/progress.csv",
+        episodes=RUN_DIR + "/episodes.csv",
+        meta=RUN_DIR + "/run.json",
+    log:
+        "results/{scale}/logs/train/{variant}/{env}/seed{seed}.log",
+    benchmark:
+        "results/{scale}/benchmarks/train/{variant}/{env}/seed{seed}.tsv"
+    params:
+        args=train_args,
+        steps=train_steps,
+        out=lambda wildcards, output: os.path.abspath(os.path.dirname(output.meta)),
+    threads: 1
+    resources:
+        runtime=train_runtime,
+        mem_mb=1500,
+    conda:
+        "../envs/pgrepro.yaml"
+    group:
+        "train"
+    shell:
+        # run from a scratch directory so MuJoCo's MUJOCO_LOG.TXT never lands in the repository;
+        # torch and BLAS get exactly the rule's threads
+        "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+        "python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} --total-timesteps {params.steps} "
+        "--threads {threads} --out {params.out:q} {params.args}) > {log:q} 2>&1"
+
+
+rule random_policy:
+    input:
+        script=os.path.join(workflow.basedir, "experiments", "random_policy.py"),
+    output:
+        "results/{scale}/random/{env}.csv",
+    log:
+        "results/{scale}/logs/random/{env}.log",
+    benchmark:
+        "results/{scale}/benchmarks/random/{env}.tsv"
+    params:
+        episodes=lambda wildcards: config["scales"][wildcards.scale]["random_episodes"],
+        out=lambda wildcards, output: os.path.abspath(output[0]),
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=1000,
+    conda:
+        "../envs/pgrepro.yaml"
+    shell:
+        "(cd {resources.tmpdir} && python {input.script:q} --env-id {wildcards.env} --episodes {params.episodes} "
+        "--seed 0 --out {params.out:q}) > {log:q} 2>&1"
