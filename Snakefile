@@ -11,9 +11,13 @@ configfile: "experiments/config.yaml"
 
 include: "experiments/rules/common.smk"
 include: "experiments/rules/train.smk"
+include: "experiments/rules/analysis.smk"
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+report: "experiments/report/workflow.rst"

@@ -3,8 +3,8 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(workflow.basedir, "experiments"))
-import grid
+sys.path.insert(0, workflow.basedir)
+from experiments import grid
 
 try:
     grid.check(config)
@@ -12,7 +12,6 @@ except grid.ConfigError as error:
     sys.exit(f"config error: {error}")
 
 SCALE = config["scale"]
-RUN_DIR = "results/{scale}/runs/{variant}/{env}/seed{seed}"
 
 
 wildcard_constraints:
@@ -22,13 +21,41 @@ wildcard_constraints:
     env=r"[^/]+",
 
 
-def run_files(runs, name):
-    return [f"results/{SCALE}/runs/{r.variant}/{r.env}/seed{r.seed}/{name}" for r in runs]
+ANALYSED = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+
+
+def run_files(scale, runs, name):
+    return [f"results/{scale}/runs/{r.variant}/{r.env}/seed{r.seed}/{name}" for r in runs]
+
+
+def random_files(scale):
+    return expand("results/{scale}/random/{env}.csv", scale=scale, env=grid.random_envs(config, scale))
+
+
+def analysed(scale):
+    return [e for e in ANALYSED if e in config["scales"][scale]["experiments"]]
+
+
+def experiment_inputs(wildcards):
+    runs = grid.experiment_runs(config, wildcards.scale, wildcards.experiment)
+    return run_files(wildcards.scale, runs, "run.json") + random_files(wildcards.scale)
+
+
+def report_inputs(wildcards):
+    return expand(
+        "results/{scale}/{kind}/{experiment}.{ext}",
+        scale=wildcards.scale,
+        kind=["tables"],
+        experiment=analysed(wildcards.scale),
+        ext=["csv", "md"],
+    ) + expand("results/{scale}/figures/{experiment}.png", scale=wildcards.scale, experiment=analysed(wildcards.scale))
 
 
 def all_outputs():
-    return run_files(grid.runs(config, SCALE), "run.json") + expand(
-        "results/{scale}/random/{env}.csv", scale=SCALE, env=grid.random_envs(config, SCALE)
+    return (
+        run_files(SCALE, grid.runs(config, SCALE), "run.json")
+        + random_files(SCALE)
+        + [f"results/{SCALE}/REPORT.md"]
     )
 
 

@@ -5,9 +5,9 @@ rule train:
     input:
         script=train_script,
     output:
-        progress=RUN_DIR + "/progress.csv",
-        episodes=RUN_DIR + "/episodes.csv",
-        meta=RUN_DIR + "/run.json",
+        progress="results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv",
+        episodes="results/{scale}/runs/{variant}/{env}/seed{seed}/episodes.csv",
+        meta="results/{scale}/runs/{variant}/{env}/seed{seed}/run.json",
     log:
         "results/{scale}/logs/train/{variant}/{env}/seed{seed}.log",
     benchmark:

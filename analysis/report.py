@@ -1,0 +1,175 @@
+"""results/<scale>/REPORT.md: protocol, versions, compute, every figure and table, and a short
+factual reading of each beside the published result.
+
+  python -m analysis.report results/quick --scale quick       # after analysis.experiments
+  python -m analysis.report results/validation --summary      # any run directory: scores per run
+
+The readings are generated from the tables, so they always describe the numbers shown.
+"""
+import argparse
+import datetime
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+from analysis.experiments import TABLE1_SETTINGS
+from analysis.load import load_runs
+from experiments import grid
+
+EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+
+
+def summary(scale_dir):
+    """Final score per run and per (variant, env): mean ± std over seeds, steps, speed, memory."""
+    runs, progress, episodes = load_runs(scale_dir, allow_mixed_versions=True)
+    scores = stats.final_scores(episodes).merge(runs, on=["variant", "env", "seed"])
+    sps = progress.groupby(["variant", "env", "seed"]).sps.median().rename("median_sps").reset_index()
+    scores = scores.merge(sps, on=["variant", "env", "seed"])
+    rows = []
+    for (variant, env), g in scores.groupby(["variant", "env"]):
+        rows.append({"variant": variant, "env": env, "seeds": len(g), "steps": int(g.steps.max()),
+                     "final score (mean ± std)": f"{g.score.mean():.1f} ± {g.score.std(ddof=0):.1f}",
+                     "per seed": ", ".join(f"{s:.1f}" for s in g.sort_values("seed").score),
+                     "median SPS": f"{g.median_sps.median():,.0f}",
+                     "peak RSS (MB)": f"{g.peak_rss_mb.max():.0f}" if g.peak_rss_mb.notna().any() else "n/a"})
+    return pd.DataFrame(rows), runs
+
+
+def versions_text(runs):
+    cols = [c for c in runs.columns if c.startswith("v_")]
+    versions = runs[cols].drop_duplicates()
+    lines = [", ".join(f"{c[2:]} {v}" for c, v in row.items()) for _, row in versions.iterrows()]
+    commits = ", ".join(sorted(runs.git_commit.str[:7].unique()))
+    return "; ".join(lines) + f". Code: git commit(s) {commits}. CPU: {', '.join(runs.cpu.unique())}."
+
+
+def compute_text(scale_dir, runs):
+    bench = list(pathlib.Path(scale_dir, "benchmarks").rglob("*.tsv"))
+    text = (f"{len(runs)} training runs, {runs.steps.sum():,} environment steps, "
+            f"{runs.walltime_s.sum() / 3600:.2f} core-hours of training (sum of run.json wall times, one thread each); "
+            f"largest peak resident memory of a run {runs.peak_rss_mb.max():.0f} MB.")
+    if bench:
+        b = pd.concat([pd.read_csv(p, sep="\t") for p in bench])
+        text += f" Snakemake benchmarks: {len(b)} jobs, {b.s.sum() / 3600:.2f} job-hours, max RSS {b.max_rss.max():.0f} MB."
+    return text
+
+
+def reading_curves(table, higher_than=None):
+    lines = []
+    for env, g in table.groupby("env", sort=False):
+        order = g.sort_values("mean", ascending=False)
+        lines.append(f"- {env}: " + " > ".join(f"{r.variant} ({r.mean:.1f})" for r in order.itertuples()) + ".")
+        if higher_than:
+            low_name, high_names = higher_than
+            low = g[g.variant == low_name]
+            for name in high_names:
+                high = g[g.variant == name]
+                if len(low) and len(high):
+                    h, lo = high.iloc[0], low.iloc[0]
+                    verdict = ("higher, with non-overlapping 95% intervals" if h.ci_low > lo.ci_high else
+                               "higher, but the 95% intervals overlap" if h["mean"] > lo["mean"] else "not higher")
+                    lines.append(f"  - {name} vs {low_name}: {verdict}.")
+    return "\n".join(lines)
+
+
+def reading_gae(table):
+    lines = []
+    for env, g in table.groupby("env", sort=False):
+        best = g.loc[g["mean"].idxmax()]
+        inside = 0.9 <= best["lambda"] <= 0.99
+        lines.append(f"- {env}: best λ = {best['lambda']:g} (score {best['mean']:.1f}); "
+                     f"{'inside' if inside else 'outside'} the GAE paper's recommended range [0.9, 0.99]. "
+                     f"λ = 0 scores {g[g['lambda'] == 0]['mean'].mean():.1f}, λ = 1 scores {g[g['lambda'] == 1]['mean'].mean():.1f}.")
+    return "\n".join(lines)
+
+
+def reading_objectives(table):
+    t1 = table[table.variant.isin(TABLE1_SETTINGS)].dropna(subset=["paper"])
+    lines = []
+    if len(t1) >= 3:
+        rho = t1["mean"].rank().corr(t1.paper.rank())
+        lines.append(f"- Rank correlation (Spearman) between our mean normalised scores and the paper's over the "
+                     f"{len(t1)} Table 1 settings: {rho:.2f}.")
+    best = table.loc[table["mean"].idxmax()]
+    worst = t1.loc[t1["mean"].idxmin()] if len(t1) else None
+    lines.append(f"- Our best setting: {best.setting} ({best['mean']:.2f}); the paper's best: Clipping, ε = 0.2 (0.82).")
+    if worst is not None:
+        lines.append(f"- Our worst Table 1 setting: {worst.setting} ({worst['mean']:.2f}); the paper's worst: "
+                     f"No clipping or penalty (−0.39, driven by HalfCheetah).")
+    for r in table[~table.variant.isin(TABLE1_SETTINGS)].itertuples():
+        lines.append(f"- {r.setting}: {r.mean:.2f} [{r.mean_ci_low:.2f}, {r.mean_ci_high:.2f}] (not in the paper).")
+    return "\n".join(lines)
+
+
+def report(scale_dir, config, scale):
+    scale_dir = pathlib.Path(scale_dir)
+    runs = load_runs(scale_dir)[0]
+    sc = config["scales"][scale]
+    parts = [f"# pgrepro results: {scale} scale", "",
+             f"Generated {datetime.date.today().isoformat()} by `python -m analysis.report {scale_dir} --scale {scale}` "
+             f"from the runs under `{scale_dir}/runs` (regenerate everything with "
+             f"`snakemake --cores 2 --config scale={scale}`).", "",
+             "## Protocol", "",
+             f"- Steps per run: {sc['steps']:,}" + (f" (per env: {sc['env_steps']})" if sc.get("env_steps") else "") + ".",
+             "- Score of a run: mean return of its last 100 training episodes (PPO paper §6.1), raw reward.",
+             "- Normalised score: (score − random) / (best − random) per env; `random` = mean return of "
+             f"{sc['random_episodes']} uniform-random episodes (the random experiment), `best` = the best setting's "
+             "mean in the sweep (Table 1's rule).",
+             f"- Intervals: 95% percentile bootstrap, {stats.BOOTSTRAP_REPS:,} resamples, seed {stats.BOOTSTRAP_SEED}; "
+             "stratified by env when aggregating over envs (rliable's definitions); IQM = mean of the middle 50% of runs.",
+             "- Learning curves: each run's episode returns averaged over 50 equal step intervals, carried forward "
+             "through intervals without a finished episode; mean over seeds with a 95% bootstrap band.", ""]
+    for name in ["random"] + EXPERIMENTS:
+        chosen = sc["experiments"].get(name)
+        if chosen:
+            parts.append(f"- `{name}`: envs {', '.join(chosen['envs'])}; seeds {chosen['seeds']}; variants "
+                         f"{', '.join(grid.experiment_variants(config, scale, name)) or '(none)'}.")
+    random_files = sorted((scale_dir / "random").glob("*.csv"))
+    if random_files:
+        rnd = pd.concat([pd.read_csv(p).assign(env=p.stem) for p in random_files])
+        parts += ["", "Random-policy scores (the 0 of the normalised scores): " + "; ".join(
+            f"{env} {g.ep_return.mean():.1f}" for env, g in rnd.groupby("env")) + "."]
+    parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
+    readings = {"baselines": lambda t: reading_curves(t, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"])),
+                "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
+                "algorithms": lambda t: reading_curves(t)}
+    for name in EXPERIMENTS:
+        table_md = scale_dir / "tables" / f"{name}.md"
+        if name not in sc["experiments"] or not table_md.exists():
+            continue
+        table = pd.read_csv(scale_dir / "tables" / f"{name}.csv")
+        parts += [f"## {name}: {config['experiments'][name]['description']}", "",
+                  f"![{name}](figures/{name}.png)", "", table_md.read_text(), "", "**Reading.**", "",
+                  readings[name](table), ""]
+    parts += ["## Caveats", "",
+              "- Published numbers were measured on other environment versions (v1-v4; ours are -v5, "
+              "MuJoCo 4.0) and, at this scale, often at other step budgets: compare orderings, not decimals.",
+              "- Table 1's absolute values are not reproducible: the paper does not publish its per-env random "
+              "and best anchors; our normalisation uses our own.", ""]
+    (scale_dir / "REPORT.md").write_text("\n".join(parts))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scale_dir")
+    parser.add_argument("--scale", choices=["smoke", "quick", "paper"])
+    parser.add_argument("--summary", action="store_true", help="write SUMMARY.md: the final score of every run")
+    parser.add_argument("--config", default=str(grid.CONFIG))
+    args = parser.parse_args()
+    if args.summary:
+        table, runs = summary(args.scale_dir)
+        text = (f"# Final scores of the runs under `{args.scale_dir}/runs`\n\nGenerated by "
+                f"`python -m analysis.report {args.scale_dir} --summary`. Score = mean return of the last 100 "
+                f"training episodes.\n\n{table.to_markdown(index=False)}\n\n{versions_text(runs)}\n")
+        pathlib.Path(args.scale_dir, "SUMMARY.md").write_text(text)
+        print(text)
+    else:
+        if not args.scale:
+            parser.error("--scale is required without --summary")
+        report(args.scale_dir, grid.load(args.config), args.scale)
+
+
+if __name__ == "__main__":
+    main()

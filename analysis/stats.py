@@ -1,0 +1,64 @@
+"""Scores and statistics (DESIGN §7): final scores, normalisation, mean and IQM with 95%
+stratified-bootstrap intervals (rliable's definitions, Agarwal et al. 2021), learning curves
+on a fixed step grid."""
+import numpy as np
+import pandas as pd
+
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_REPS = 10_000
+
+
+def final_scores(episodes, last=100):
+    """Final score of each run: mean return of its last `last` training episodes (PPO paper §6.1)."""
+    return (episodes.sort_values("global_step").groupby(["variant", "env", "seed"]).ep_return
+            .apply(lambda r: r.iloc[-last:].mean()).rename("score").reset_index())
+
+
+def normalise(scores, random_score, best_score):
+    """(score − random) / (best − random), per env: random → 0, best → 1 (PPO paper §6.1).
+    random_score and best_score map env → value."""
+    lo = scores.env.map(random_score)
+    hi = scores.env.map(best_score)
+    return (scores.score - lo) / (hi - lo)
+
+
+def best_of_sweep(scores):
+    """Per env, the mean score of the best variant of the sweep (Table 1's 'best result')."""
+    return scores.groupby(["env", "variant"]).score.mean().groupby("env").max()
+
+
+def iqm(x, axis=-1):
+    """Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean(x, 0.25), rliable's IQM)."""
+    x = np.sort(np.asarray(x, float), axis=axis)
+    n = x.shape[axis]
+    cut = int(np.floor(0.25 * n))
+    return np.take(x, range(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def aggregate_mean(x, axis=-1):
+    return np.mean(x, axis=axis)
+
+
+def stratified_bootstrap_ci(values, strata, statistic, reps=BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED, level=0.95):
+    """Point estimate and percentile CI of statistic(all runs), resampling runs with replacement
+    within each stratum (task), as rliable's StratifiedBootstrap. Returns (point, low, high)."""
+    values, strata = np.asarray(values, float), np.asarray(strata)
+    rng = np.random.default_rng(seed)
+    groups = [values[strata == s] for s in pd.unique(strata)]
+    samples = np.concatenate([g[rng.integers(0, len(g), (reps, len(g)))] for g in groups], axis=1)
+    estimates = statistic(samples, axis=1)
+    alpha = (1 - level) / 2
+    return float(statistic(values[None, :], axis=1)[0]), *map(float, np.quantile(estimates, [alpha, 1 - alpha]))
+
+
+def curves(episodes, points=50, total_steps=None):
+    """Each run's return on a fixed grid of `points` steps: the mean return of the episodes that
+    finished in each grid interval, carried forward through intervals with none."""
+    total = total_steps or int(episodes.global_step.max())
+    edges = np.linspace(0, total, points + 1)
+    out = []
+    for key, run in episodes.groupby(["variant", "env", "seed"]):
+        binned = run.groupby(pd.cut(run.global_step, edges, labels=edges[1:]), observed=False).ep_return.mean()
+        out.append(pd.DataFrame({"variant": key[0], "env": key[1], "seed": key[2], "step": edges[1:],
+                                 "return": binned.ffill().to_numpy()}))
+    return pd.concat(out, ignore_index=True)

@@ -1,0 +1,49 @@
+# Figures, tables and the report of a scale, from its runs (analysis/; usable without Snakemake).
+
+
+rule experiment_analysis:
+    input:
+        experiment_inputs,
+        code=expand("analysis/{module}.py", module=["experiments", "stats", "load"]),
+    output:
+        table="results/{scale}/tables/{experiment}.csv",
+        markdown="results/{scale}/tables/{experiment}.md",
+        png=report(
+            "results/{scale}/figures/{experiment}.png",
+            category="{experiment}",
+            caption="../report/figure.rst",
+        ),
+        pdf="results/{scale}/figures/{experiment}.pdf",
+    log:
+        "results/{scale}/logs/analysis/{experiment}.log",
+    benchmark:
+        "results/{scale}/benchmarks/analysis/{experiment}.tsv"
+    wildcard_constraints:
+        experiment="|".join(ANALYSED),
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    conda:
+        "../envs/pgrepro.yaml"
+    shell:
+        "MPLBACKEND=Agg python -m analysis.experiments results/{wildcards.scale} --scale {wildcards.scale} "
+        "--experiment {wildcards.experiment} > {log:q} 2>&1"
+
+
+rule report:
+    input:
+        report_inputs,
+        code="analysis/report.py",
+    output:
+        "results/{scale}/REPORT.md",
+    log:
+        "results/{scale}/logs/analysis/report.log",
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=4000,
+    conda:
+        "../envs/pgrepro.yaml"
+    shell:
+        "python -m analysis.report results/{wildcards.scale} --scale {wildcards.scale} > {log:q} 2>&1"
