@@ -195,9 +195,10 @@ def main():
     parser.add_argument("scale_dir")
     parser.add_argument("--scale", required=True, choices=["smoke", "quick", "paper"])
     parser.add_argument("--experiment", required=True, choices=sorted(BUILDERS))
-    parser.add_argument("--config", default=str(grid.CONFIG))
+    parser.add_argument("--config", default=str(grid.CONFIG), help="the grid's YAML file")
+    parser.add_argument("--config-json", help="the grid as JSON (the workflow passes its merged config)")
     args = parser.parse_args()
-    build(args.scale_dir, grid.load(args.config), args.scale, args.experiment)
+    build(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale, args.experiment)
 
 
 if __name__ == "__main__":

@@ -156,7 +156,8 @@ def main():
     parser.add_argument("scale_dir")
     parser.add_argument("--scale", choices=["smoke", "quick", "paper"])
     parser.add_argument("--summary", action="store_true", help="write SUMMARY.md: the final score of every run")
-    parser.add_argument("--config", default=str(grid.CONFIG))
+    parser.add_argument("--config", default=str(grid.CONFIG), help="the grid's YAML file")
+    parser.add_argument("--config-json", help="the grid as JSON (the workflow passes its merged config)")
     args = parser.parse_args()
     if args.summary:
         table, runs = summary(args.scale_dir)
@@ -168,7 +169,7 @@ def main():
     else:
         if not args.scale:
             parser.error("--scale is required without --summary")
-        report(args.scale_dir, grid.load(args.config), args.scale)
+        report(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale)
 
 
 if __name__ == "__main__":

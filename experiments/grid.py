@@ -7,6 +7,7 @@ with one line naming the config key (ConfigError).
 import dataclasses
 import functools
 import importlib.util
+import json
 import pathlib
 import tempfile
 from typing import NamedTuple
@@ -34,6 +35,11 @@ class Run(NamedTuple):
 def load(path=CONFIG):
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+def from_cli(path, json_text=None):
+    """The config a CLI was given: JSON text (the workflow's merged config) or a YAML file."""
+    return json.loads(json_text) if json_text else load(path)
 
 
 @functools.cache

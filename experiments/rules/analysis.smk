@@ -4,7 +4,7 @@
 rule experiment_analysis:
     input:
         experiment_inputs,
-        code=expand("analysis/{module}.py", module=["experiments", "stats", "load"]),
+        code=expand("{root}/analysis/{module}.py", root=workflow.basedir, module=["experiments", "stats", "load"]),
     output:
         table="results/{scale}/tables/{experiment}.csv",
         markdown="results/{scale}/tables/{experiment}.md",
@@ -18,6 +18,8 @@ rule experiment_analysis:
         "results/{scale}/logs/analysis/{experiment}.log",
     benchmark:
         "results/{scale}/benchmarks/analysis/{experiment}.tsv"
+    params:
+        config=config_json,
     wildcard_constraints:
         experiment="|".join(ANALYSED),
     threads: 1
@@ -28,15 +30,17 @@ rule experiment_analysis:
         "../envs/pgrepro.yaml"
     shell:
         "MPLBACKEND=Agg python -m analysis.experiments results/{wildcards.scale} --scale {wildcards.scale} "
-        "--experiment {wildcards.experiment} > {log:q} 2>&1"
+        "--experiment {wildcards.experiment} --config-json {params.config:q} > {log:q} 2>&1"
 
 
 rule report:
     input:
         report_inputs,
-        code="analysis/report.py",
+        code=os.path.join(workflow.basedir, "analysis", "report.py"),
     output:
         "results/{scale}/REPORT.md",
+    params:
+        config=config_json,
     log:
         "results/{scale}/logs/analysis/report.log",
     threads: 1
@@ -46,4 +50,5 @@ rule report:
     conda:
         "../envs/pgrepro.yaml"
     shell:
-        "python -m analysis.report results/{wildcards.scale} --scale {wildcards.scale} > {log:q} 2>&1"
+        "python -m analysis.report results/{wildcards.scale} --scale {wildcards.scale} --config-json {params.config:q} "
+        "> {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: the grid comes from experiments/grid.py, validated before
 # any job is planned (a bad config stops here with one line naming the key).
+import json
 import os
 import sys
 
@@ -49,6 +50,11 @@ def report_inputs(wildcards):
         experiment=analysed(wildcards.scale),
         ext=["csv", "md"],
     ) + expand("results/{scale}/figures/{experiment}.png", scale=wildcards.scale, experiment=analysed(wildcards.scale))
+
+
+def config_json(wildcards):
+    """The merged config, so the analysis sees exactly the grid the workflow ran."""
+    return json.dumps(config, sort_keys=True)
 
 
 def all_outputs():

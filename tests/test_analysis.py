@@ -1,0 +1,96 @@
+"""analysis/: scores, normalisation, IQM, stratified bootstrap and curves on data with
+hand-known answers; loading rejects runs that break the contract."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import stats
+from analysis.load import RunContractError, load_run, load_runs
+from conftest import PROGRESS_COLUMNS, load_algorithm
+
+
+def test_final_score_is_mean_of_last_100_episodes():
+    eps = pd.DataFrame({"variant": "v", "env": "E", "seed": 1, "global_step": np.arange(150) * 10,
+                        "ep_return": np.arange(150.0)})
+    assert stats.final_scores(eps).score.item() == pytest.approx(np.mean(np.arange(50, 150)))
+    short = eps.iloc[:30]
+    assert stats.final_scores(short).score.item() == pytest.approx(14.5)  # fewer than 100: all of them
+
+
+def test_normalise_and_best_of_sweep():
+    scores = pd.DataFrame({"variant": ["a", "a", "b", "b", "a", "b"], "env": ["X", "X", "X", "X", "Y", "Y"],
+                           "seed": [1, 2, 1, 2, 1, 1], "score": [60.0, 80.0, 100.0, 120.0, -5.0, 5.0]})
+    best = stats.best_of_sweep(scores)
+    assert best.to_dict() == {"X": 110.0, "Y": 5.0}
+    norm = stats.normalise(scores, {"X": 10.0, "Y": -15.0}, best)
+    np.testing.assert_allclose(norm, [0.5, 0.7, 0.9, 1.1, 0.5, 1.0])
+
+
+def test_iqm_hand_values():
+    assert stats.iqm([0, 0, 1, 2, 3, 4, 5, 6, 100, 100]) == pytest.approx(3.5)  # middle six of ten
+    assert stats.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5)
+    assert stats.iqm([5.0]) == 5.0
+    np.testing.assert_allclose(stats.iqm(np.array([[1, 2, 3, 100], [4, 4, 4, 4]]), axis=1), [2.5, 4.0])
+
+
+def test_stratified_bootstrap_keeps_strata_sizes():
+    # task A always 0, task B always 1, equal sizes: every stratified resample has mean exactly 0.5
+    values, strata = [0, 0, 0, 1, 1, 1], ["A"] * 3 + ["B"] * 3
+    assert stats.stratified_bootstrap_ci(values, strata, stats.aggregate_mean, reps=500) == (0.5, 0.5, 0.5)
+    # without strata the resampled mean varies
+    point, low, high = stats.stratified_bootstrap_ci(values, ["A"] * 6, stats.aggregate_mean, reps=500)
+    assert point == 0.5 and low < 0.5 < high
+
+
+def test_bootstrap_is_reproducible_and_covers_the_mean():
+    rng = np.random.default_rng(3)
+    values = rng.normal(10.0, 2.0, 60)
+    strata = np.repeat(["a", "b", "c"], 20)
+    first = stats.stratified_bootstrap_ci(values, strata, stats.iqm)
+    assert first == stats.stratified_bootstrap_ci(values, strata, stats.iqm)
+    point, low, high = stats.stratified_bootstrap_ci(values, strata, stats.aggregate_mean)
+    assert low < point < high and low < 10.0 < high and high - low < 2.0
+
+
+def test_curves_bin_and_carry_forward():
+    eps = pd.DataFrame({"variant": "v", "env": "E", "seed": 1, "global_step": [10, 20, 60],
+                        "ep_return": [1.0, 3.0, 5.0]})
+    c = stats.curves(eps, points=4, total_steps=100)
+    np.testing.assert_array_equal(c.step, [25, 50, 75, 100])
+    np.testing.assert_array_equal(c["return"], [2.0, 2.0, 5.0, 5.0])
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    ppo = load_algorithm("ppo")
+    out = tmp_path_factory.mktemp("scale") / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"
+    ppo.train(ppo.Args(env_id="CartPole-v1", num_steps=128, minibatch_size=64, update_epochs=1,
+                       total_timesteps=256, out=str(out)), quiet=True)
+    return out
+
+
+def test_load_runs_tidy_frames(good_run):
+    runs, progress, episodes = load_runs(good_run.parent.parent.parent.parent)
+    assert runs[["variant", "env", "seed", "algo"]].values.tolist() == [["ppo_clip_0.2", "CartPole-v1", 1, "ppo"]]
+    assert list(progress.columns[:len(PROGRESS_COLUMNS)]) == PROGRESS_COLUMNS and len(progress) == 2
+    assert (episodes.variant == "ppo_clip_0.2").all() and len(episodes) > 5
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: (d / "run.json").unlink(), "missing run.json"),
+    (lambda d: (d / "progress.csv").write_text("algo,env_id\nppo,CartPole-v1\n"), "progress.csv columns"),
+    (lambda d: (d / "episodes.csv").write_text("step,return\n1,2\n"), "episodes.csv columns"),
+    (lambda d: (d / "run.json").write_text(json.dumps({**json.loads((d / "run.json").read_text()),
+                                                       "exit_status": "killed"})), "exit_status"),
+    (lambda d: (d / "run.json").write_text("{not json"), "unreadable"),
+])
+def test_load_rejects_a_broken_run_naming_it(good_run, tmp_path, damage, message):
+    broken = tmp_path / "seed1"
+    shutil.copytree(good_run, broken)
+    damage(broken)
+    with pytest.raises(RunContractError, match=message) as info:
+        load_run(broken)
+    assert str(broken) in str(info.value)

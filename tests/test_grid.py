@@ -1,0 +1,85 @@
+"""experiments/grid.py: the committed config validates; each kind of bad config is refused
+with one error naming the key; runs are shared between experiments."""
+import copy
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from experiments import grid
+
+
+@pytest.fixture(scope="module")
+def config():
+    return grid.load()
+
+
+def test_committed_config_is_valid(config):
+    grid.check(config)
+
+
+def test_run_counts_per_scale_and_sharing(config):
+    for scale in ("smoke", "quick", "paper"):
+        runs = grid.runs(config, scale)
+        per_experiment = sum(len(grid.experiment_runs(config, scale, e)) for e in config["experiments"])
+        assert len(runs) == len(set(runs)) < per_experiment  # ppo_clip_0.2 is shared by three experiments
+    quick = grid.runs(config, "quick")
+    assert sum(r.variant == "ppo_clip_0.2" for r in quick) == 2 * 3  # 2 envs × 3 seeds, trained once
+
+
+def test_cli_args_are_stable_and_complete(config):
+    assert grid.cli_args(config, "quick", "ppo_kl_adaptive_0.01", "Hopper-v5") == "--d-targ 0.01 --objective kl_adaptive"
+    assert grid.cli_args(config, "quick", "vpg_gae", "CartPole-v1") == "--pi-lr 0.01 --weight gae"
+    assert grid.cli_args(config, "quick", "vpg_gae", "Hopper-v5") == "--weight gae"
+    smoke = grid.cli_args(config, "smoke", "ppo_clip_0.2", "CartPole-v1")
+    assert smoke == "--clip-eps 0.2 --minibatch-size 64 --num-steps 256 --objective clip --update-epochs 2"
+
+
+def mutate(config, path, value):
+    bad = copy.deepcopy(config)
+    node = bad
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return bad
+
+
+BAD = [
+    (("scales", "quick", "experiments", "baselines", "seedz"), [1], "scales.quick.experiments.baselines: "
+     "Additional properties are not allowed ('seedz' was unexpected)"),
+    (("scale",), "huge", "scale: 'huge' is not one of"),
+    (("variants", "trpo", "algo"), "a2c", "variants.trpo.algo: 'a2c' is not one of"),
+    (("scales", "quick", "experiments", "baselines", "envs"), ["CartPole-v1", "Hoper-v5"],
+     "scales.quick.experiments.baselines.envs[1]: unknown environment 'Hoper-v5'"),
+    (("variants", "vpg_gae", "args", "clip_eps"), 0.2, "variants.vpg_gae.args.clip_eps: vpg.py has no argument --clip-eps"),
+    (("variants", "ppo_gae_0.99", "args", "gae_lambda"), 1.5,
+     "variants.ppo_gae_0.99.args.gae_lambda: --gae-lambda: must be in [0, 1], got 1.5"),
+    (("variants", "ppo_clip_0.1", "args", "clip_eps"), "0.1", "variants.ppo_clip_0.1.args.clip_eps: expected float"),
+    (("variants", "trpo", "args", "seed"), 3, "variants.trpo.args.seed: set by the workflow"),
+    (("experiments", "algorithms", "variants"), ["trpo", "ppo_clipp"], "experiments.algorithms.variants[1]: unknown variant"),
+    (("scales", "smoke", "algo_args", "ppo", "num_steps"), 4096,
+     "scales.smoke.steps: --total-timesteps: 1536 is less than one batch (4096 steps)"),
+    (("scales", "quick", "steps"), KeyError, "scales.quick: 'steps' is a required property"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", BAD)
+def test_bad_config_names_the_key(config, path, value, message):
+    with pytest.raises(grid.ConfigError) as info:
+        grid.check(mutate(config, path, value))
+    assert str(info.value).startswith(message.split(":")[0] + ":") and message in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_snakemake_refuses_bad_config_before_planning(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variants:\n  ppo_clip_0.2: {algo: ppo, args: {clip_eps: -1}}\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "config error: variants.ppo_clip_0.2.args.clip_eps: --clip-eps: must be positive, got -1" in proc.stderr + proc.stdout
+    assert "Building DAG" not in proc.stderr + proc.stdout

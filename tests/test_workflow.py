@@ -1,0 +1,103 @@
+"""The Snakemake workflow for real, at the smoke scale: every figure, table and the report are
+produced; killing the workflow mid-run and starting it again gives the same files as an
+uninterrupted run; changing one variant's arguments reruns only that variant's jobs."""
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, read_csv, without_clock
+from experiments import grid
+
+EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+
+
+def snakemake(workdir, *args, **kwargs):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(ROOT / "experiments" / "config.yaml"), "--config", "scale=smoke", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    proc = snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir / "results" / "smoke"
+
+
+def png_size(path):
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_smoke_produces_every_run_figure_table_and_report(smoke):
+    config = grid.load()
+    for run in grid.runs(config, "smoke"):
+        assert (smoke / "runs" / run.variant / run.env / f"seed{run.seed}" / "run.json").is_file()
+    for name in EXPERIMENTS:
+        width, height = png_size(smoke / "figures" / f"{name}.png")
+        assert width > 300 and height > 200
+        assert (smoke / "figures" / f"{name}.pdf").stat().st_size > 5000
+        table = pd.read_csv(smoke / "tables" / f"{name}.csv")
+        variants = set(grid.experiment_variants(config, "smoke", name))
+        assert set(table.variant) == variants, name
+        assert "Missing runs" not in (smoke / "tables" / f"{name}.md").read_text()
+    objectives = pd.read_csv(smoke / "tables" / "ppo_objectives.csv")
+    assert objectives.runs.eq(4).all()  # 2 envs × 2 seeds per setting
+    report = (smoke / "REPORT.md").read_text()
+    for name in EXPERIMENTS:
+        assert f"![{name}](figures/{name}.png)" in report
+    assert "**Reading.**" in report and "Random-policy scores" in report
+
+
+def test_no_mujoco_log_in_the_working_directory(smoke):
+    assert not (smoke.parent.parent / "MUJOCO_LOG.TXT").exists()
+
+
+def test_kill_and_resume_gives_the_uninterrupted_results(smoke, tmp_path):
+    """SIGKILL the whole workflow (Snakemake and its running jobs) mid-run, then start it again."""
+    runs = [r for r in grid.runs(grid.load(), "smoke") if r.env == "InvertedPendulum-v5"][:6]
+    targets = [f"results/smoke/runs/{r.variant}/{r.env}/seed{r.seed}/run.json" for r in runs]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(ROOT / "experiments" / "config.yaml"), "--config", "scale=smoke", "--cores", "2",
+           *targets]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any((tmp_path / t).exists() for t in targets):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [t for t in targets if (tmp_path / t).exists()]
+    assert 0 < len(done) < len(targets), "the kill should land mid-run"
+    for t in targets:  # a run directory is either complete or holds no final file
+        run_dir = (tmp_path / t).parent
+        finals = {n for n in ("progress.csv", "episodes.csv", "run.json") if (run_dir / n).exists()}
+        assert finals in (set(), {"progress.csv", "episodes.csv", "run.json"}) or finals < {"progress.csv", "episodes.csv"}
+    resumed = snakemake(tmp_path, "--cores", "2", *targets)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for t in targets:
+        for name in ("progress.csv", "episodes.csv"):
+            ours = (tmp_path / t).parent / name
+            reference = smoke.parent.parent / ours.relative_to(tmp_path)
+            assert without_clock(read_csv(ours)) == without_clock(read_csv(reference)), ours
+
+
+def test_changing_one_variant_reruns_only_its_jobs(smoke, tmp_path):
+    override = tmp_path / "override.yaml"
+    override.write_text("variants:\n  ppo_gae_1: {algo: ppo, args: {gae_lambda: 0.99}}\n")
+    proc = snakemake(smoke.parent.parent, "-n", "--configfile", str(override))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
+    assert stats["train"] == "4"  # ppo_gae_1 × 2 envs × 2 seeds, nothing else
+    assert set(re.findall(r"wildcards: .*variant=([^,\s]+)", out)) == {"ppo_gae_1"}
+    assert stats["experiment_analysis"] == "1" and stats["report"] == "1"  # gae_lambda's table, then the report
