@@ -89,7 +89,27 @@ def main():
         old = pd.read_csv(args.csv)
         table = pd.concat([old[old.label != args.label], table], ignore_index=True)  # a label's rerun replaces it
     table.to_csv(args.csv, index=False)
+    draw(table, os.path.splitext(args.csv)[0] + ".png")
     print(f"machine: {machine()}\nwrote {args.csv}")
+
+
+def draw(table, path):
+    """Training SPS per algorithm and env for every label, beside the env-only SPS."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    bars = table.assign(run=table.algo + " (" + table.label + ")")
+    fig, axes = plt.subplots(1, bars.env_id.nunique(), figsize=(5.5 * bars.env_id.nunique(), 3.6), squeeze=False)
+    for ax, (env, g) in zip(axes[0], bars.groupby("env_id")):
+        sns.barplot(data=g, y="run", x="train_sps", ax=ax, color="tab:blue")
+        ax.axvline(g.env_sps.median(), color="k", ls="--", label=f"env alone, random actions ({g.env_sps.median():,.0f})")
+        ax.axvline(g.env_sps.median() / 5, color="tab:red", ls=":", label="target: overhead ratio 5")
+        ax.set(title=env, xlabel="training steps per second (1 thread)", ylabel="")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(table.machine.iloc[-1], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
 
 
 if __name__ == "__main__":
