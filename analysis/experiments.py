@@ -69,7 +69,7 @@ def per_env_table(data, value="score", digits=1):
     return pd.DataFrame(rows)
 
 
-def learning_curves(data, ax_titles=True):
+def learning_curves(data):
     curves = pd.concat([stats.curves(data.episodes[data.episodes.env == env], total_steps=data.steps[env])
                         for env in data.envs if (data.episodes.env == env).any()], ignore_index=True)
     grid_ = sns.relplot(data=curves, x="step", y="return", hue="variant", col="env", kind="line",

@@ -12,12 +12,11 @@ import sys
 
 import pandas as pd
 
-PROGRESS_COLUMNS = ["algo", "env_id", "seed", "iteration", "global_step", "walltime_s", "sps", "rollout_s",
-                    "update_s", "ep_count", "ep_return_mean", "ep_return_std", "ep_length_mean", "return_last100",
-                    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "kl_beta", "update_steps",
-                    "early_stopped", "line_search_steps", "step_accepted", "explained_variance", "learning_rate",
-                    "grad_norm"]
-EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
+from experiments import grid
+
+# The contract's columns, as the algorithm files write them (tests hold each file to DESIGN §3).
+PROGRESS_COLUMNS = grid.algorithm("ppo").PROGRESS_COLUMNS
+EPISODE_COLUMNS = grid.algorithm("ppo").EPISODE_COLUMNS
 VERSION_KEYS = ["torch", "numpy", "gymnasium", "mujoco"]
 
 

@@ -10,7 +10,6 @@ import argparse
 import datetime
 import pathlib
 
-import numpy as np
 import pandas as pd
 
 from analysis import stats

@@ -40,7 +40,7 @@ def per_call(fn, n):
 def acting():
     policy = ppo.GaussianPolicy(OBS, ACT, ortho=True)
     obs = np.random.default_rng(0).normal(size=(1, OBS)).astype(np.float32)
-    rng, gen = np.random.default_rng(1), torch.Generator().manual_seed(1)
+    rng = np.random.default_rng(1)
 
     def torch_path():
         with torch.no_grad():

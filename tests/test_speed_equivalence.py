@@ -3,7 +3,6 @@ of the weights) against the straightforward torch.distributions path, step by st
 short training run."""
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from conftest import CLOCK_COLUMNS

@@ -1,7 +1,6 @@
 """vpg.py: the four policy-gradient weights against hand-computed values."""
 import numpy as np
 import pytest
-import torch
 
 from conftest import assert_usage_error
 
