@@ -195,6 +195,48 @@ def numpy_mlp(net):
     return forward
 
 
+def flat_parameters(module):
+    """Re-home all of module's parameters (and their gradients) as views of one flat tensor.
+    The optimiser step, the gradient norm and the zeroing then cost one operation each instead
+    of one per weight matrix; the mathematics is unchanged (Adam is elementwise). backward()
+    accumulates into the existing .grad views in place, so the flat gradient is always current."""
+    params = list(module.parameters())
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        p.data = flat.data[offset:offset + p.numel()].view_as(p)
+        p.grad = flat.grad[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015, Algorithm 1) on one flat parameter tensor, in the form torch.optim.Adam
+    computes it; a few tensor operations per step instead of torch.optim's per-call bookkeeping,
+    which costs more than the arithmetic for a 64×64 network (results/bench/ideas.csv)."""
+
+    def __init__(self, flat, lr, eps, betas=(0.9, 0.999)):
+        self.flat, self.lr, self.eps, (self.beta1, self.beta2) = flat, lr, eps, betas
+        self.m, self.v, self.t = torch.zeros_like(flat), torch.zeros_like(flat), 0  # 1st and 2nd moments
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        g = self.flat.grad
+        self.m.lerp_(g, 1 - self.beta1)                                  # m ← β1 m + (1 − β1) g
+        self.v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)     # v ← β2 v + (1 − β2) g²
+        denom = (self.v.sqrt() / math.sqrt(1 - self.beta2 ** self.t)).add_(self.eps)  # √v̂ + ε
+        self.flat.addcdiv_(self.m, denom, value=-self.lr / (1 - self.beta1 ** self.t))  # θ ← θ − α m̂ / (√v̂ + ε)
+
+
+def clip_grad_norm(flat, max_norm):
+    """Scale the flat gradient to L2 norm ≤ max_norm (as nn.utils.clip_grad_norm_); returns the norm before."""
+    norm = flat.grad.norm()
+    flat.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
+    return norm
+
+
 class GaussianPolicy(nn.Module):
     """π(a|s) = N(μ_θ(s), diag(σ²)), log σ a state-independent parameter initialised to 0."""
 
@@ -269,6 +311,15 @@ def policy_loss(objective, ratio, advantages, kl, clip_eps, beta):
     if objective in ("kl_fixed", "kl_adaptive"):
         return -(ratio * advantages - beta * kl).mean()
     return -(ratio * advantages).mean()
+
+
+def normalise_minibatches(advantages, size):
+    """(A − mean) / (std + 1e-8) within each consecutive chunk of `size` advantages (the minibatches
+    of one epoch), the full chunks in one batched operation. A chunk of one is left as it is."""
+    full = len(advantages) // size * size
+    chunks = [advantages[:full].view(-1, size), advantages[full:].view(1, -1)]
+    return torch.cat([((c - c.mean(1, keepdim=True)) / (c.std(1, keepdim=True) + 1e-8)).view(-1)
+                      if c.shape[1] > 1 else c.view(-1) for c in chunks if c.numel()])
 
 
 def adapt_beta(beta, kl, d_targ):
@@ -398,8 +449,8 @@ def train(args: Args, quiet=False, on_batch=None):
         policy = GaussianPolicy(obs_dim, int(np.prod(act_space.shape)), args.ortho_init)
         act_shape = act_space.shape
     value_fn = mlp(obs_dim, 1, 1.0, args.ortho_init)
-    pi_opt = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
-    v_opt = torch.optim.Adam(value_fn.parameters(), lr=args.learning_rate, eps=args.adam_eps, fused=True)
+    pi_params, v_params = flat_parameters(policy), flat_parameters(value_fn)
+    pi_opt, v_opt = Adam(pi_params, args.learning_rate, args.adam_eps), Adam(v_params, args.learning_rate, args.adam_eps)
 
     low, high = (None, None) if discrete else (act_space.low, act_space.high)
     obs_rms, ret_rms = RunningMeanStd(obs_dim), RunningMeanStd()
@@ -437,8 +488,7 @@ def train(args: Args, quiet=False, on_batch=None):
     try:
         for iteration in range(1, num_iterations + 1):
             lr = args.learning_rate * (1 - (iteration - 1) / num_iterations) if args.anneal_lr else args.learning_rate
-            for opt in (pi_opt, v_opt):
-                opt.param_groups[0]["lr"] = lr
+            pi_opt.lr = v_opt.lr = lr
 
             # ---- rollout: T steps in each of N environments with the current policy
             t0, new_episodes, act = time.time(), [], policy.actor()
@@ -482,44 +532,46 @@ def train(args: Args, quiet=False, on_batch=None):
             explained_var = 1 - np.var(returns - values) / np.var(returns) if np.var(returns) > 0 else float("nan")
 
             # ---- update: epochs of shuffled minibatches
-            stats = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_frac": [], "grad_norm": []}
+            stats = {"policy_loss": [], "value_loss": [], "grad_norm": []}
+            stepped = []  # (ratio, π_θ before the step) of every policy minibatch, for entropy and clip fraction
             policy_active, max_norm = True, args.max_grad_norm or float("inf")
             needs_kl = args.objective.startswith("kl_") or args.target_kl is not None  # per-state KL[π_old ‖ π_θ]
+            per_state = (b_obs, b_act, old_logp, b_ret, b_val) + old_dist
             for epoch in range(args.update_epochs):
+                # shuffle once per epoch; the minibatches are then views of the shuffled tensors
                 perm = torch.from_numpy(shuffle_rng.permutation(batch_size))
-                for mb in perm.split(args.minibatch_size):
+                adv_epoch = b_adv[perm]
+                if args.norm_adv:  # per minibatch, as in baselines ppo2
+                    adv_epoch = normalise_minibatches(adv_epoch, args.minibatch_size)
+                shuffled = [x.split(args.minibatch_size) for x in (adv_epoch,) + tuple(x[perm] for x in per_state)]
+                for adv, obs_mb, act_mb, old_logp_mb, ret, old_v, *old_dist_mb in zip(*shuffled):
                     # value regression, clipped around the old values as in baselines ppo2 (--clip-vloss)
-                    v = value_fn(b_obs[mb]).squeeze(-1)
-                    v_loss = (v - b_ret[mb]) ** 2
+                    v = value_fn(obs_mb).squeeze(-1)
+                    v_loss = (v - ret) ** 2
                     if args.clip_vloss:
-                        v_clipped = b_val[mb] + (v - b_val[mb]).clamp(-args.clip_eps, args.clip_eps)
-                        v_loss = torch.max(v_loss, (v_clipped - b_ret[mb]) ** 2)
+                        v_clipped = old_v + (v - old_v).clamp(-args.clip_eps, args.clip_eps)
+                        v_loss = torch.max(v_loss, (v_clipped - ret) ** 2)
                     loss = v_loss = 0.5 * v_loss.mean()
                     if policy_active:
-                        dist = policy(b_obs[mb])
-                        kl = policy.kl(tuple(x[mb] for x in old_dist), dist) if needs_kl else None
+                        dist = policy(obs_mb)
+                        kl = policy.kl(tuple(old_dist_mb), dist) if needs_kl else None
                         if args.target_kl is not None:  # Spinning Up's early stopping, checked before each step
                             policy_active = not should_stop_early(kl.mean().item(), args.target_kl)
                     if policy_active:
-                        ratio = (policy.log_prob(dist, b_act[mb]) - old_logp[mb]).exp()
-                        adv = b_adv[mb]
-                        if args.norm_adv and len(mb) > 1:
-                            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                        ratio = (policy.log_prob(dist, act_mb) - old_logp_mb).exp()
                         pi_loss = policy_loss(args.objective, ratio, adv, kl, args.clip_eps, beta)
                         loss = pi_loss + v_loss  # disjoint networks: one backward gives both gradients
-                    pi_opt.zero_grad()
-                    v_opt.zero_grad()
+                    pi_params.grad.zero_()
+                    v_params.grad.zero_()
                     loss.backward()
-                    nn.utils.clip_grad_norm_(value_fn.parameters(), max_norm)
+                    clip_grad_norm(v_params, max_norm)
                     v_opt.step()
                     stats["value_loss"].append(v_loss.detach())
                     if policy_active:
-                        stats["grad_norm"].append(nn.utils.clip_grad_norm_(policy.parameters(), max_norm))
+                        stats["grad_norm"].append(clip_grad_norm(pi_params, max_norm))
                         pi_opt.step()
-                        with torch.no_grad():
-                            stats["policy_loss"].append(pi_loss)
-                            stats["entropy"].append(policy.entropy(dist).mean())
-                            stats["clip_frac"].append(((ratio - 1).abs() > args.clip_eps).float().mean())
+                        stats["policy_loss"].append(pi_loss.detach())
+                        stepped.append((ratio.detach(),) + tuple(x.detach() for x in dist))
 
             with torch.no_grad():
                 approx_kl = policy.kl(old_dist, policy(b_obs)).mean().item()
@@ -530,6 +582,11 @@ def train(args: Args, quiet=False, on_batch=None):
 
             # ---- log
             mean = {k: torch.stack(v).mean().item() if v else float("nan") for k, v in stats.items()}
+            mean["entropy"] = mean["clip_frac"] = float("nan")
+            if stepped:  # over all states of the policy minibatches (equal sizes: the mean of their means)
+                ratio, *dist = (torch.cat(parts) for parts in zip(*stepped))
+                mean["entropy"] = policy.entropy(tuple(dist)).mean().item()
+                mean["clip_frac"] = ((ratio - 1).abs() > args.clip_eps).float().mean().item()
             check_finite(iteration, policy_loss=mean["policy_loss"] if stats["policy_loss"] else 0.0,
                          value_loss=mean["value_loss"], approx_kl=approx_kl, policy=policy, value_function=value_fn)
             episode_returns += [e[1] for e in new_episodes]

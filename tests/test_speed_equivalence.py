@@ -50,3 +50,49 @@ def test_short_run_losses_match_the_straightforward_path(ppo, tmp_path, monkeypa
     assert (lean.ep_count == reference.ep_count).all()
     for column in ("policy_loss", "value_loss", "entropy", "approx_kl", "ep_return_mean", "explained_variance"):
         np.testing.assert_allclose(lean[column], reference[column], rtol=1e-3, atol=1e-6, err_msg=column)
+
+
+def test_flat_parameter_update_matches_the_straightforward_update(ppo):
+    """ppo.py's update (parameters as views of one flat tensor, one gradient norm, its own Adam on
+    the flat tensor) against nn.utils.clip_grad_norm_ + torch.optim.Adam over the module's parameters."""
+    def make():
+        torch.manual_seed(3)
+        return ppo.GaussianPolicy(5, 2, ortho=True)
+
+    flat_policy, reference = make(), make()
+    flat = ppo.flat_parameters(flat_policy)
+    flat_opt = ppo.Adam(flat, lr=1e-2, eps=1e-5)
+    ref_opt = torch.optim.Adam(reference.parameters(), lr=1e-2, eps=1e-5)
+    data = torch.Generator().manual_seed(0)
+    for step in range(30):
+        obs, act = torch.randn(16, 5, generator=data), torch.randn(16, 2, generator=data)
+        max_norm = 0.5 if step % 2 else 100.0  # clipping active and inactive
+        flat.grad.zero_()
+        (-flat_policy.log_prob(flat_policy(obs), act).mean()).backward()
+        norm = ppo.clip_grad_norm(flat, max_norm)
+        flat_opt.step()
+        ref_opt.zero_grad()
+        (-reference.log_prob(reference(obs), act).mean()).backward()
+        ref_norm = torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm)
+        ref_opt.step()
+        torch.testing.assert_close(norm, ref_norm, rtol=1e-5, atol=1e-6)
+        for (name, p), q in zip(flat_policy.named_parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"{name} after step {step}")
+    # the module's parameters, their gradients and the numpy acting path all see the flat storage
+    offset = 0
+    for p in flat_policy.parameters():
+        assert torch.equal(p.detach().reshape(-1), flat.detach()[offset:offset + p.numel()])
+        assert torch.equal(p.grad.reshape(-1), flat.grad[offset:offset + p.numel()])
+        offset += p.numel()
+    assert offset == flat.numel()
+    obs = np.ones((1, 5), np.float32)
+    with torch.no_grad():
+        mean = flat_policy(torch.from_numpy(obs))[0].numpy()
+    np.testing.assert_allclose(ppo.numpy_mlp(flat_policy.mean)(obs), mean, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_advantage_normalisation_matches_a_loop_over_minibatches(ppo):
+    advantages = torch.randn(2048, generator=torch.Generator().manual_seed(1))
+    for size in (64, 100, 2047, 2048, 3000, 1):  # even split, a short last minibatch, one of one, one only
+        loop = torch.cat([(mb - mb.mean()) / (mb.std() + 1e-8) if len(mb) > 1 else mb for mb in advantages.split(size)])
+        torch.testing.assert_close(ppo.normalise_minibatches(advantages, size), loop, rtol=0, atol=1e-6)
