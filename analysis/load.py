@@ -18,6 +18,8 @@ from experiments import grid
 PROGRESS_COLUMNS = grid.algorithm("ppo").PROGRESS_COLUMNS
 EPISODE_COLUMNS = grid.algorithm("ppo").EPISODE_COLUMNS
 VERSION_KEYS = ["torch", "numpy", "gymnasium", "mujoco"]
+# DESIGN §4: the only columns allowed to differ between two runs of the same code, versions and seed
+CLOCK_COLUMNS = ["walltime_s", "sps", "rollout_s", "update_s"]
 
 
 class RunContractError(ValueError):

@@ -1,5 +1,6 @@
 """analysis/: scores, normalisation, IQM, stratified bootstrap and curves on data with
 hand-known answers; loading rejects runs that break the contract."""
+import csv
 import json
 import shutil
 
@@ -7,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import stats
+from analysis import compare, stats
 from analysis.load import RunContractError, load_run, load_runs
 from conftest import PROGRESS_COLUMNS, load_algorithm
 
@@ -94,3 +95,37 @@ def test_load_rejects_a_broken_run_naming_it(good_run, tmp_path, damage, message
     with pytest.raises(RunContractError, match=message) as info:
         load_run(broken)
     assert str(broken) in str(info.value)
+
+
+def edit_cell(path, row, column, value):
+    """Change one cell of a CSV file, leaving every other byte as it was."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    rows[row + 1][rows[0].index(column)] = value
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_compare_same_seed_elsewhere_is_identical_and_differences_are_named(good_run, tmp_path):
+    ppo = load_algorithm("ppo")
+    scale_a = good_run.parent.parent.parent.parent
+    scale_b = tmp_path / "scale_b"
+    run_b = scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"
+    args = dict(env_id="CartPole-v1", num_steps=128, minibatch_size=64, update_epochs=1, total_timesteps=256)
+    ppo.train(ppo.Args(**args, out=str(run_b)), quiet=True)  # same run, other folder, other clock
+    assert compare.differences(scale_a, scale_b) == []
+
+    edit_cell(run_b / "progress.csv", 1, "walltime_s", "123.0")  # a clock column may differ
+    assert compare.differences(scale_a, scale_b) == []
+    edit_cell(run_b / "progress.csv", 1, "value_loss", "0.5")
+    assert compare.differences(scale_a, scale_b) == ["runs/ppo_clip_0.2/CartPole-v1/seed1/progress.csv: differs from line 3"]
+
+    other = scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed2"
+    ppo.train(ppo.Args(**args, out=str(other), seed=2), quiet=True)
+    meta = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**meta, "versions": {**meta["versions"], "mujoco": "3.3.0"}}))
+    found = compare.differences(scale_a, scale_b)
+    assert "runs/ppo_clip_0.2/CartPole-v1/seed2: only in " + str(scale_b) in found and len(found) == 2
+    shutil.copytree(other, scale_a / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed2")
+    (other / "run.json").write_text(json.dumps(meta))
+    assert compare.differences(scale_a, scale_b)[1].startswith("runs/ppo_clip_0.2/CartPole-v1/seed2/run.json: versions differ")

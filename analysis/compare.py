@@ -1,0 +1,73 @@
+"""Are two sets of runs the same runs? DESIGN §4's determinism contract, checked file by file.
+
+  python -m analysis.compare results/smoke /elsewhere/results/smoke
+
+Two scale directories hold the same runs when they have the same run directories and, in
+each, progress.csv and episodes.csv are identical except the wall-clock columns, and
+run.json records the same algorithm, arguments (bar --out), library versions and code.
+Used by CI to show that the smoke scale gives the same run files locally and through SLURM.
+Exit status 0 when identical; otherwise 1, with one line per difference.
+"""
+import csv
+import json
+import pathlib
+import sys
+
+from analysis.load import CLOCK_COLUMNS
+
+# run.json fields that must agree; the rest (times, host, memory, --out) describe the machine
+SAME_META = ["algo", "seed", "versions", "git_commit", "git_dirty", "script_sha256", "threads", "exit_status"]
+
+
+def run_dirs(scale_dir):
+    return {p.parent.relative_to(scale_dir).as_posix() for p in pathlib.Path(scale_dir).glob("runs/*/*/seed*/run.json")}
+
+
+def csv_without_clock(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, column in enumerate(rows[0]) if column not in CLOCK_COLUMNS]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def meta_without_machine(path):
+    meta = json.loads(path.read_text())
+    args = {k: v for k, v in meta["args"].items() if k != "out"}
+    return {"args": args, **{k: meta.get(k) for k in SAME_META}}
+
+
+def differences(dir_a, dir_b):
+    """Lines describing every way the runs under dir_a and dir_b differ (empty: the same runs)."""
+    dir_a, dir_b = pathlib.Path(dir_a), pathlib.Path(dir_b)
+    runs_a, runs_b = run_dirs(dir_a), run_dirs(dir_b)
+    if not runs_a and not runs_b:
+        return [f"no runs under {dir_a}/runs or {dir_b}/runs"]
+    found = [f"{run}: only in {d}" for run in sorted(runs_a ^ runs_b) for d in [dir_a if run in runs_a else dir_b]]
+    for run in sorted(runs_a & runs_b):
+        a, b = dir_a / run, dir_b / run
+        for name in ("progress.csv", "episodes.csv"):
+            rows_a, rows_b = csv_without_clock(a / name), csv_without_clock(b / name)
+            if rows_a != rows_b:
+                line = next((i for i, (x, y) in enumerate(zip(rows_a, rows_b)) if x != y), min(len(rows_a), len(rows_b)))
+                found.append(f"{run}/{name}: differs from line {line + 1}")
+        meta_a, meta_b = meta_without_machine(a / "run.json"), meta_without_machine(b / "run.json")
+        found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
+                  for key in meta_a if meta_a[key] != meta_b[key]]
+    return found
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        sys.exit("usage: python -m analysis.compare SCALE_DIR_A SCALE_DIR_B")
+    found = differences(*argv)
+    for line in found:
+        print(line)
+    if found:
+        sys.exit(1)
+    print(f"{len(run_dirs(argv[0]))} runs identical (progress.csv and episodes.csv except {', '.join(CLOCK_COLUMNS)}; "
+          "run.json arguments, versions and code)")
+
+
+if __name__ == "__main__":
+    main()
