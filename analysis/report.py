@@ -59,7 +59,11 @@ def reading_curves(table, higher_than=None):
     lines = []
     for env, g in table.groupby("env", sort=False):
         order = g.sort_values("mean", ascending=False)
-        lines.append(f"- {env}: " + " > ".join(f"{r.variant} ({r.mean:.1f})" for r in order.itertuples()) + ".")
+        ranked = ""
+        for i, r in enumerate(order.itertuples()):  # '=' where two means print the same (e.g. both at 500.0)
+            ranked += ("" if i == 0 else " = " if f"{r.mean:.1f}" == f"{previous:.1f}" else " > ") + f"{r.variant} ({r.mean:.1f})"
+            previous = r.mean
+        lines.append(f"- {env}: {ranked}.")
         if higher_than:
             low_name, high_names = higher_than
             low = g[g.variant == low_name]

@@ -129,3 +129,12 @@ def test_compare_same_seed_elsewhere_is_identical_and_differences_are_named(good
     shutil.copytree(other, scale_a / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed2")
     (other / "run.json").write_text(json.dumps(meta))
     assert compare.differences(scale_a, scale_b)[1].startswith("runs/ppo_clip_0.2/CartPole-v1/seed2/run.json: versions differ")
+
+
+def test_reading_shows_ties_as_ties():
+    from analysis.report import reading_curves
+    table = pd.DataFrame({"env": ["CartPole-v1"] * 3, "variant": ["a", "b", "c"], "mean": [500.0, 239.0, 500.0],
+                          "ci_low": [500.0, 100.0, 500.0], "ci_high": [500.0, 300.0, 500.0]})
+    lines = reading_curves(table, higher_than=("b", ["a"])).splitlines()
+    assert lines[0] in ("- CartPole-v1: a (500.0) = c (500.0) > b (239.0).", "- CartPole-v1: c (500.0) = a (500.0) > b (239.0).")
+    assert lines[1] == "  - a vs b: higher, with non-overlapping 95% intervals."
