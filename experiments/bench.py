@@ -2,14 +2,18 @@
 
 For each algorithm × environment, in one process and one thread:
   env_sps    the environment alone, stepped with uniformly random actions drawn in advance;
+  env_sps_sampled  the same with action_space.sample() each step (slower: gymnasium's sampler
+             costs a few µs a step), shown for reference; the ratio uses the stricter env_sps;
   train_sps  the algorithm with its paper defaults, over whole iterations (rollout + update),
              the first iteration left out as warm-up;
 and their ratio (overhead ratio = env_sps / train_sps), plus the rollout/update split.
-Rows are appended to --csv with the machine description; --figure draws the table.
+Each number is the fastest of --repeats measurements; versions are measured in turn.
+Rows go to --csv (a label, algorithm and env measured again replaces its row) with the machine description,
+and results/bench/throughput.png draws them.
 
-  python experiments/bench.py --label after
-  git show 6f5db84:algorithms/ppo.py > /tmp/before/ppo.py
-  python experiments/bench.py --label before --algorithm-dir /tmp/before --algos ppo
+  python experiments/bench.py                         # the current algorithm files
+  mkdir -p /tmp/before && git show fb2611b:algorithms/ppo.py > /tmp/before/ppo.py
+  python experiments/bench.py --algos ppo --version before=/tmp/before --version after=algorithms
 
 This is a measurement, never a test: the numbers depend on the machine and its load.
 """
@@ -39,14 +43,17 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, 1 thread"
 
 
-def env_only_sps(env_id, steps, seed=0):
+def env_only_sps(env_id, steps, seed=0, sample=False):
+    """Steps per second of the environment alone, with uniform random actions drawn in advance
+    (sample=False) or drawn one per step with action_space.sample() (sample=True)."""
     env = gym.make(env_id)
     env.reset(seed=seed)
     space = env.action_space
+    space.seed(seed)
     actions = np.random.default_rng(seed).uniform(space.low, space.high, (steps,) + space.shape).astype(space.dtype)
     start = time.perf_counter()
     for action in actions:
-        _, _, terminated, truncated, _ = env.step(action)
+        _, _, terminated, truncated, _ = env.step(space.sample() if sample else action)
         if terminated or truncated:
             env.reset()
     return steps / (time.perf_counter() - start)
@@ -68,26 +75,45 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo", "vpg"])
     parser.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
-    parser.add_argument("--label", required=True, help="name of the code version measured, e.g. before / after")
-    parser.add_argument("--algorithm-dir", default=str(ROOT / "algorithms"), help="where the algorithm files are")
+    parser.add_argument("--version", action="append", metavar="LABEL=DIR",
+                        help="a code version to measure: its label and the folder of its algorithm files; repeat the "
+                             "flag to compare versions, measured in turn (default: current=algorithms/)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per number; the fastest is kept "
+                        "(load from other processes only ever slows a measurement down)")
     parser.add_argument("--env-steps", type=int, default=30000)
     parser.add_argument("--csv", default=str(ROOT / "results/bench/throughput.csv"))
     args = parser.parse_args()
+    versions = [v.split("=", 1) for v in args.version or [f"current={ROOT / 'algorithms'}"]]
+    for label, folder in versions:
+        for algo in args.algos:
+            if not (pathlib.Path(folder) / f"{algo}.py").is_file():
+                parser.error(f"--version {label}={folder}: no {algo}.py there")
     torch.set_num_threads(1)
     rows = []
     for env_id in args.envs:
         for algo in args.algos:
-            env_sps = env_only_sps(env_id, args.env_steps)
-            train_sps, rollout, update = training_split(pathlib.Path(args.algorithm_dir) / f"{algo}.py", env_id, STEPS[algo])
-            rows.append(dict(label=args.label, algo=algo, env_id=env_id, env_sps=round(env_sps), train_sps=round(train_sps),
-                             overhead_ratio=round(env_sps / train_sps, 2), rollout_share=round(rollout / (rollout + update), 3),
-                             machine=machine(), date=datetime.date.today().isoformat()))
-            print(" ".join(f"{k}={v}" for k, v in rows[-1].items() if k not in ("machine", "date")), flush=True)
+            best = {}  # label -> (env_sps, env_sps_sampled, train_sps, rollout_s, update_s), fastest of the repeats
+            for _ in range(args.repeats):
+                for label, folder in versions:  # interleaved, so a slow spell of the machine hits every version
+                    env_sps = env_only_sps(env_id, args.env_steps)
+                    sampled_sps = env_only_sps(env_id, args.env_steps, sample=True)
+                    train = training_split(pathlib.Path(folder) / f"{algo}.py", env_id, STEPS[algo])
+                    old = best.get(label, (0, 0, 0, 0, 0))
+                    best[label] = (max(old[0], env_sps), max(old[1], sampled_sps)) + max(old[2:], train)
+            for label, (env_sps, sampled_sps, train_sps, rollout, update) in best.items():
+                rows.append(dict(label=label, algo=algo, env_id=env_id, env_sps=round(env_sps),
+                                 env_sps_sampled=round(sampled_sps), train_sps=round(train_sps),
+                                 overhead_ratio=round(env_sps / train_sps, 2),
+                                 rollout_share=round(rollout / (rollout + update), 3),
+                                 machine=machine(), date=datetime.date.today().isoformat()))
+                print(" ".join(f"{k}={v}" for k, v in rows[-1].items() if k not in ("machine", "date")), flush=True)
     os.makedirs(os.path.dirname(args.csv), exist_ok=True)
     table = pd.DataFrame(rows)
     if os.path.exists(args.csv):
         old = pd.read_csv(args.csv)
-        table = pd.concat([old[old.label != args.label], table], ignore_index=True)  # a label's rerun replaces it
+        key = ["label", "algo", "env_id"]  # a measurement taken again replaces the old row
+        kept = old.merge(table[key], on=key, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+        table = pd.concat([kept, table], ignore_index=True)
     table.to_csv(args.csv, index=False)
     draw(table, os.path.splitext(args.csv)[0] + ".png")
     print(f"machine: {machine()}\nwrote {args.csv}")

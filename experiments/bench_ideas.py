@@ -6,11 +6,18 @@
 Acting (per environment step, the rollout's overhead beside the simulator):
   torch_distributions  torch forward under no_grad + torch.distributions.Normal.sample + .numpy()
   lean_numpy           ppo.py's actor(): numpy over views of the weights, noise from numpy
-Update (per minibatch, policy + value):
-  baseline             default Adam, two backward passes, clip_grad_norm_ per network, .item() per step
-  fused_adam           + Adam(fused=True)
-  one_backward         + one backward through the summed (disjoint) losses
-  stats_as_tensors     + statistics kept as tensors, read once per iteration (ppo.py today)
+Update (per minibatch, policy + value; cumulative, each row adds one idea to those above):
+  baseline          torch.optim.Adam, two backward passes, clip_grad_norm_ per network, .item() per step
+  fused_adam        + Adam(fused=True)
+  one_backward      + one backward through the summed (disjoint) losses
+  stats_as_tensors  + statistics kept as tensors, read once per iteration
+  flat_buffers      + parameters and gradients as views of one flat tensor per network:
+                      one zero_(), one gradient norm, Adam over one tensor
+  hand_adam         + ppo.py's own Adam on the flat tensor (no torch.optim bookkeeping)
+  epoch_views       + shuffle once per epoch, minibatches as views instead of indexing
+  batched_adv_norm  + per-minibatch advantage normalisation for the whole epoch at once
+  deferred_stats    + entropy and clip fraction from kept tensors, once per iteration (ppo.py today)
+Each number is the fastest of several interleaved measurements.
 """
 import importlib.util
 import pathlib
@@ -27,6 +34,7 @@ ppo = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ppo)
 
 OBS, ACT, MB, BATCH = 17, 6, 64, 2048
+REPEATS = 7
 
 
 def per_call(fn, n):
@@ -51,55 +59,95 @@ def acting():
     return {"torch_distributions": per_call(torch_path, 5000), "lean_numpy": per_call(lambda: act(obs, rng), 5000)}
 
 
-def update(fused, one_backward, tensor_stats):
+# Cumulative: each idea is measured with every idea above it switched on.
+UPDATE_IDEAS = ["baseline", "fused_adam", "one_backward", "stats_as_tensors", "flat_buffers", "hand_adam",
+                "epoch_views", "batched_adv_norm", "deferred_stats"]
+
+
+def update(idea):
+    """Microseconds per minibatch of the PPO-clip update with the ideas up to `idea` switched on."""
+    on = set(UPDATE_IDEAS[:UPDATE_IDEAS.index(idea) + 1])
     torch.manual_seed(0)
     policy, value_fn = ppo.GaussianPolicy(OBS, ACT, ortho=True), ppo.mlp(OBS, 1, 1.0, ortho=True)
-    pi_opt = torch.optim.Adam(policy.parameters(), lr=3e-4, eps=1e-5, fused=fused)
-    v_opt = torch.optim.Adam(value_fn.parameters(), lr=3e-4, eps=1e-5, fused=fused)
+    if "flat_buffers" in on:  # parameters and gradients as views of one flat tensor per network
+        flats = ppo.flat_parameters(policy), ppo.flat_parameters(value_fn)
+        if "hand_adam" in on:
+            optimisers = [ppo.Adam(f, 3e-4, 1e-5) for f in flats]
+        else:
+            optimisers = [torch.optim.Adam([f], lr=3e-4, eps=1e-5, fused=True) for f in flats]
+    else:
+        optimisers = [torch.optim.Adam(net.parameters(), lr=3e-4, eps=1e-5, fused="fused_adam" in on or None)
+                      for net in (policy, value_fn)]
     obs, act = torch.randn(BATCH, OBS), torch.randn(BATCH, ACT)
     adv, ret, val = torch.randn(BATCH), torch.randn(BATCH), torch.randn(BATCH)
     with torch.no_grad():
-        old = tuple(x.clone() for x in policy(obs))
-        old_logp = policy.log_prob(old, act)
-    batches = iter(torch.randperm(BATCH).split(MB) * 10_000)
-    stats = []
+        old_logp = policy.log_prob(tuple(x.clone() for x in policy(obs)), act)
+    stats, stepped = [], []
+
+    def minibatches():  # endless epochs of shuffled minibatches: (adv, obs, act, old_logp, ret, val)
+        while True:
+            perm = torch.randperm(BATCH)
+            if "epoch_views" in on:  # shuffle once per epoch, minibatches are views
+                a = adv[perm]
+                if "batched_adv_norm" in on:
+                    a = ppo.normalise_minibatches(a, MB)
+                yield from zip(*(x.split(MB) for x in (a, obs[perm], act[perm], old_logp[perm], ret[perm], val[perm])))
+            else:
+                for mb in perm.split(MB):
+                    yield adv[mb], obs[mb], act[mb], old_logp[mb], ret[mb], val[mb]
+
+    batches = minibatches()
 
     def step():
-        mb = next(batches)
-        v = value_fn(obs[mb]).squeeze(-1)
-        v_clipped = val[mb] + (v - val[mb]).clamp(-0.2, 0.2)
-        v_loss = 0.5 * torch.max((v - ret[mb]) ** 2, (v_clipped - ret[mb]) ** 2).mean()
-        dist = policy(obs[mb])
-        ratio = (policy.log_prob(dist, act[mb]) - old_logp[mb]).exp()
-        a = (adv[mb] - adv[mb].mean()) / (adv[mb].std() + 1e-8)
+        a, o, ac, olp, r, vv = next(batches)
+        v = value_fn(o).squeeze(-1)
+        v_clipped = vv + (v - vv).clamp(-0.2, 0.2)
+        v_loss = 0.5 * torch.max((v - r) ** 2, (v_clipped - r) ** 2).mean()
+        dist = policy(o)
+        ratio = (policy.log_prob(dist, ac) - olp).exp()
+        if "batched_adv_norm" not in on:
+            a = (a - a.mean()) / (a.std() + 1e-8)
         pi_loss = ppo.policy_loss("clip", ratio, a, None, 0.2, 0.0)
-        pi_opt.zero_grad()
-        v_opt.zero_grad()
-        if one_backward:
+        if "flat_buffers" in on:
+            for f in flats:
+                f.grad.zero_()
+        else:
+            for opt in optimisers:
+                opt.zero_grad()
+        if "one_backward" in on:
             (pi_loss + v_loss).backward()
         else:
             pi_loss.backward()
             v_loss.backward()
-        nn.utils.clip_grad_norm_(value_fn.parameters(), 0.5)
-        norm = nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-        pi_opt.step()
-        v_opt.step()
+        if "flat_buffers" in on:
+            ppo.clip_grad_norm(flats[1], 0.5)
+            norm = ppo.clip_grad_norm(flats[0], 0.5)
+        else:
+            nn.utils.clip_grad_norm_(value_fn.parameters(), 0.5)
+            norm = nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+        for opt in optimisers:
+            opt.step()
+        if "deferred_stats" in on:  # entropy and clip fraction once per iteration, from kept tensors
+            stats.append((pi_loss.detach(), v_loss.detach(), norm))
+            stepped.append((ratio.detach(),) + tuple(x.detach() for x in dist))
+            return
         with torch.no_grad():
             entropy, clip_frac = policy.entropy(dist).mean(), ((ratio - 1).abs() > 0.2).float().mean()
         values = (pi_loss.detach(), v_loss.detach(), entropy, clip_frac, norm)
-        stats.append(values if tensor_stats else tuple(x.item() for x in values))
+        stats.append(values if "stats_as_tensors" in on else tuple(x.item() for x in values))
 
-    return per_call(step, 640)
+    return lambda: per_call(step, 320)  # one PPO iteration's worth of minibatches
 
 
 def main():
     torch.set_num_threads(1)
     rows = [dict(part="acting, per env step", idea=k, microseconds=round(v, 1)) for k, v in acting().items()]
-    for idea, kw in [("baseline", dict(fused=None, one_backward=False, tensor_stats=False)),
-                     ("fused_adam", dict(fused=True, one_backward=False, tensor_stats=False)),
-                     ("one_backward", dict(fused=True, one_backward=True, tensor_stats=False)),
-                     ("stats_as_tensors", dict(fused=True, one_backward=True, tensor_stats=True))]:
-        rows.append(dict(part="update, per minibatch", idea=idea, microseconds=round(update(**kw), 1)))
+    timers = {idea: update(idea) for idea in UPDATE_IDEAS}
+    best = {idea: float("inf") for idea in UPDATE_IDEAS}
+    for _ in range(REPEATS):  # interleaved, fastest kept: a slow spell of the machine hits every idea
+        for idea, timer in timers.items():
+            best[idea] = min(best[idea], timer())
+    rows += [dict(part="update, per minibatch", idea=idea, microseconds=round(us, 1)) for idea, us in best.items()]
     table = pd.DataFrame(rows)
     out = ROOT / "results" / "bench" / "ideas.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
