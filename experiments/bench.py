@@ -2,8 +2,9 @@
 
 For each algorithm × environment, in one process and one thread:
   env_sps    the environment alone, stepped with uniformly random actions drawn in advance;
-  env_sps_sampled  the same with action_space.sample() each step (slower: gymnasium's sampler
-             costs a few µs a step), shown for reference; the ratio uses the stricter env_sps;
+  env_sps_sampled  the same with action_space.sample() each step, for reference (slower: the
+             sampler's own cost per call is counted as the environment's); the overhead ratio
+             uses the stricter env_sps;
   train_sps  the algorithm with its paper defaults, over whole iterations (rollout + update),
              the first iteration left out as warm-up;
 and their ratio (overhead ratio = env_sps / train_sps), plus the rollout/update split.
