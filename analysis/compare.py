@@ -42,7 +42,7 @@ def differences(dir_a, dir_b):
     runs_a, runs_b = run_dirs(dir_a), run_dirs(dir_b)
     if not runs_a and not runs_b:
         return [f"no runs under {dir_a}/runs or {dir_b}/runs"]
-    found = [f"{run}: only in {d}" for run in sorted(runs_a ^ runs_b) for d in [dir_a if run in runs_a else dir_b]]
+    found = [f"{run}: only in {dir_a if run in runs_a else dir_b}" for run in sorted(runs_a ^ runs_b)]
     for run in sorted(runs_a & runs_b):
         a, b = dir_a / run, dir_b / run
         for name in ("progress.csv", "episodes.csv"):
