@@ -51,6 +51,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 ALGO = "ppo"
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
@@ -165,23 +166,34 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
     episode ended there; at a termination it is multiplied by 0). end_t = terminated or
     truncated cuts the recursion, so it never crosses an episode boundary (DESIGN §5).
     Returns (advantages, value targets = advantages + values)."""
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values   # all t at once
+    decay = gamma * lam * (1.0 - episode_end)                                # γλ(1 − end_t)
     advantages = np.zeros_like(rewards)
     next_advantage = np.zeros_like(rewards[0])
-    for t in reversed(range(len(rewards))):
-        delta = rewards[t] + gamma * (1.0 - terminated[t]) * next_values[t] - values[t]
-        next_advantage = delta + gamma * lam * (1.0 - episode_end[t]) * next_advantage
-        advantages[t] = next_advantage
+    for t in reversed(range(len(rewards))):  # only the recursion is sequential
+        next_advantage = advantages[t] = deltas[t] + decay[t] * next_advantage
     return advantages, advantages + values
 
 
 # ---------------------------------------------------------------- networks
+class MLP(nn.Sequential):
+    """Linear → tanh → Linear → tanh → Linear. forward() calls the functions directly: for a 64×64
+    network nn.Module's per-layer call machinery costs more than the tanh (results/bench/ideas.csv)."""
+
+    def forward(self, x):
+        (w1, b1), (w2, b2), (w3, b3) = self.weights
+        return F.linear(torch.tanh(F.linear(torch.tanh(F.linear(x, w1, b1)), w2, b2)), w3, b3)
+
+
 def mlp(n_in, n_out, out_gain, ortho, hidden=64):
     layers = [nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_out)]
     if ortho:
         for layer, gain in zip(layers[::2], (math.sqrt(2), math.sqrt(2), out_gain)):
             nn.init.orthogonal_(layer.weight, gain)
             nn.init.zeros_(layer.bias)
-    return nn.Sequential(*layers)
+    net = MLP(*layers)
+    net.weights = tuple((layer.weight, layer.bias) for layer in layers[::2])  # the Parameter objects themselves
+    return net
 
 
 def numpy_mlp(net):
@@ -267,7 +279,7 @@ class GaussianPolicy(nn.Module):
     def actor(self):
         """Lean acting path (no autograd, no tensors): a ~ N(μ(s), σ²) with numpy views of the weights."""
         mean, std = numpy_mlp(self.mean), self.log_std.detach().exp().numpy()
-        return lambda obs, rng: (mean(obs) + std * rng.standard_normal(std.shape[0] * len(obs)).reshape(len(obs), -1)).astype(np.float32)
+        return lambda obs, rng: (mean(obs) + std * rng.standard_normal((len(obs), len(std)))).astype(np.float32)
 
 
 class CategoricalPolicy(nn.Module):
@@ -461,7 +473,8 @@ def train(args: Args, quiet=False, on_batch=None):
         if not args.norm_obs:
             return raw
         obs_rms.update(raw)
-        return np.clip((raw - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -args.obs_clip, args.obs_clip)
+        z = (raw - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8)
+        return np.minimum(np.maximum(z, -args.obs_clip), args.obs_clip)  # np.clip, without its wrapper's cost
 
     def scale_reward(r, i, done):
         # divide by the running std of the discounted return γR_{t-1} + r_t (Engstrom et al. 2020 §3)

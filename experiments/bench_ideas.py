@@ -16,7 +16,11 @@ Update (per minibatch, policy + value; cumulative, each row adds one idea to tho
   hand_adam         + ppo.py's own Adam on the flat tensor (no torch.optim bookkeeping)
   epoch_views       + shuffle once per epoch, minibatches as views instead of indexing
   batched_adv_norm  + per-minibatch advantage normalisation for the whole epoch at once
-  deferred_stats    + entropy and clip fraction from kept tensors, once per iteration (ppo.py today)
+  deferred_stats    + entropy and clip fraction from kept tensors, once per iteration
+  functional_mlp    + the MLPs' forward as direct F.linear/tanh calls, not nn.Module calls (ppo.py today)
+Advantages (per 2048-step rollout, GAE(λ) with episode ends):
+  delta_in_loop     every δ_t computed inside the backward recursion
+  vectorised_delta  ppo.gae(): all δ_t and γλ(1 − end_t) at once, only the recursion in the loop
 Each number is the fastest of several interleaved measurements.
 """
 import importlib.util
@@ -61,7 +65,27 @@ def acting():
 
 # Cumulative: each idea is measured with every idea above it switched on.
 UPDATE_IDEAS = ["baseline", "fused_adam", "one_backward", "stats_as_tensors", "flat_buffers", "hand_adam",
-                "epoch_views", "batched_adv_norm", "deferred_stats"]
+                "epoch_views", "batched_adv_norm", "deferred_stats", "functional_mlp"]
+
+
+def advantages():
+    """Microseconds per rollout of GAE(λ): δ_t inside the recursion, and ppo.gae (same numbers, bit for bit)."""
+    rng = np.random.default_rng(0)
+    r, v, v_next = (rng.normal(size=(BATCH, 1)).astype(np.float32) for _ in range(3))
+    end = (rng.random((BATCH, 1)) < 0.01).astype(np.float32)
+    term = end * (rng.random((BATCH, 1)) < 0.5)
+
+    def delta_in_loop():
+        adv, next_adv = np.zeros_like(r), np.zeros_like(r[0])
+        for t in reversed(range(BATCH)):
+            delta = r[t] + 0.99 * (1.0 - term[t]) * v_next[t] - v[t]
+            next_adv = delta + 0.99 * 0.95 * (1.0 - end[t]) * next_adv
+            adv[t] = next_adv
+        return adv
+
+    assert np.array_equal(delta_in_loop(), ppo.gae(r, v, v_next, term, end, 0.99, 0.95)[0])
+    return {"delta_in_loop": lambda: per_call(delta_in_loop, 20),
+            "vectorised_delta": lambda: per_call(lambda: ppo.gae(r, v, v_next, term, end, 0.99, 0.95), 20)}
 
 
 def update(idea):
@@ -69,6 +93,8 @@ def update(idea):
     on = set(UPDATE_IDEAS[:UPDATE_IDEAS.index(idea) + 1])
     torch.manual_seed(0)
     policy, value_fn = ppo.GaussianPolicy(OBS, ACT, ortho=True), ppo.mlp(OBS, 1, 1.0, ortho=True)
+    if "functional_mlp" not in on:  # the same layers, called through nn.Sequential's module machinery
+        policy.mean.__class__ = value_fn.__class__ = nn.Sequential
     if "flat_buffers" in on:  # parameters and gradients as views of one flat tensor per network
         flats = ppo.flat_parameters(policy), ppo.flat_parameters(value_fn)
         if "hand_adam" in on:
@@ -142,12 +168,13 @@ def update(idea):
 def main():
     torch.set_num_threads(1)
     rows = [dict(part="acting, per env step", idea=k, microseconds=round(v, 1)) for k, v in acting().items()]
-    timers = {idea: update(idea) for idea in UPDATE_IDEAS}
-    best = {idea: float("inf") for idea in UPDATE_IDEAS}
-    for _ in range(REPEATS):  # interleaved, fastest kept: a slow spell of the machine hits every idea
-        for idea, timer in timers.items():
-            best[idea] = min(best[idea], timer())
-    rows += [dict(part="update, per minibatch", idea=idea, microseconds=round(us, 1)) for idea, us in best.items()]
+    for part, timers in (("update, per minibatch", {idea: update(idea) for idea in UPDATE_IDEAS}),
+                         ("advantages, per rollout", advantages())):
+        best = {idea: float("inf") for idea in timers}
+        for _ in range(REPEATS):  # interleaved, fastest kept: a slow spell of the machine hits every idea
+            for idea, timer in timers.items():
+                best[idea] = min(best[idea], timer())
+        rows += [dict(part=part, idea=idea, microseconds=round(us, 1)) for idea, us in best.items()]
     table = pd.DataFrame(rows)
     out = ROOT / "results" / "bench" / "ideas.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
