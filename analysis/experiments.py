@@ -92,6 +92,11 @@ def table_gae_lambda(data):
                                       left_on="variant", right_index=True)
     norm = per_env_table(data, "normalised", digits=2).rename(columns={"mean": "normalised_mean", "text": "normalised"})
     table = table.merge(norm[["variant", "env", "normalised_mean", "normalised"]], on=["variant", "env"])
+    # per env, the share of seed resamples in which each λ scores best
+    cell_means = stats.bootstrap_cell_means(data.scores)
+    p_best = pd.concat([stats.ranking_uncertainty(cell_means.xs(env, axis=1, level="env")).p_best.rename(env)
+                        for env in data.envs if env in cell_means.columns.get_level_values("env")], axis=1)
+    table["p_best"] = [p_best.at[r.variant, r.env] for r in table.itertuples()]
     wide = table.pivot(index="lambda", columns="env", values="text").sort_index().reindex(columns=data.envs)
     fig, axes = plt.subplots(1, len(data.envs), figsize=(4.2 * len(data.envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], data.envs):
@@ -126,10 +131,28 @@ def table_ppo_objectives(data):
             row[f"{env} score"] = e.score.mean()
         rows.append(row)
     table = pd.DataFrame(rows)
+    # How firmly do these seeds rank the Table 1 settings? Resample each (setting, env) cell's seeds,
+    # renormalise each replicate (its own best setting per env = 1) and rank the settings in it.
+    in_t1 = table.variant.isin(TABLE1_SETTINGS)
+    t1_scores = data.scores[data.scores.variant.isin(TABLE1_SETTINGS)]
+    replicates = stats.normalise_replicates(stats.bootstrap_cell_means(t1_scores), data.random_score)
+    table = table.merge(stats.ranking_uncertainty(replicates), left_on="variant", right_index=True, how="left")
+    table.loc[in_t1, "rank"] = table[in_t1]["mean"].rank(ascending=False)
+    table.loc[in_t1, "paper_rank"] = table[in_t1].paper.rank(ascending=False)
+    # Spearman's ρ with the paper's column, at our point estimates and per replicate (one value per table)
+    paper_t1 = table[in_t1].set_index("variant").paper.dropna()
+    if len(paper_t1) >= 3:
+        rho_reps = stats.spearman(replicates, paper_t1)
+        table["rho"] = stats.spearman(table.set_index("variant")["mean"], paper_t1)
+        table["rho_ci_low"], table["rho_ci_high"] = np.nanquantile(rho_reps, [0.025, 0.975])
     wide = table.assign(**{"ours: mean [95% CI]": [ci_text(r.mean, r.mean_ci_low, r.mean_ci_high, 2) for r in table.itertuples()],
-                           "ours: IQM [95% CI]": [ci_text(r.iqm, r.iqm_ci_low, r.iqm_ci_high, 2) for r in table.itertuples()]})
-    wide = wide[["setting", "paper", "ours: mean [95% CI]", "ours: IQM [95% CI]"] +
-                [c for c in table.columns if c.endswith(" score")]].rename(columns={"paper": "paper (Table 1)"})
+                           "ours: IQM [95% CI]": [ci_text(r.iqm, r.iqm_ci_low, r.iqm_ci_high, 2) for r in table.itertuples()],
+                           "ours: rank [95% CI]": [f"{r.rank:.0f} [{r.rank_ci_low:.0f}, {r.rank_ci_high:.0f}]"
+                                                   if pd.notna(r.rank) else "" for r in table.itertuples()],
+                           "P(best)": [f"{p:.2f}" if pd.notna(p) else "" for p in table.p_best],
+                           "paper rank": [f"{r:g}" if pd.notna(r) else "" for r in table.paper_rank]})
+    wide = wide[["setting", "paper", "paper rank", "ours: mean [95% CI]", "ours: IQM [95% CI]", "ours: rank [95% CI]",
+                 "P(best)"] + [c for c in table.columns if c.endswith(" score")]].rename(columns={"paper": "paper (Table 1)"})
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
     y = np.arange(len(table))
     ax.errorbar(table["mean"], y - 0.15, xerr=[table["mean"] - table.mean_ci_low, table.mean_ci_high - table["mean"]],

@@ -8,6 +8,7 @@ The readings are generated from the tables, so they always describe the numbers 
 """
 import argparse
 import datetime
+import math
 import pathlib
 
 import pandas as pd
@@ -18,6 +19,15 @@ from analysis.load import load_runs
 from experiments import grid
 
 EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+
+
+def seed_caveat(seeds):
+    """Why the seed-bootstrap statements above are optimistic, for `seeds` runs per cell."""
+    distinct = math.comb(2 * seeds - 1, seeds)
+    return (f"- How sure: every interval, rank and share above comes from resampling each cell's own {seeds} seeds. "
+            f"That sees only the spread among those seeds and is too narrow: the bootstrap variance of a mean of "
+            f"{seeds} is {seeds - 1}/{seeds} of the usual s²/n, and there are only {distinct} distinct resamples. Treat an "
+            "ordering as settled only where the intervals are disjoint, and a share of 100% as 'these seeds agree'.")
 
 
 def summary(scale_dir):
@@ -56,13 +66,16 @@ def compute_text(scale_dir, runs):
 
 
 def reading_curves(table, higher_than=None):
+    """Each env's variants from best to worst mean: '>' where the two neighbours' 95% intervals are
+    disjoint, '≈' where they overlap (the seeds do not separate them), '=' where the means print the same."""
     lines = []
     for env, g in table.groupby("env", sort=False):
-        order = g.sort_values("mean", ascending=False)
-        ranked = ""
-        for i, r in enumerate(order.itertuples()):  # '=' where two means print the same (e.g. both at 500.0)
-            ranked += ("" if i == 0 else " = " if f"{r.mean:.1f}" == f"{previous:.1f}" else " > ") + f"{r.variant} ({r.mean:.1f})"
-            previous = r.mean
+        order = list(g.sort_values("mean", ascending=False).itertuples())
+        ranked = f"{order[0].variant} ({order[0].mean:.1f})"
+        for above, r in zip(order, order[1:]):
+            sign = ("=" if f"{r.mean:.1f}" == f"{above.mean:.1f}" else
+                    ">" if r.ci_high < above.ci_low else "≈")
+            ranked += f" {sign} {r.variant} ({r.mean:.1f})"
         lines.append(f"- {env}: {ranked}.")
         if higher_than:
             low_name, high_names = higher_than
@@ -74,6 +87,8 @@ def reading_curves(table, higher_than=None):
                     verdict = ("higher, with non-overlapping 95% intervals" if h.ci_low > lo.ci_high else
                                "higher, but the 95% intervals overlap" if h["mean"] > lo["mean"] else "not higher")
                     lines.append(f"  - {name} vs {low_name}: {verdict}.")
+    lines.append("- '>' : the neighbours' 95% intervals are disjoint; '≈' : they overlap, so these seeds do not "
+                 "order the two; '=' : equal means.")
     return "\n".join(lines)
 
 
@@ -82,27 +97,48 @@ def reading_gae(table):
     for env, g in table.groupby("env", sort=False):
         best = g.loc[g["mean"].idxmax()]
         inside = 0.9 <= best["lambda"] <= 0.99
-        lines.append(f"- {env}: best λ = {best['lambda']:g} (score {best['mean']:.1f}); "
-                     f"{'inside' if inside else 'outside'} the GAE paper's recommended range [0.9, 0.99]. "
-                     f"λ = 0 scores {g[g['lambda'] == 0]['mean'].mean():.1f}, λ = 1 scores {g[g['lambda'] == 1]['mean'].mean():.1f}.")
+        contenders = g[(g.variant != best.variant) & (g.p_best >= 0.05)].sort_values("lambda")
+        rivals = ("; also best in ≥ 5% of resamples: " + ", ".join(f"λ = {r['lambda']:g} ({r.p_best:.0%})"
+                                                                  for _, r in contenders.iterrows())
+                  if len(contenders) else "; no other λ is best in ≥ 5% of resamples")
+        lines.append(f"- {env}: best λ = {best['lambda']:g} (score {best['mean']:.1f}, best in {best.p_best:.0%} of "
+                     f"seed resamples{rivals}); {'inside' if inside else 'outside'} the GAE paper's recommended "
+                     f"range [0.9, 0.99]. λ = 0 scores {g[g['lambda'] == 0]['mean'].mean():.1f}, "
+                     f"λ = 1 scores {g[g['lambda'] == 1]['mean'].mean():.1f}.")
+    lines.append(seed_caveat(int(table.seeds.min())))
     return "\n".join(lines)
 
 
 def reading_objectives(table):
     t1 = table[table.variant.isin(TABLE1_SETTINGS)].dropna(subset=["paper"])
     lines = []
-    if len(t1) >= 3:
-        rho = t1["mean"].rank().corr(t1.paper.rank())
+    if len(t1) >= 3 and "rho" in t1:
+        r = t1.iloc[0]
+        verdict = ("excludes 0: our ordering agrees with the paper's" if r.rho_ci_low > 0 else
+                   "excludes 0: our ordering runs against the paper's" if r.rho_ci_high < 0 else
+                   "includes 0: these seeds cannot tell whether our ordering agrees with the paper's")
         lines.append(f"- Rank correlation (Spearman) between our mean normalised scores and the paper's over the "
-                     f"{len(t1)} Table 1 settings: {rho:.2f}.")
-    best = table.loc[table["mean"].idxmax()]
-    worst = t1.loc[t1["mean"].idxmin()] if len(t1) else None
-    lines.append(f"- Our best setting: {best.setting} ({best['mean']:.2f}); the paper's best: Clipping, ε = 0.2 (0.82).")
-    if worst is not None:
+                     f"{len(t1)} Table 1 settings: ρ = {r.rho:.2f}, 95% seed-bootstrap interval "
+                     f"[{r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]; the interval {verdict}.")
+    best = t1.loc[t1["mean"].idxmax()] if len(t1) else table.loc[table["mean"].idxmax()]
+    contenders = t1[(t1.variant != best.variant) & (t1.p_best >= 0.05)] if "p_best" in t1 else t1.iloc[:0]
+    lines.append(f"- Our best Table 1 setting: {best.setting} ({best['mean']:.2f}, best in "
+                 f"{best.get('p_best', float('nan')):.0%} of seed resamples"
+                 + ("; also best in ≥ 5%: " + ", ".join(f"{c.setting} ({c.p_best:.0%})" for c in contenders.itertuples())
+                    if len(contenders) else "") + "); the paper's best: Clipping, ε = 0.2 (0.82).")
+    if len(t1):
+        worst = t1.loc[t1["mean"].idxmin()]
         lines.append(f"- Our worst Table 1 setting: {worst.setting} ({worst['mean']:.2f}); the paper's worst: "
                      f"No clipping or penalty (−0.39, driven by HalfCheetah).")
+    if "rank" in t1:
+        firm = t1[t1.rank_ci_low == t1.rank_ci_high]
+        lines.append("- Settings whose rank is the same in 95% of resamples: " +
+                     (", ".join(f"{r.setting} (rank {r.rank:.0f})" for r in firm.itertuples()) if len(firm) else "none") +
+                     f"; the median width of a rank interval is {(t1.rank_ci_high - t1.rank_ci_low).median():.0f} places.")
     for r in table[~table.variant.isin(TABLE1_SETTINGS)].itertuples():
         lines.append(f"- {r.setting}: {r.mean:.2f} [{r.mean_ci_low:.2f}, {r.mean_ci_high:.2f}] (not in the paper).")
+    envs = sum(c.endswith(" score") for c in table.columns)
+    lines.append(seed_caveat(int(table.runs.min()) // max(envs, 1)))
     return "\n".join(lines)
 
 

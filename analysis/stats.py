@@ -62,3 +62,48 @@ def curves(episodes, points=50, total_steps=None):
         out.append(pd.DataFrame({"variant": key[0], "env": key[1], "seed": key[2], "step": edges[1:],
                                  "return": binned.ffill().to_numpy()}))
     return pd.concat(out, ignore_index=True)
+
+
+def bootstrap_cell_means(scores, reps=BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED):
+    """Bootstrap replicates of every (variant, env) cell's mean score: each cell's runs (its seeds)
+    resampled with replacement, independently of the other cells. Returns a frame with one row per
+    replicate and one column per (variant, env); the spread across rows is the seed-level uncertainty
+    that any ranking of the cells inherits."""
+    rng = np.random.default_rng(seed)
+    cells = {key: g.score.to_numpy(float) for key, g in scores.groupby(["variant", "env"], sort=False)}
+    columns = pd.MultiIndex.from_tuples(cells, names=["variant", "env"])
+    return pd.DataFrame(np.column_stack([x[rng.integers(0, len(x), (reps, len(x)))].mean(axis=1)
+                                         for x in cells.values()]), columns=columns)
+
+
+def normalise_replicates(cell_means, random_score):
+    """Normalise each replicate as the point estimate is (random → 0, the replicate's own best variant
+    per env → 1), then average over envs: one row per replicate, one column per variant."""
+    best = cell_means.T.groupby(level="env").max().T  # per replicate and env, the best variant's mean
+    envs = cell_means.columns.get_level_values("env")
+    lo = np.array([random_score[e] for e in envs])
+    hi = best[envs].to_numpy()
+    normalised = (cell_means - lo) / (hi - lo)
+    return normalised.T.groupby(level="variant", sort=False).mean().T
+
+
+def ranking_uncertainty(replicates, level=0.95):
+    """Per variant (column), from bootstrap replicates (rows) of a score where higher is better: the
+    percentile interval of its rank (1 = best) and the share of replicates in which it is the best
+    (a tie shares the win)."""
+    alpha = (1 - level) / 2
+    ranks = replicates.rank(axis=1, ascending=False)
+    is_best = replicates.eq(replicates.max(axis=1), axis=0)
+    return pd.DataFrame({"rank_ci_low": ranks.quantile(alpha), "rank_ci_high": ranks.quantile(1 - alpha),
+                         "p_best": is_best.div(is_best.sum(axis=1), axis=0).mean()})
+
+
+def spearman(ours, reference):
+    """Spearman's ρ between the columns of `ours` (a Series, or a frame of replicates in rows) and the
+    `reference` Series over the same labels: the Pearson correlation of average ranks (ties share a rank)."""
+    frame = pd.DataFrame([ours]) if isinstance(ours, pd.Series) else ours
+    a = frame[reference.index].rank(axis=1).to_numpy()
+    b = reference.rank().to_numpy()
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean()
+    rho = a @ b / np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum())
+    return float(rho[0]) if isinstance(ours, pd.Series) else rho

@@ -2,6 +2,7 @@
 hand-known answers; loading rejects runs that break the contract."""
 import csv
 import json
+import math
 import shutil
 
 import numpy as np
@@ -54,6 +55,45 @@ def test_bootstrap_is_reproducible_and_covers_the_mean():
     assert first == stats.stratified_bootstrap_ci(values, strata, stats.iqm)
     point, low, high = stats.stratified_bootstrap_ci(values, strata, stats.aggregate_mean)
     assert low < point < high and low < 10.0 < high and high - low < 2.0
+
+
+def test_bootstrap_cell_means_resamples_each_cells_own_seeds():
+    scores = pd.DataFrame({"variant": ["a", "a", "b", "b"], "env": "X", "seed": [1, 2, 1, 2],
+                           "score": [7.0, 7.0, 0.0, 1.0]})
+    reps = stats.bootstrap_cell_means(scores, reps=20_000)
+    assert list(reps.columns) == [("a", "X"), ("b", "X")]
+    assert (reps["a", "X"] == 7.0).all()  # a cell whose seeds agree never moves
+    # two seeds {0, 1}: the resampled mean is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4
+    shares = reps["b", "X"].value_counts(normalize=True)
+    np.testing.assert_allclose([shares[0.0], shares[0.5], shares[1.0]], [0.25, 0.5, 0.25], atol=0.01)
+    assert reps.equals(stats.bootstrap_cell_means(scores, reps=20_000))  # fixed seed
+
+
+def test_normalise_replicates_uses_each_replicates_own_best():
+    columns = pd.MultiIndex.from_tuples([("a", "X"), ("b", "X"), ("a", "Y"), ("b", "Y")], names=["variant", "env"])
+    reps = pd.DataFrame([[60.0, 110.0, 0.0, 5.0], [110.0, 60.0, 5.0, 0.0]], columns=columns)
+    out = stats.normalise_replicates(reps, {"X": 10.0, "Y": -15.0})
+    # replicate 0: X best 110 → a 0.5, b 1; Y best 5 → a 0.75, b 1. Replicate 1 mirrors it.
+    np.testing.assert_allclose(out[["a", "b"]].to_numpy(), [[0.625, 1.0], [1.0, 0.625]])
+
+
+def test_ranking_uncertainty_by_hand():
+    reps = pd.DataFrame({"a": [3.0, 3.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0, 2.0], "c": [0.0, 0.0, 0.0, 0.0]})
+    out = stats.ranking_uncertainty(reps, level=0.5)  # 25th and 75th percentiles of the ranks
+    # ranks of a: 1, 1, 2, 1.5 (tied with b); of b: 2, 2, 1, 1.5; c is always 3
+    np.testing.assert_allclose(out.p_best, [0.5 + 0.5 / 4 * 1, 0.25 + 0.5 / 4, 0.0])  # the tie shares the win
+    assert out.loc["c"].rank_ci_low == out.loc["c"].rank_ci_high == 3
+    np.testing.assert_allclose(out.loc["a", ["rank_ci_low", "rank_ci_high"]], [1.0, 1.625])
+
+
+def test_spearman_by_hand():
+    ref = pd.Series({"x": 1.0, "y": 2.0, "z": 3.0})
+    assert stats.spearman(pd.Series({"z": 30.0, "x": 10.0, "y": 20.0}), ref) == pytest.approx(1.0)
+    assert stats.spearman(pd.Series({"x": 3.0, "y": 2.0, "z": 1.0}), ref) == pytest.approx(-1.0)
+    # ties share a rank: ranks (1.5, 1.5, 3) against (1, 2, 3) give ρ = 1.5 / (√2 · √1.5) = √3 / 2
+    assert stats.spearman(pd.Series({"x": 5.0, "y": 5.0, "z": 9.0}), ref) == pytest.approx(math.sqrt(3) / 2)
+    frame = pd.DataFrame([{"x": 1, "y": 2, "z": 3}, {"x": 3, "y": 2, "z": 1}])
+    np.testing.assert_allclose(stats.spearman(frame, ref), [1.0, -1.0])
 
 
 def test_curves_bin_and_carry_forward():
@@ -138,3 +178,27 @@ def test_reading_shows_ties_as_ties():
     lines = reading_curves(table, higher_than=("b", ["a"])).splitlines()
     assert lines[0] in ("- CartPole-v1: a (500.0) = c (500.0) > b (239.0).", "- CartPole-v1: c (500.0) = a (500.0) > b (239.0).")
     assert lines[1] == "  - a vs b: higher, with non-overlapping 95% intervals."
+
+
+def test_reading_orders_only_what_the_intervals_separate():
+    from analysis.report import reading_curves
+    table = pd.DataFrame({"env": ["E"] * 3, "variant": ["a", "b", "c"], "mean": [10.0, 9.0, 1.0],
+                          "ci_low": [8.0, 7.0, 0.0], "ci_high": [12.0, 11.0, 2.0]})
+    assert reading_curves(table).splitlines()[0] == "- E: a (10.0) ≈ b (9.0) > c (1.0)."
+
+
+def test_objectives_reading_states_the_interval_of_the_rank_correlation():
+    from analysis.report import reading_objectives
+    from analysis.experiments import TABLE1_SETTINGS
+    n = len(TABLE1_SETTINGS)
+    table = pd.DataFrame({"variant": TABLE1_SETTINGS, "setting": TABLE1_SETTINGS, "paper": np.linspace(0, 1, n),
+                          "runs": 6, "mean": np.linspace(0, 1, n), "mean_ci_low": 0.0, "mean_ci_high": 1.0,
+                          "p_best": [0.0] * (n - 2) + [0.1, 0.9], "rank": np.arange(n, 0, -1),
+                          "rank_ci_low": 1.0, "rank_ci_high": 3.0, "rho": 1.0, "rho_ci_low": 0.4, "rho_ci_high": 1.0,
+                          "X score": 1.0, "Y score": 1.0})
+    text = reading_objectives(table)
+    assert "ρ = 1.00, 95% seed-bootstrap interval [0.40, 1.00]; the interval excludes 0: our ordering agrees" in text
+    assert f"best in 90% of seed resamples; also best in ≥ 5%: {TABLE1_SETTINGS[-2]} (10%)" in text
+    assert "resampling each cell's own 3 seeds" in text
+    table[["rho_ci_low", "rho_ci_high"]] = [-0.2, 0.5]
+    assert "includes 0: these seeds cannot tell" in reading_objectives(table)
