@@ -7,7 +7,13 @@ each, progress.csv and episodes.csv are identical except the wall-clock columns,
 run.json records the same algorithm, arguments (bar --out), library versions and code.
 Used by CI to show that the smoke scale gives the same run files locally and through SLURM.
 Exit status 0 when identical; otherwise 1, with one line per difference.
+
+  python -m analysis.compare --code-may-differ OLD_DIR NEW_DIR
+
+checks that a change to the code (a speed-up, a refactor) computes the same numbers: the code
+fields of run.json (commit, dirty flag, script hash) may differ, everything else may not.
 """
+import argparse
 import csv
 import json
 import pathlib
@@ -16,7 +22,8 @@ import sys
 from analysis.load import CLOCK_COLUMNS
 
 # run.json fields that must agree; the rest (times, host, memory, --out) describe the machine
-SAME_META = ["algo", "seed", "versions", "git_commit", "git_dirty", "script_sha256", "threads", "exit_status"]
+CODE_META = ["git_commit", "git_dirty", "script_sha256"]
+SAME_META = ["algo", "seed", "versions", "threads", "exit_status"] + CODE_META
 
 
 def run_dirs(scale_dir):
@@ -36,8 +43,9 @@ def meta_without_machine(path):
     return {"args": args, **{k: meta.get(k) for k in SAME_META}}
 
 
-def differences(dir_a, dir_b):
-    """Lines describing every way the runs under dir_a and dir_b differ (empty: the same runs)."""
+def differences(dir_a, dir_b, code_may_differ=False):
+    """Lines describing every way the runs under dir_a and dir_b differ (empty: the same runs).
+    With code_may_differ, run.json's code fields are not compared."""
     dir_a, dir_b = pathlib.Path(dir_a), pathlib.Path(dir_b)
     runs_a, runs_b = run_dirs(dir_a), run_dirs(dir_b)
     if not runs_a and not runs_b:
@@ -52,22 +60,24 @@ def differences(dir_a, dir_b):
                 found.append(f"{run}/{name}: differs from line {line + 1}")
         meta_a, meta_b = meta_without_machine(a / "run.json"), meta_without_machine(b / "run.json")
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
-                  for key in meta_a if meta_a[key] != meta_b[key]]
+                  for key in meta_a if meta_a[key] != meta_b[key] and not (code_may_differ and key in CODE_META)]
     return found
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        sys.exit("usage: python -m analysis.compare SCALE_DIR_A SCALE_DIR_B")
-    found = differences(*argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir_a")
+    parser.add_argument("dir_b")
+    parser.add_argument("--code-may-differ", action="store_true",
+                        help="do not compare run.json's git commit, dirty flag and script hash")
+    args = parser.parse_args(argv)
+    found = differences(args.dir_a, args.dir_b, args.code_may_differ)
     for line in found:
         print(line)
     if found:
         sys.exit(1)
-    print(f"{len(run_dirs(argv[0]))} runs identical (progress.csv and episodes.csv except {', '.join(CLOCK_COLUMNS)}; "
-          "run.json arguments, versions and code)")
-
+    print(f"{len(run_dirs(args.dir_a))} runs identical (progress.csv and episodes.csv except {', '.join(CLOCK_COLUMNS)}; "
+          f"run.json arguments, versions{'' if args.code_may_differ else ' and code'})")
 
 if __name__ == "__main__":
     main()

@@ -130,7 +130,10 @@ def draw(table, path):
     fig, axes = plt.subplots(1, bars.env_id.nunique(), figsize=(5.5 * bars.env_id.nunique(), 3.6), squeeze=False)
     for ax, (env, g) in zip(axes[0], bars.groupby("env_id")):
         sns.barplot(data=g, y="run", x="train_sps", ax=ax, color="tab:blue")
-        ax.axvline(g.env_sps.median(), color="k", ls="--", label=f"env alone, random actions ({g.env_sps.median():,.0f})")
+        ax.axvline(g.env_sps.median(), color="k", ls="--", label=f"env alone, pre-drawn random actions ({g.env_sps.median():,.0f})")
+        if g.env_sps_sampled.notna().any():
+            ax.axvline(g.env_sps_sampled.median(), color="grey", ls="--",
+                       label=f"env alone, action_space.sample() each step ({g.env_sps_sampled.median():,.0f})")
         ax.axvline(g.env_sps.median() / 5, color="tab:red", ls=":", label="target: overhead ratio 5")
         ax.set(title=env, xlabel="training steps per second (1 thread)", ylabel="")
         ax.legend(fontsize=7, loc="lower right")

@@ -171,6 +171,20 @@ def test_compare_same_seed_elsewhere_is_identical_and_differences_are_named(good
     assert compare.differences(scale_a, scale_b)[1].startswith("runs/ppo_clip_0.2/CartPole-v1/seed2/run.json: versions differ")
 
 
+def test_compare_lets_only_the_code_fields_differ_when_asked(good_run, tmp_path):
+    scale_a, scale_b = tmp_path / "scale_a", tmp_path / "scale_b"
+    for scale in (scale_a, scale_b):
+        shutil.copytree(good_run, scale / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1")
+    run_b = scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"
+    meta = json.loads((run_b / "run.json").read_text())
+    (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "script_sha256": "0" * 64}))
+    assert [line.split(": ")[1].split(" ")[0] for line in compare.differences(scale_a, scale_b)] == ["git_commit", "script_sha256"]
+    assert compare.differences(scale_a, scale_b, code_may_differ=True) == []
+    (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "threads": 2}))
+    assert compare.differences(scale_a, scale_b, code_may_differ=True) == [
+        "runs/ppo_clip_0.2/CartPole-v1/seed1/run.json: threads differs (1 vs 2)"]
+
+
 def test_reading_shows_ties_as_ties():
     from analysis.report import reading_curves
     table = pd.DataFrame({"env": ["CartPole-v1"] * 3, "variant": ["a", "b", "c"], "mean": [500.0, 239.0, 500.0],
