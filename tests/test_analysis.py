@@ -148,7 +148,8 @@ def edit_cell(path, row, column, value):
 
 def test_compare_same_seed_elsewhere_is_identical_and_differences_are_named(good_run, tmp_path):
     ppo = load_algorithm("ppo")
-    scale_a = good_run.parent.parent.parent.parent
+    scale_a = tmp_path / "scale_a"  # a copy: this test adds a run to it, and good_run is shared
+    shutil.copytree(good_run, scale_a / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1")
     scale_b = tmp_path / "scale_b"
     run_b = scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"
     args = dict(env_id="CartPole-v1", num_steps=128, minibatch_size=64, update_epochs=1, total_timesteps=256)
