@@ -79,5 +79,6 @@ def main(argv=None):
     print(f"{len(run_dirs(args.dir_a))} runs identical (progress.csv and episodes.csv except {', '.join(CLOCK_COLUMNS)}; "
           f"run.json arguments, versions{'' if args.code_may_differ else ' and code'})")
 
+
 if __name__ == "__main__":
     main()
