@@ -29,7 +29,11 @@ import argparse
 import csv
 import dataclasses
 import datetime
+import fcntl
+import functools
+import gzip
 import hashlib
+import io
 import json
 import math
 import os
@@ -56,9 +60,12 @@ def arg(default, help):
 @dataclass
 class Args:
     env_id: str = arg("HalfCheetah-v5", "gymnasium environment id (MuJoCo -v5 or classic control)")
-    seed: int = arg(1, "root seed; every random stream is derived from it")
-    total_timesteps: int = arg(1_000_000, "environment steps to train for (paper: 1M)")
+    seed: int = arg(1, "root seed (>= 0); every random stream is derived from it")
+    total_timesteps: int = arg(1_000_000, "environment steps to train for, rounded down to whole batches "
+                                          "(run.json: steps_trained) (paper: 1M)")
     out: str = arg("", "run directory (default: runs/trpo/<env-id>/seed<seed>)")
+    overwrite: bool = arg(False, "replace a finished run in --out; its files go only once the new run is complete")
+    compress: bool = arg(False, "write progress.csv.gz and episodes.csv.gz (gzip; pandas reads them as they are)")
     num_envs: int = arg(1, "environments stepped in lockstep (paper: 1)")
     threads: int = arg(1, "torch intra-op threads (part of the determinism contract)")
     batch_size: int = arg(1024, "environment steps per policy update, over all envs (baselines: 1024)")
@@ -78,7 +85,7 @@ class Args:
     reward_clip: float = arg(10.0, "clip scaled rewards to ±this")
     norm_adv: bool = arg(True, "standardise advantages over the batch (baselines)")
     ortho_init: bool = arg(True, "orthogonal init: gain √2 hidden, 0.01 policy head, 1 value head")
-    bootstrap_truncation: bool = arg(True, "bootstrap V(final obs) at time-limit truncations (DESIGN §5)")
+    bootstrap_truncation: bool = arg(True, "bootstrap V(final obs) at time-limit truncations (docs/DESIGN.md §5)")
 
 
 def parse_args(argv=None) -> Args:
@@ -115,16 +122,93 @@ def validate(a: Args):
     need(a.vf_minibatch_size <= a.batch_size, "vf-minibatch-size", f"{a.vf_minibatch_size} exceeds --batch-size {a.batch_size}")
     need(a.batch_size % a.num_envs == 0, "batch-size", f"{a.batch_size} is not a multiple of --num-envs {a.num_envs}")
     need(a.total_timesteps >= a.batch_size, "total-timesteps", f"{a.total_timesteps} is less than one batch ({a.batch_size} steps)")
-    out = a.out or default_out(a)
-    try:  # create the run directory and prove it writable now, not after an hour of training
-        os.makedirs(out, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as e:
-        raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
+    need(a.seed >= 0, "seed", f"must be >= 0, got {a.seed}")
+    obs_space, act_space = env_spaces(a.env_id)
+    check_machine(need, a, a.batch_size, "batch-size", flat_dim(obs_space), flat_dim(act_space))
+    check_out(need, a)
 
 
 def default_out(a: Args) -> str:
     return os.path.join("runs", ALGO, a.env_id, f"seed{a.seed}")
+
+
+# ---------------------------------------------------------------- checks before any compute (every algorithm)
+MAX_ENVS = 1024  # environments in one process, each with its own simulator
+
+
+@functools.cache
+def env_spaces(env_id):
+    """(observation space, action space) of env_id, or a UsageError naming the env and the space."""
+    try:
+        env = quietly(lambda: gym.make(env_id))  # HalfCheetah's model makes MuJoCo warn
+    except gym.error.DependencyNotInstalled as e:
+        raise UsageError(f"--env-id: {env_id} needs an optional dependency: {str(e).splitlines()[0]}") from None
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise UsageError(f"--env-id: {env_id} has the observation space {obs_space}; "
+                         f"{ALGO}.py supports Box and Discrete (one-hot encoded) observations")
+    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)) or getattr(act_space, "start", 0) != 0:
+        raise UsageError(f"--env-id: {env_id} has the action space {act_space}; "
+                         f"{ALGO}.py supports Box and Discrete (starting at 0) actions")
+    return obs_space, act_space
+
+
+def quietly(fn):
+    """fn() with file descriptor 2 sent to /dev/null and a scratch working directory, so a library's
+    C-level warnings (MuJoCo's, with its MUJOCO_LOG.TXT) neither break a one-line error nor litter."""
+    sys.stderr.flush()
+    saved_fd, saved_cwd = os.dup(2), os.getcwd()
+    try:
+        with open(os.devnull, "w") as null, tempfile.TemporaryDirectory() as scratch:
+            os.dup2(null.fileno(), 2)
+            os.chdir(scratch)
+            try:
+                return fn()
+            finally:
+                os.chdir(saved_cwd)
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+
+
+def flat_dim(space):
+    return int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+
+
+def observation_encoder(space):
+    """raw observation → float64 vector: a Box flattened, a Discrete state one-hot (FrozenLake, Taxi)."""
+    dim = flat_dim(space)
+    if isinstance(space, gym.spaces.Discrete):
+        def one_hot(raw):
+            x = np.zeros(dim)
+            x[int(raw) - int(space.start)] = 1.0
+            return x
+        return one_hot
+    return lambda raw: np.asarray(raw, dtype=np.float64).reshape(dim)
+
+
+def check_machine(need, a, batch, batch_flag, obs_dim, act_dim):
+    """Threads, environments and batch memory within what this machine has."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    need(a.threads <= cpus, "threads", f"must be at most the {cpus} CPUs this process may use, got {a.threads}")
+    need(a.num_envs <= MAX_ENVS, "num-envs", f"must be at most {MAX_ENVS}, got {a.num_envs}")
+    per_step = 4 * (3 * obs_dim + 2 * act_dim) + 16384  # float32 buffers, plus a full-batch backward's activations
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need(batch * per_step <= ram / 2, batch_flag, f"a batch of {batch} steps needs about {batch * per_step / 2**30:.1f} "
+         f"GiB, more than half of this machine's {ram / 2**30:.1f} GiB")
+
+
+def check_out(need, a):
+    """The run directory exists, is writable now (not after an hour of training) and holds no finished run."""
+    out = a.out or default_out(a)
+    try:
+        os.makedirs(out, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
+    need(a.overwrite or not os.path.exists(os.path.join(out, "run.json")), "out",
+         f"{out} holds a finished run (run.json); pass --overwrite to replace it")
 
 
 # ---------------------------------------------------------------- normalisation (baselines' VecNormalize)
@@ -150,7 +234,7 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
 
     next_values[t] is V of the real successor of step t (the final observation when the
     episode ended there; at a termination it is multiplied by 0). end_t = terminated or
-    truncated cuts the recursion, so it never crosses an episode boundary (DESIGN §5).
+    truncated cuts the recursion, so it never crosses an episode boundary (docs/DESIGN.md §5).
     Returns (advantages, value targets = advantages + values)."""
     advantages = np.zeros_like(rewards)
     next_advantage = np.zeros_like(rewards[0])
@@ -327,35 +411,70 @@ EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
 
 
 class RunFiles:
-    """CSV files written under a '.partial' suffix and renamed only when the run succeeds."""
+    """The run directory and its three files, owned by this run from start to end.
 
-    def __init__(self, out):
-        os.makedirs(out, exist_ok=True)
-        self.out = out
-        for name in ("progress.csv", "episodes.csv", "run.json"):  # a rerun never leaves stale results
-            if os.path.exists(os.path.join(out, name)):
-                os.remove(os.path.join(out, name))
-        self.files = {n: open(os.path.join(out, n + ".csv.partial"), "w", newline="") for n in ("progress", "episodes")}
+    One writer: an exclusive lock on <out>/.lock, held for the run's life and released by the OS
+    however the process ends; a second run on the same directory stops with the owner's pid.
+    Nothing looks complete until it is: the CSVs (floats to 8 significant digits, gzipped with
+    --compress) are written as '.partial' files, and publish()
+    renames them and writes run.json last, so a directory holds a finished run exactly when it holds
+    run.json. A finished run already there is refused unless --overwrite; its files are then
+    replaced only in publish(), once the new ones are complete, and kept if the new run fails."""
+
+    def __init__(self, out, overwrite, compress):
+        self.out, self.lock_path = out, os.path.join(out, ".lock")
+        while True:  # lock the file that is at lock_path now: an owner that finishes removes it
+            self.lock = open(self.lock_path, "a+")
+            try:
+                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.lock.seek(0)
+                owner = self.lock.read().strip() or "unknown"
+                self.lock.close()
+                raise UsageError(f"--out: {out} is in use by another run (pid {owner})") from None
+            if os.path.exists(self.lock_path) and os.stat(self.lock_path).st_ino == os.fstat(self.lock.fileno()).st_ino:
+                break
+            self.lock.close()  # we locked a file its owner had just removed: try again
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write(f"{os.getpid()}\n")
+        self.lock.flush()
+        if not overwrite and os.path.exists(os.path.join(out, "run.json")):  # appeared since validate()
+            self.close()
+            raise UsageError(f"--out: {out} holds a finished run (run.json); pass --overwrite to replace it")
+        self.names = {n: n + (".csv.gz" if compress else ".csv") for n in ("progress", "episodes")}
+        self.files = {n: io.TextIOWrapper(gzip.GzipFile(os.path.join(out, f + ".partial"), "wb", mtime=0), newline="")
+                      if compress else open(os.path.join(out, f + ".partial"), "w", newline="") for n, f in self.names.items()}
         self.writers = {n: csv.writer(f) for n, f in self.files.items()}
         self.writers["progress"].writerow(PROGRESS_COLUMNS)
         self.writers["episodes"].writerow(EPISODE_COLUMNS)
 
     def write(self, name, rows):
-        self.writers[name].writerows(rows)
+        self.writers[name].writerows([[f"{v:.8g}" if isinstance(v, float) else v for v in row] for row in rows])
         self.files[name].flush()
 
     def publish(self, meta):
-        for name, f in self.files.items():
+        tmp, done = os.path.join(self.out, "run.json.partial"), os.path.join(self.out, "run.json")
+        for f in self.files.values():
             f.close()
-            os.replace(f.name, os.path.join(self.out, name + ".csv"))
-        tmp = os.path.join(self.out, "run.json.partial")
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=2)
-        os.replace(tmp, os.path.join(self.out, "run.json"))
+        if os.path.exists(done):  # an older run (--overwrite): it stops being finished only now
+            os.remove(done)
+        for name, file_name in self.names.items():
+            other = os.path.join(self.out, name + (".csv" if file_name.endswith(".gz") else ".csv.gz"))
+            if os.path.exists(other):  # the older run's file in the other format
+                os.remove(other)
+            os.replace(os.path.join(self.out, file_name + ".partial"), os.path.join(self.out, file_name))
+        os.replace(tmp, done)  # last: from here on the directory holds the new, finished run
 
     def abandon(self):
         for f in self.files.values():
             f.close()
+
+    def close(self):
+        os.remove(self.lock_path)  # still holding the lock, so no one can be waiting on this file
+        self.lock.close()  # releases the lock
 
 
 def code_version():
@@ -374,7 +493,7 @@ def code_version():
             "script_sha256": digest}
 
 
-def run_metadata(args, code, start, end):
+def run_metadata(args, code, start, end, steps_trained):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     try:
@@ -382,7 +501,7 @@ def run_metadata(args, code, start, end):
         mujoco_version = mujoco.__version__
     except ImportError:
         mujoco_version = None
-    return {"algo": ALGO, "args": dataclasses.asdict(args), "seed": args.seed,
+    return {"algo": ALGO, "args": dataclasses.asdict(args), "seed": args.seed, "steps_trained": steps_trained,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                          "gymnasium": gym.__version__, "mujoco": mujoco_version},
             **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
@@ -412,60 +531,59 @@ def train(args: Args, quiet=False, on_batch=None):
     on_batch(dict of the iteration's (T, N) arrays), if given, sees each batch (tests use it)."""
     validate(args)
     out = args.out or default_out(args)
-    torch.set_num_threads(args.threads)
-    start, code = time.time(), code_version()
-
-    # One root seed → independent streams (DESIGN §4): envs, network init, action noise, minibatch shuffles.
-    env_seeds, init_seed, act_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(4)
-    torch.manual_seed(int(init_seed.generate_state(1)[0]))
-    act_rng, shuffle_rng = np.random.default_rng(act_seed), np.random.default_rng(shuffle_seed)
-    envs = [gym.make(args.env_id) for _ in range(args.num_envs)]
-    obs_space, act_space = envs[0].observation_space, envs[0].action_space
-    obs_dim = int(np.prod(obs_space.shape))
-    discrete = isinstance(act_space, gym.spaces.Discrete)
-    if discrete:
-        policy = CategoricalPolicy(obs_dim, int(act_space.n), args.ortho_init)
-        act_shape = ()
-    else:
-        policy = GaussianPolicy(obs_dim, int(np.prod(act_space.shape)), args.ortho_init)
-        act_shape = act_space.shape
-    value_fn = mlp(obs_dim, 1, 1.0, args.ortho_init)
-    v_opt = torch.optim.Adam(value_fn.parameters(), lr=args.vf_lr, fused=True)
-
-    low, high = (None, None) if discrete else (act_space.low, act_space.high)
-    obs_rms, ret_rms = RunningMeanStd(obs_dim), RunningMeanStd()
-    discounted_return = [0.0] * args.num_envs
-
-    def normalise_obs(raw):
-        raw = np.asarray(raw, dtype=np.float64).reshape(obs_dim)
-        if not args.norm_obs:
-            return raw
-        obs_rms.update(raw)
-        return np.clip((raw - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -args.obs_clip, args.obs_clip)
-
-    def scale_reward(r, i, done):
-        # divide by the running std of the discounted return γR_{t-1} + r_t (Engstrom et al. 2020 §3)
-        if not args.scale_rewards:
-            return r
-        discounted_return[i] = discounted_return[i] * args.gamma + r
-        ret_rms.update(discounted_return[i])
-        if done:
-            discounted_return[i] = 0.0
-        return min(max(r / math.sqrt(ret_rms.var + 1e-8), -args.reward_clip), args.reward_clip)
-
-    T, N = args.batch_size // args.num_envs, args.num_envs
-    batch_size, num_iterations = T * N, args.total_timesteps // (T * N)
-    obs_buf = np.zeros((T, N, obs_dim), np.float32)
-    next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
-    act_buf = np.zeros((T, N) + act_shape, np.float32)
-    rew_buf, term_buf, end_buf = (np.zeros((T, N), np.float32) for _ in range(3))
-
-    obs = np.stack([normalise_obs(env.reset(seed=int(s))[0]) for env, s in
-                    zip(envs, env_seeds.generate_state(N))]).astype(np.float32)  # seeded once, at the first reset
-    ep_return, ep_length = np.zeros(N), np.zeros(N, int)
-    episode_returns, global_step = [], 0
-    files = RunFiles(out)
+    files, envs = RunFiles(out, args.overwrite, args.compress), []  # this run owns --out from here on, before any compute
     try:
+        torch.set_num_threads(args.threads)
+        start, code = time.time(), code_version()
+
+        # One root seed → independent streams (docs/DESIGN.md §4): envs, network init, action noise, minibatch shuffles.
+        env_seeds, init_seed, act_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(4)
+        torch.manual_seed(int(init_seed.generate_state(1)[0]))
+        act_rng, shuffle_rng = np.random.default_rng(act_seed), np.random.default_rng(shuffle_seed)
+        envs = [gym.make(args.env_id) for _ in range(args.num_envs)]
+        obs_space, act_space = env_spaces(args.env_id)
+        obs_dim, encode = flat_dim(obs_space), observation_encoder(obs_space)
+        discrete = isinstance(act_space, gym.spaces.Discrete)
+        if discrete:
+            policy = CategoricalPolicy(obs_dim, int(act_space.n), args.ortho_init)
+            act_shape = ()
+        else:
+            policy = GaussianPolicy(obs_dim, int(np.prod(act_space.shape)), args.ortho_init)
+            act_shape = act_space.shape
+        value_fn = mlp(obs_dim, 1, 1.0, args.ortho_init)
+        v_opt = torch.optim.Adam(value_fn.parameters(), lr=args.vf_lr, fused=True)
+
+        low, high = (None, None) if discrete else (act_space.low, act_space.high)
+        obs_rms, ret_rms = RunningMeanStd(obs_dim), RunningMeanStd()
+        discounted_return = [0.0] * args.num_envs
+
+        def normalise_obs(raw):  # raw: an encoded observation
+            if not args.norm_obs:
+                return raw
+            obs_rms.update(raw)
+            return np.clip((raw - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -args.obs_clip, args.obs_clip)
+
+        def scale_reward(r, i, done):
+            # divide by the running std of the discounted return γR_{t-1} + r_t (Engstrom et al. 2020 §3)
+            if not args.scale_rewards:
+                return r
+            discounted_return[i] = discounted_return[i] * args.gamma + r
+            ret_rms.update(discounted_return[i])
+            if done:
+                discounted_return[i] = 0.0
+            return min(max(r / math.sqrt(ret_rms.var + 1e-8), -args.reward_clip), args.reward_clip)
+
+        T, N = args.batch_size // args.num_envs, args.num_envs
+        batch_size, num_iterations = T * N, args.total_timesteps // (T * N)
+        obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        act_buf = np.zeros((T, N) + act_shape, np.float32)
+        rew_buf, term_buf, end_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+
+        obs = np.stack([normalise_obs(encode(env.reset(seed=int(s))[0])) for env, s in
+                        zip(envs, env_seeds.generate_state(N))]).astype(np.float32)  # seeded once, at the first reset
+        ep_return, ep_length = np.zeros(N), np.zeros(N, int)
+        episode_returns, global_step = [], 0
         for iteration in range(1, num_iterations + 1):
             # ---- rollout: T steps in each of N environments with the current policy
             t0, new_episodes, act = time.time(), [], policy.actor()
@@ -483,11 +601,11 @@ def train(args: Args, quiet=False, on_batch=None):
                     rew_buf[t, i] = scale_reward(reward, i, done)
                     term_buf[t, i] = terminated or (truncated and not args.bootstrap_truncation)
                     end_buf[t, i] = done
-                    next_obs_buf[t, i] = normalise_obs(raw_next)  # the real final observation if done
+                    next_obs_buf[t, i] = normalise_obs(encode(raw_next))  # the real final observation if done
                     if done:
                         new_episodes.append((global_step, float(ep_return[i]), int(ep_length[i]), int(terminated)))
                         ep_return[i], ep_length[i] = 0.0, 0
-                        obs[i] = normalise_obs(env.reset()[0])
+                        obs[i] = normalise_obs(encode(env.reset()[0]))
                     else:
                         obs[i] = next_obs_buf[t, i]
             rollout_s = time.time() - t0
@@ -545,11 +663,12 @@ def train(args: Args, quiet=False, on_batch=None):
             files.write("episodes", new_episodes)
             if not quiet:
                 report_progress(iteration, num_iterations, global_step, row[6], row[13])
-        files.publish(run_metadata(args, code, start, time.time()))
+        files.publish(run_metadata(args, code, start, time.time(), num_iterations * batch_size))
     except BaseException:
         files.abandon()
         raise
     finally:
+        files.close()
         for env in envs:
             env.close()
     return out
@@ -565,11 +684,13 @@ def report_progress(iteration, num_iterations, step, sps, last100):
 
 def main(argv=None):
     try:
-        args = parse_args(argv)
-        train(args)
+        train(parse_args(argv))
     except (UsageError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: nothing published (the .partial files show how far it got)", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

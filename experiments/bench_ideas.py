@@ -50,7 +50,7 @@ def per_call(fn, n):
 
 
 def acting():
-    policy = ppo.GaussianPolicy(OBS, ACT, ortho=True)
+    policy = ppo.GaussianPolicy(OBS, ACT, init="orthogonal")
     obs = np.random.default_rng(0).normal(size=(1, OBS)).astype(np.float32)
     rng = np.random.default_rng(1)
 
@@ -92,7 +92,7 @@ def update(idea):
     """Microseconds per minibatch of the PPO-clip update with the ideas up to `idea` switched on."""
     on = set(UPDATE_IDEAS[:UPDATE_IDEAS.index(idea) + 1])
     torch.manual_seed(0)
-    policy, value_fn = ppo.GaussianPolicy(OBS, ACT, ortho=True), ppo.mlp(OBS, 1, 1.0, ortho=True)
+    policy, value_fn = ppo.GaussianPolicy(OBS, ACT, init="orthogonal"), ppo.mlp(OBS, 1, 1.0, init="orthogonal")
     if "functional_mlp" not in on:  # the same layers, called through nn.Sequential's module machinery
         policy.mean.__class__ = value_fn.__class__ = nn.Sequential
     if "flat_buffers" in on:  # parameters and gradients as views of one flat tensor per network

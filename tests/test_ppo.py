@@ -111,7 +111,7 @@ def test_early_stopping_rule(ppo):
 
 def test_gaussian_formulas_match_torch_distributions(ppo):
     torch.manual_seed(0)
-    pol = ppo.GaussianPolicy(5, 3, ortho=True)
+    pol = ppo.GaussianPolicy(5, 3, init="orthogonal")
     with torch.no_grad():
         pol.log_std.copy_(torch.tensor([-0.5, 0.0, 0.3]))
     obs, act = torch.randn(20, 5), torch.randn(20, 3)
@@ -126,7 +126,9 @@ def test_gaussian_formulas_match_torch_distributions(ppo):
 
 def test_categorical_formulas_match_torch_distributions(ppo):
     torch.manual_seed(0)
-    pol = ppo.CategoricalPolicy(4, 5, ortho=False)
+    pol = ppo.CategoricalPolicy(4, 5, init="normc")
+    with torch.no_grad():
+        pol.logits.weights[2][0].mul_(300)  # logits of order 1, not 0.01, so the KL is not ~1e-6
     obs = torch.randn(20, 4)
     (log_p,) = pol(obs)
     ref = torch.distributions.Categorical(logits=pol.logits(obs))
@@ -142,7 +144,7 @@ def test_categorical_formulas_match_torch_distributions(ppo):
 def test_lean_gaussian_actor_matches_torch_path(ppo):
     """The numpy acting path draws the same action as μ_θ(s) + σ·ε in torch, for the same ε."""
     torch.manual_seed(1)
-    pol = ppo.GaussianPolicy(6, 2, ortho=True)
+    pol = ppo.GaussianPolicy(6, 2, init="orthogonal")
     with torch.no_grad():
         pol.log_std.copy_(torch.tensor([-0.7, 0.4]))
         for p in pol.mean.parameters():
@@ -158,7 +160,7 @@ def test_lean_gaussian_actor_matches_torch_path(ppo):
 
 def test_lean_categorical_actor_is_inverse_cdf_of_torch_probs(ppo):
     torch.manual_seed(2)
-    pol = ppo.CategoricalPolicy(3, 4, ortho=False)
+    pol = ppo.CategoricalPolicy(3, 4, init="normc")
     obs = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
     action = pol.actor()(obs, np.random.default_rng(3))
     u = np.random.default_rng(3).random((500, 1))

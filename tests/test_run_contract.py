@@ -29,7 +29,7 @@ def tiny_args(module, name, tmp_path, **overrides):
 
 def first_batch(module, args):
     batches = []
-    module.train(args, quiet=True, on_batch=lambda b: batches.append({k: v.copy() for k, v in b.items()}))
+    module.train(args, quiet=True, on_batch=lambda b: batches.append({k: None if v is None else v.copy() for k, v in b.items()}))
     return batches[0]
 
 

@@ -21,7 +21,7 @@ def torch_distributions_actor(policy):
 
 def test_actions_and_log_probs_match_torch_distributions(ppo):
     torch.manual_seed(0)
-    policy = ppo.GaussianPolicy(11, 3, ortho=True)
+    policy = ppo.GaussianPolicy(11, 3, init="orthogonal")
     with torch.no_grad():
         policy.log_std.copy_(torch.tensor([-1.0, 0.0, 0.5]))
         for p in policy.mean.parameters():
@@ -57,7 +57,7 @@ def test_flat_parameter_update_matches_the_straightforward_update(ppo):
     the flat tensor) against nn.utils.clip_grad_norm_ + torch.optim.Adam over the module's parameters."""
     def make():
         torch.manual_seed(3)
-        return ppo.GaussianPolicy(5, 2, ortho=True)
+        return ppo.GaussianPolicy(5, 2, init="orthogonal")
 
     flat_policy, reference = make(), make()
     flat = ppo.flat_parameters(flat_policy)
@@ -101,7 +101,7 @@ def test_batched_advantage_normalisation_matches_a_loop_over_minibatches(ppo):
 def test_direct_mlp_forward_is_bit_identical_to_module_calls(ppo):
     """ppo.MLP calls F.linear and tanh itself; the result and the gradients equal nn.Sequential's bit for bit."""
     torch.manual_seed(0)
-    net = ppo.mlp(7, 3, 0.01, ortho=True)
+    net = ppo.mlp(7, 3, 0.01, init="orthogonal")
     obs = torch.randn(64, 7)
     fast = net(obs)
     fast.square().sum().backward()
