@@ -1,4 +1,4 @@
-"""Are two sets of runs the same runs? DESIGN §4's determinism contract, checked file by file.
+"""Are two sets of runs the same runs? The determinism contract (docs/DESIGN.md §4), checked file by file.
 
   python -m analysis.compare results/smoke /elsewhere/results/smoke
 
@@ -10,16 +10,19 @@ Exit status 0 when identical; otherwise 1, with one line per difference.
 
   python -m analysis.compare --code-may-differ OLD_DIR NEW_DIR
 
-checks that a change to the code (a speed-up, a refactor) computes the same numbers: the code
-fields of run.json (commit, dirty flag, script hash) may differ, everything else may not.
+checks that a change to the code (a speed-up, a refactor, a new flag) computes the same numbers:
+the code fields of run.json (commit, dirty flag, script hash) may differ, and so may the set of
+arguments (a flag added or renamed); every argument both runs record must agree, as must the rest.
 """
 import argparse
 import csv
+import gzip
 import json
 import pathlib
 import sys
 
-from analysis.load import CLOCK_COLUMNS
+from analysis.load import CLOCK_COLUMNS, run_file
+from experiments.grid import NOT_RUN_ARGS
 
 # run.json fields that must agree; the rest (times, host, memory, --out) describe the machine
 CODE_META = ["git_commit", "git_dirty", "script_sha256"]
@@ -30,16 +33,25 @@ def run_dirs(scale_dir):
     return {p.parent.relative_to(scale_dir).as_posix() for p in pathlib.Path(scale_dir).glob("runs/*/*/seed*/run.json")}
 
 
+def significant(cell):
+    """A CSV cell at the run contract's precision (floats to 8 significant digits), so runs written
+    before the contract fixed it (full repr) compare with runs written after."""
+    try:
+        return f"{float(cell):.8g}"
+    except ValueError:
+        return cell
+
+
 def csv_without_clock(path):
-    with open(path, newline="") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as f:
         rows = list(csv.reader(f))
     keep = [i for i, column in enumerate(rows[0]) if column not in CLOCK_COLUMNS]
-    return [[row[i] for i in keep] for row in rows]
+    return [[significant(row[i]) for i in keep] for row in rows]
 
 
 def meta_without_machine(path):
     meta = json.loads(path.read_text())
-    args = {k: v for k, v in meta["args"].items() if k != "out"}
+    args = {k: v for k, v in meta["args"].items() if k not in NOT_RUN_ARGS}
     return {"args": args, **{k: meta.get(k) for k in SAME_META}}
 
 
@@ -53,12 +65,15 @@ def differences(dir_a, dir_b, code_may_differ=False):
     found = [f"{run}: only in {dir_a if run in runs_a else dir_b}" for run in sorted(runs_a ^ runs_b)]
     for run in sorted(runs_a & runs_b):
         a, b = dir_a / run, dir_b / run
-        for name in ("progress.csv", "episodes.csv"):
-            rows_a, rows_b = csv_without_clock(a / name), csv_without_clock(b / name)
+        for name in ("progress", "episodes"):
+            rows_a, rows_b = csv_without_clock(run_file(a, name)), csv_without_clock(run_file(b, name))
             if rows_a != rows_b:
                 line = next((i for i, (x, y) in enumerate(zip(rows_a, rows_b)) if x != y), min(len(rows_a), len(rows_b)))
-                found.append(f"{run}/{name}: differs from line {line + 1}")
+                found.append(f"{run}/{name}.csv: differs from line {line + 1}")
         meta_a, meta_b = meta_without_machine(a / "run.json"), meta_without_machine(b / "run.json")
+        if code_may_differ:  # a flag that only one version of the code has is not a difference
+            shared = meta_a["args"].keys() & meta_b["args"].keys()
+            meta_a["args"], meta_b["args"] = ({k: m["args"][k] for k in shared} for m in (meta_a, meta_b))
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
                   for key in meta_a if meta_a[key] != meta_b[key] and not (code_may_differ and key in CODE_META)]
     return found
@@ -69,7 +84,7 @@ def main(argv=None):
     parser.add_argument("dir_a")
     parser.add_argument("dir_b")
     parser.add_argument("--code-may-differ", action="store_true",
-                        help="do not compare run.json's git commit, dirty flag and script hash")
+                        help="do not compare run.json's git commit, dirty flag and script hash, nor arguments only one run records")
     args = parser.parse_args(argv)
     found = differences(args.dir_a, args.dir_b, args.code_may_differ)
     for line in found:
@@ -77,7 +92,7 @@ def main(argv=None):
     if found:
         sys.exit(1)
     print(f"{len(run_dirs(args.dir_a))} runs identical (progress.csv and episodes.csv except {', '.join(CLOCK_COLUMNS)}; "
-          f"run.json arguments, versions{'' if args.code_may_differ else ' and code'})")
+          f"run.json arguments, versions{' (arguments both record)' if args.code_may_differ else ' and code'})")
 
 
 if __name__ == "__main__":

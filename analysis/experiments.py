@@ -1,4 +1,4 @@
-"""One figure and one table per experiment (DESIGN §6-7), drawn from the runs of a scale.
+"""One figure and one table per experiment (docs/DESIGN.md §6-7), drawn from the runs of a scale.
 
   python -m analysis.experiments results/quick --scale quick --experiment ppo_objectives
 
@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from analysis import stats  # noqa: E402
-from analysis.load import load_random, load_runs  # noqa: E402
+from analysis.load import GridStatus, RunContractError, load_random, load_runs  # noqa: E402
 from experiments import grid  # noqa: E402
 
 PUBLISHED = pathlib.Path(__file__).resolve().parent / "published"
@@ -30,21 +30,19 @@ PUBLISHED_MATCH = {"vpg_gae": [("spinningup_pytorch", "vpg")],
 
 
 class Data:
-    """The runs, scores and anchors one experiment needs, with the runs it expected but lacks."""
+    """The runs, scores and anchors one experiment needs. The planned runs are checked first
+    (load.GridStatus): missing or stale runs stop the analysis unless partial / allow_stale."""
 
-    def __init__(self, scale_dir, config, scale, experiment):
+    def __init__(self, scale_dir, config, scale, experiment, partial=False, allow_stale=False):
         self.scale_dir, self.experiment = pathlib.Path(scale_dir), experiment
+        self.status = GridStatus(scale_dir, config, scale, [experiment]).check(partial, allow_stale)
+        self.missing = self.status.missing
+        self.planned_seeds = len(config["scales"][scale]["experiments"][experiment]["seeds"])
         self.variants = grid.experiment_variants(config, scale, experiment)
-        expected = grid.experiment_runs(config, scale, experiment)
-        runs, _, episodes = load_runs(scale_dir)
-        key = ["variant", "env", "seed"]
-        wanted = pd.DataFrame(expected, columns=key)
-        self.runs = runs.merge(wanted, on=key)
-        self.episodes = episodes.merge(wanted, on=key)
-        found = set(map(tuple, self.runs[key].itertuples(index=False)))
-        self.missing = [r for r in expected if tuple(r) not in found]
-        self.envs = list(dict.fromkeys(r.env for r in expected))
+        self.runs, _, self.episodes = load_runs(scale_dir, only=self.status.found())
+        self.envs = list(dict.fromkeys(r.env for r in self.status.planned))
         self.steps = {env: grid.steps(config, scale, env) for env in self.envs}
+        key = ["variant", "env", "seed"]
         self.scores = stats.final_scores(self.episodes) if len(self.episodes) else pd.DataFrame(columns=key + ["score"])
         random = load_random(scale_dir)
         self.random_score = random.groupby("env").ep_return.mean()
@@ -53,6 +51,10 @@ class Data:
         """Scores normalised per env: random policy → 0, best variant of best_from → 1."""
         best = stats.best_of_sweep(self.scores[self.scores.variant.isin(best_from)])
         return self.scores.assign(normalised=stats.normalise(self.scores, self.random_score, best))
+
+    def seeds_note(self, n):
+        """'' when a cell has every planned seed, else how many it has (a partial report says so in the cell)."""
+        return "" if n >= self.planned_seeds else f" ({n} of {self.planned_seeds} seeds)"
 
 
 def ci_text(point, low, high, digits=1):
@@ -65,7 +67,7 @@ def per_env_table(data, value="score", digits=1):
     for (variant, env), g in data.scores.groupby(["variant", "env"], sort=False):
         point, low, high = stats.stratified_bootstrap_ci(g[value], np.zeros(len(g)), stats.aggregate_mean)
         rows.append(dict(variant=variant, env=env, seeds=len(g), mean=point, ci_low=low, ci_high=high,
-                         text=ci_text(point, low, high, digits)))
+                         text=ci_text(point, low, high, digits) + data.seeds_note(len(g))))
     return pd.DataFrame(rows)
 
 
@@ -76,7 +78,18 @@ def learning_curves(data):
                         errorbar=("ci", 95), n_boot=1000, seed=stats.BOOTSTRAP_SEED, col_wrap=min(3, len(data.envs)),
                         facet_kws=dict(sharey=False), height=3.2, aspect=1.3, hue_order=data.variants)
     grid_.set_axis_labels("environment steps", "training episode return")
+    for ax in grid_.axes.flat:
+        env = ax.get_title().split(" = ")[-1]
+        total = data.steps.get(env, max(data.steps.values()))
+        ax.set_xticks(np.linspace(0, total, 5), [step_label(x) for x in np.linspace(0, total, 5)])
     return grid_.figure
+
+
+def step_label(steps):
+    """0, 250k, 500k, 1M: tick labels that do not overlap."""
+    if steps >= 1e6:
+        return f"{steps / 1e6:g}M"
+    return f"{steps / 1e3:g}k" if steps else "0"
 
 
 def table_curves(data):
@@ -108,23 +121,45 @@ def table_gae_lambda(data):
     return table.sort_values(["env", "lambda"]), wide, fig
 
 
+# Table 1's 11 settings, named as the ppo2-regime variants; the ppo1 regime's variants are ppo1_<setting>
 TABLE1_SETTINGS = ["ppo_none", "ppo_clip_0.1", "ppo_clip_0.2", "ppo_clip_0.3", "ppo_kl_adaptive_0.003",
                    "ppo_kl_adaptive_0.01", "ppo_kl_adaptive_0.03", "ppo_kl_fixed_0.3", "ppo_kl_fixed_1",
                    "ppo_kl_fixed_3", "ppo_kl_fixed_10"]
+REGIME_PREFIX = {"ppo2": "ppo_", "ppo1": "ppo1_"}  # ppo.py --regime → variant prefix
 
 
-def table_ppo_objectives(data):
-    data.scores = data.normalised(best_from=[v for v in data.variants if v in TABLE1_SETTINGS])
-    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+def regime_of(variant):
+    return "ppo1" if variant.startswith("ppo1_") else "ppo2"
+
+
+def paper_name(variant):
+    """The ppo2-regime name of a variant, the key of analysis/published/ppo_table1.csv."""
+    return "ppo_" + variant[len("ppo1_"):] if variant.startswith("ppo1_") else variant
+
+
+def objectives_one_regime(data, regime, paper):
+    """Table 1 for one code-level regime: scores normalised with this regime's own best setting per env
+    (Table 1's rule), mean and IQM with intervals, ranks with their seed-bootstrap intervals, P(best) and
+    Spearman's ρ with the paper's column (point and interval)."""
+    prefix = REGIME_PREFIX[regime]
+    t1 = [prefix + s[len("ppo_"):] for s in TABLE1_SETTINGS]
+    variants = [v for v in data.variants if regime_of(v) == regime]
+    scores = data.scores[data.scores.variant.isin(variants)]
+    t1_scores = scores[scores.variant.isin(t1)]
+    if t1_scores.empty:
+        return pd.DataFrame()
+    best = stats.best_of_sweep(t1_scores)
+    scores = scores.assign(normalised=stats.normalise(scores, data.random_score, best))
     rows = []
-    for variant in data.variants:
-        g = data.scores[data.scores.variant == variant]
+    for variant in variants:
+        g = scores[scores.variant == variant]
         if g.empty:
             continue
         mean = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.aggregate_mean)
         iqm = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.iqm)
-        row = dict(variant=variant, setting=paper.setting.get(variant, variant),
-                   paper=paper.paper_normalised_score.get(variant, np.nan), runs=len(g),
+        key = paper_name(variant)
+        row = dict(regime=regime, variant=variant, setting=paper.setting.get(key, key),
+                   paper=paper.paper_normalised_score.get(key, np.nan), runs=len(g),
                    mean=mean[0], mean_ci_low=mean[1], mean_ci_high=mean[2], iqm=iqm[0], iqm_ci_low=iqm[1],
                    iqm_ci_high=iqm[2])
         for env, e in g.groupby("env"):
@@ -133,84 +168,130 @@ def table_ppo_objectives(data):
     table = pd.DataFrame(rows)
     # How firmly do these seeds rank the Table 1 settings? Resample each (setting, env) cell's seeds,
     # renormalise each replicate (its own best setting per env = 1) and rank the settings in it.
-    in_t1 = table.variant.isin(TABLE1_SETTINGS)
-    t1_scores = data.scores[data.scores.variant.isin(TABLE1_SETTINGS)]
+    in_t1 = table.variant.isin(t1)
     replicates = stats.normalise_replicates(stats.bootstrap_cell_means(t1_scores), data.random_score)
     table = table.merge(stats.ranking_uncertainty(replicates), left_on="variant", right_index=True, how="left")
     table.loc[in_t1, "rank"] = table[in_t1]["mean"].rank(ascending=False)
     table.loc[in_t1, "paper_rank"] = table[in_t1].paper.rank(ascending=False)
-    # Spearman's ρ with the paper's column, at our point estimates and per replicate (one value per table)
     paper_t1 = table[in_t1].set_index("variant").paper.dropna()
-    if len(paper_t1) >= 3:
+    if len(paper_t1) >= 3:  # Spearman's ρ with the paper's column, at our point estimates and per replicate
         rho_reps = stats.spearman(replicates, paper_t1)
         table["rho"] = stats.spearman(table.set_index("variant")["mean"], paper_t1)
         table["rho_ci_low"], table["rho_ci_high"] = np.nanquantile(rho_reps, [0.025, 0.975])
-    wide = table.assign(**{"ours: mean [95% CI]": [ci_text(r.mean, r.mean_ci_low, r.mean_ci_high, 2) for r in table.itertuples()],
-                           "ours: IQM [95% CI]": [ci_text(r.iqm, r.iqm_ci_low, r.iqm_ci_high, 2) for r in table.itertuples()],
-                           "ours: rank [95% CI]": [f"{r.rank:.0f} [{r.rank_ci_low:.0f}, {r.rank_ci_high:.0f}]"
-                                                   if pd.notna(r.rank) else "" for r in table.itertuples()],
-                           "P(best)": [f"{p:.2f}" if pd.notna(p) else "" for p in table.p_best],
-                           "paper rank": [f"{r:g}" if pd.notna(r) else "" for r in table.paper_rank]})
-    wide = wide[["setting", "paper", "paper rank", "ours: mean [95% CI]", "ours: IQM [95% CI]", "ours: rank [95% CI]",
-                 "P(best)"] + [c for c in table.columns if c.endswith(" score")]].rename(columns={"paper": "paper (Table 1)"})
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
-    y = np.arange(len(table))
-    ax.errorbar(table["mean"], y - 0.15, xerr=[table["mean"] - table.mean_ci_low, table.mean_ci_high - table["mean"]],
-                fmt="o", label="ours: mean, 95% CI")
-    ax.errorbar(table.iqm, y + 0.15, xerr=[table.iqm - table.iqm_ci_low, table.iqm_ci_high - table.iqm],
-                fmt="s", label="ours: IQM, 95% CI")
-    ax.plot(table.paper, y, "kx", markersize=8, label="PPO paper, Table 1")
-    ax.set_yticks(y, table.setting)
+    return table
+
+
+def table_ppo_objectives(data):
+    """Table 1 under both code-level regimes side by side, each against the paper's column."""
+    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    parts = [objectives_one_regime(data, regime, paper) for regime in REGIME_PREFIX]
+    table = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
+    regimes = list(dict.fromkeys(table.regime))
+    settings = list(dict.fromkeys(table.setting))
+    wide = pd.DataFrame(index=pd.Index(settings, name="setting"))
+    by_setting = table.drop_duplicates("setting").set_index("setting")
+    wide["paper (Table 1)"] = [f"{p:.2f}" if pd.notna(p) else "not in the paper" for p in by_setting.paper]
+    wide["paper rank"] = [f"{r:g}" if pd.notna(r) else "" for r in by_setting.paper_rank]
+    cells = table.set_index(["setting", "regime"])
+    envs = [c[:-len(" score")] for c in table.columns if c.endswith(" score")]
+    for regime in regimes:
+        def cell(setting, text):
+            return text(cells.loc[(setting, regime)]) if (setting, regime) in cells.index else "not run"
+        wide[f"{regime}: mean [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2))
+                                            for s in settings]
+        wide[f"{regime}: rank [95% CI]"] = [cell(s, lambda r: f"{r['rank']:.0f} [{r.rank_ci_low:.0f}, "
+                                                 f"{r.rank_ci_high:.0f}]" if pd.notna(r["rank"]) else "")
+                                            for s in settings]
+        wide[f"{regime}: P(best)"] = [cell(s, lambda r: f"{r.p_best:.2f}" if pd.notna(r.p_best) else "")
+                                      for s in settings]
+    for env in envs:
+        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(cells, s, r, env) for r in regimes)
+                                                 for s in settings]
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
+    y = np.arange(len(settings))
+    offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
+    for regime, marker in zip(regimes, "os"):
+        t = table[table.regime == regime].set_index("setting").reindex(settings)
+        rho = t.rho.dropna()
+        label = f"{regime} regime: mean, 95% CI" + (f"; ρ with the paper {rho.iloc[0]:.2f} "
+                                                    f"[{t.rho_ci_low.dropna().iloc[0]:.2f}, "
+                                                    f"{t.rho_ci_high.dropna().iloc[0]:.2f}]" if len(rho) else "")
+        ax.errorbar(t["mean"], y + offsets[regime], xerr=[t["mean"] - t.mean_ci_low, t.mean_ci_high - t["mean"]],
+                    fmt=marker, label=label)
+    ax.plot(by_setting.paper.reindex(settings), y, "kx", markersize=9, mew=2, label="PPO paper, Table 1")
+    ax.set_yticks(y, settings)
     ax.invert_yaxis()
     ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("normalised score (random policy 0, best Table 1 setting per env 1)")
+    ax.set_xlabel("normalised score (random policy 0, the regime's best Table 1 setting per env 1)")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    return table, wide.set_index("setting"), fig
+    rhos = table.dropna(subset=["rho"]).drop_duplicates("regime")
+    data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
+        f"{r.regime} regime {r.rho:.2f} [95% seed-bootstrap interval {r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]"
+        for r in rhos.itertuples()) + "." if len(rhos) else ""
+    return table, wide, fig
+
+
+def cell_score(cells, setting, regime, env):
+    if (setting, regime) not in cells.index or pd.isna(cells.loc[(setting, regime)].get(f"{env} score")):
+        return "missing"
+    return f"{cells.loc[(setting, regime)][f'{env} score']:.0f}"
 
 
 def table_algorithms(data):
-    table, wide, fig = table_curves(data)
+    """One row per variant (ours, then the published rows matched to it), one column per env."""
+    table, _, fig = table_curves(data)
     published = pd.read_csv(PUBLISHED / "final_returns.csv")
-    rows = []
+    rows = {}
     for variant in data.variants:
+        row = {}
         for env in data.envs:
             ours = data.scores[(data.scores.variant == variant) & (data.scores.env == env)].score
-            base, version = env.rsplit("-", 1)
-            row = {"variant": variant, "env": env,
-                   "ours": f"{ours.mean():.0f} ± {ours.std(ddof=0):.0f} ({len(ours)} seeds, {data.steps[env]:,} steps)"
-                   if len(ours) else "missing"}
-            for source, algo in PUBLISHED_MATCH.get(variant, []):
-                hit = published[(published.source == source) & (published.algo == algo) & (published.env == base)]
-                for p in hit.itertuples():
-                    std = f" ± {p.std:.0f}" if pd.notna(p.std) else ""
-                    row[f"{source} {algo}"] = f"{p.value:.0f}{std} ({p.env_version}, {p.steps:,} steps, [{p.tag}])"
-            rows.append(row)
-    return table, pd.DataFrame(rows).set_index(["variant", "env"]), fig
+            row[env] = (f"{ours.mean():.0f} ± {ours.std(ddof=0):.0f}{data.seeds_note(len(ours))}" if len(ours)
+                        else "missing run")
+        rows[f"ours: {variant}"] = row
+        for source, algo in PUBLISHED_MATCH.get(variant, []):
+            label = f"{source} {algo}"
+            for env in data.envs:
+                hit = published[(published.source == source) & (published.algo == algo) &
+                                (published.env == env.rsplit("-", 1)[0])]
+                rows.setdefault(label, {})[env] = "; ".join(
+                    f"{p.value:.0f}{f' ± {p.std:.0f}' if pd.notna(p.std) else ''} ({p.env_version}, "
+                    f"{step_label(p.steps)} steps, [{p.tag}])" for p in hit.itertuples()) or "not published"
+    wide = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=data.envs)
+    wide.index.name = f"final score, mean ± std over seeds ({', '.join(step_label(data.steps[e]) for e in data.envs[:1])} steps)"
+    return table, wide, fig
 
 
 BUILDERS = {"baselines": table_curves, "gae_lambda": table_gae_lambda, "ppo_objectives": table_ppo_objectives,
             "algorithms": table_algorithms}
 
 
-def build(scale_dir, config, scale, experiment):
-    """Write the experiment's table (CSV + Markdown) and figure (PNG + PDF); return the paths."""
-    data = Data(scale_dir, config, scale, experiment)
+def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False):
+    """Write the experiment's table (CSV + Markdown) and figure (PNG + PDF); return the Data."""
+    data = Data(scale_dir, config, scale, experiment, partial, allow_stale)
     table, wide, fig = BUILDERS[experiment](data)
     out = pathlib.Path(scale_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "tables" / f"{experiment}.csv", index=False)
-    markdown = wide.to_markdown()
-    if data.missing:
-        markdown += "\n\nMissing runs (expected by the grid, not found): " + \
-            ", ".join(f"{r.variant}/{r.env}/seed{r.seed}" for r in data.missing)
+    markdown = wide.to_markdown() + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
+    markdown += "".join(f"\n\n{line}" for line in data.status.lines())
     (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
     fig.suptitle(f"{experiment} ({scale} scale)", y=1.02)
     for ext in ("png", "pdf"):
         fig.savefig(out / "figures" / f"{experiment}.{ext}", bbox_inches="tight", dpi=130)
     plt.close(fig)
     return data
+
+
+def add_grid_flags(parser):
+    parser.add_argument("--partial", action="store_true",
+                        help="analyse the runs there are: missing runs are listed (default: they stop the analysis)")
+    parser.add_argument("--allow-stale", action="store_true",
+                        help="accept runs made with other arguments or another algorithm file, and flag them "
+                             "(default: they stop the analysis)")
 
 
 def main():
@@ -220,8 +301,13 @@ def main():
     parser.add_argument("--experiment", required=True, choices=sorted(BUILDERS))
     parser.add_argument("--config", default=str(grid.CONFIG), help="the grid's YAML file")
     parser.add_argument("--config-json", help="the grid as JSON (the workflow passes its merged config)")
+    add_grid_flags(parser)
     args = parser.parse_args()
-    build(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale, args.experiment)
+    try:
+        build(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale, args.experiment,
+              args.partial, args.allow_stale)
+    except (RunContractError, grid.ConfigError) as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
-"""Load runs into tidy pandas frames, checking each against the run contract (DESIGN §3).
+"""Load runs into tidy pandas frames, refusing anything that breaks the run contract (docs/DESIGN.md §3).
 
   python -m analysis.load results/quick        # summary of the runs found, or the first broken one
 
-A run directory results/<scale>/runs/<variant>/<env>/seed<k>/ must hold progress.csv,
-episodes.csv and run.json with exactly the contract's columns and a successful exit status;
-anything else raises RunContractError naming the directory.
+A run directory results/<scale>/runs/<variant>/<env>/seed<k>/ must hold run.json with every
+key of the contract and a successful exit status, and progress and episodes CSVs (plain, or
+gzipped as the workflow writes them) that are whole: every row complete, iterations 1..n, the
+last global_step equal to the steps run.json says were trained, and as many episodes as the
+progress rows count. Anything else raises RunContractError: one line naming the file and what
+is wrong. check_grid() then compares the runs with those the config plans for a scale: missing
+runs and stale runs (other arguments or another algorithm file than the config and code would
+use now) are errors unless the caller accepts them, and then they are reported.
 """
+import csv
+import gzip
 import json
 import pathlib
 import sys
@@ -14,64 +21,130 @@ import pandas as pd
 
 from experiments import grid
 
-# The contract's columns, as the algorithm files write them (tests hold each file to DESIGN §3).
+# The contract's columns, as the algorithm files write them (tests hold each file to the contract).
 PROGRESS_COLUMNS = grid.algorithm("ppo").PROGRESS_COLUMNS
 EPISODE_COLUMNS = grid.algorithm("ppo").EPISODE_COLUMNS
 VERSION_KEYS = ["torch", "numpy", "gymnasium", "mujoco"]
-# DESIGN §4: the only columns allowed to differ between two runs of the same code, versions and seed
+META_KEYS = ["algo", "args", "seed", "versions", "git_commit", "git_dirty", "script_sha256", "threads", "cpu",
+             "start_time", "end_time", "walltime_s", "exit_status"]
+NEVER_NAN = ["iteration", "global_step", "walltime_s", "ep_count", "update_steps"]  # every algorithm fills them
+# The only columns allowed to differ between two runs of the same code, versions and seed (docs/DESIGN.md §4)
 CLOCK_COLUMNS = ["walltime_s", "sps", "rollout_s", "update_s"]
 
 
 class RunContractError(ValueError):
-    """A run directory that breaks the run contract."""
+    """A run directory that breaks the run contract, or a set of runs that is not the planned grid."""
+
+
+def run_file(run_dir, name):
+    """<name>.csv, or <name>.csv.gz as the workflow writes it (--compress)."""
+    plain = pathlib.Path(run_dir) / f"{name}.csv"
+    return plain if plain.exists() else pathlib.Path(run_dir) / f"{name}.csv.gz"
+
+
+def read_rows(path):
+    """The CSV's rows as lists of strings; a row with the wrong number of fields is an error."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # a gzip stream cut short ends in EOFError
+        raise RunContractError(f"{path}: unreadable ({e})") from None
+    if not rows:
+        raise RunContractError(f"{path}: empty file, not even a header")
+    bad = next((i for i, row in enumerate(rows) if len(row) != len(rows[0])), None)
+    if bad is not None:
+        raise RunContractError(f"{path}: line {bad + 1} has {len(rows[bad])} fields, the header {len(rows[0])} "
+                               "(a file cut short?)")
+    return rows
+
+
+def steps_trained(meta):
+    """Environment steps the run trained for: run.json's steps_trained, or (runs made before that key
+    existed) --total-timesteps rounded down to whole batches, as every algorithm file does."""
+    if "steps_trained" in meta:
+        return meta["steps_trained"]
+    a = meta["args"]
+    batch = a["num_steps"] * a["num_envs"] if meta["algo"] == "ppo" else a["batch_size"]
+    return a["total_timesteps"] // batch * batch
 
 
 def load_run(run_dir):
-    """(meta dict, progress frame, episodes frame) of one run directory, validated."""
+    """(meta dict, progress frame, episodes frame) of one run directory, checked whole."""
     run_dir = pathlib.Path(run_dir)
-    for name in ("progress.csv", "episodes.csv", "run.json"):
-        if not (run_dir / name).is_file():
-            raise RunContractError(f"{run_dir}: missing {name}")
+    meta_path = run_dir / "run.json"
+    if not meta_path.is_file():
+        raise RunContractError(f"{meta_path}: missing (the run did not finish)")
     try:
-        meta = json.loads((run_dir / "run.json").read_text())
-        progress = pd.read_csv(run_dir / "progress.csv")
-        episodes = pd.read_csv(run_dir / "episodes.csv")
-    except (ValueError, pd.errors.ParserError) as e:
-        raise RunContractError(f"{run_dir}: unreadable file ({e})") from None
-    if list(progress.columns) != PROGRESS_COLUMNS:
-        raise RunContractError(f"{run_dir}: progress.csv columns differ from DESIGN §3")
-    if list(episodes.columns) != EPISODE_COLUMNS:
-        raise RunContractError(f"{run_dir}: episodes.csv columns differ from DESIGN §3")
-    if meta.get("exit_status") != "success":
-        raise RunContractError(f"{run_dir}: run.json exit_status is {meta.get('exit_status')!r}")
+        meta = json.loads(meta_path.read_text())
+    except ValueError as e:
+        raise RunContractError(f"{meta_path}: not JSON ({e})") from None
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise RunContractError(f"{meta_path}: missing key(s) {', '.join(missing)}")
+    if meta["exit_status"] != "success":
+        raise RunContractError(f"{meta_path}: exit_status is {meta['exit_status']!r}")
+    frames = {}
+    for name, columns in (("progress", PROGRESS_COLUMNS), ("episodes", EPISODE_COLUMNS)):
+        path = run_file(run_dir, name)
+        if not path.exists():
+            raise RunContractError(f"{run_dir}: missing {name}.csv (or {name}.csv.gz)")
+        rows = read_rows(path)
+        if rows[0] != columns:
+            raise RunContractError(f"{path}: columns differ from the run contract")
+        frames[name] = pd.read_csv(path)  # whole, checked above; pandas reads .gz as it is
+    progress, episodes = frames["progress"], frames["episodes"]
+    path = run_file(run_dir, "progress")
     if progress.empty:
-        raise RunContractError(f"{run_dir}: progress.csv has no rows")
+        raise RunContractError(f"{path}: no rows")
+    gaps = progress[NEVER_NAN].isna().any(axis=1)
+    if gaps.any():
+        raise RunContractError(f"{path}: line {gaps.idxmax() + 2} has empty or NaN required fields")
+    if list(progress.iteration) != list(range(1, len(progress) + 1)):
+        raise RunContractError(f"{path}: iterations are not 1..{len(progress)}")
+    expected = steps_trained(meta)
+    if progress.global_step.iloc[-1] != expected:
+        raise RunContractError(f"{path}: ends at global_step {progress.global_step.iloc[-1]}, run.json says "
+                               f"{expected} steps were trained (a file cut short?)")
+    counted = int(progress.ep_count.sum())
+    if counted != len(episodes):
+        raise RunContractError(f"{run_file(run_dir, 'episodes')}: {len(episodes)} episodes, progress counts {counted}")
     return meta, progress, episodes
 
 
-def load_runs(scale_dir, allow_mixed_versions=False):
-    """Every run under <scale_dir>/runs as three tidy frames keyed by (variant, env, seed):
-    runs (one row per run: algo, steps, walltime, versions, commit and the run's arguments),
-    progress and episodes. Runs made with different library versions are refused unless
-    allow_mixed_versions (user ask A.6: numbers from different MuJoCo versions are not comparable)."""
+def run_key(run_dir):
+    return dict(variant=run_dir.parent.parent.name, env=run_dir.parent.name, seed=int(run_dir.name[4:]))
+
+
+def run_dirs(scale_dir):
+    """Every run directory with a run.json under <scale_dir>/runs."""
+    return [p.parent for p in sorted(pathlib.Path(scale_dir, "runs").glob("*/*/seed*/run.json"))]
+
+
+def load_runs(scale_dir, allow_mixed_versions=False, only=None):
+    """The runs under <scale_dir>/runs (or only the `only` (variant, env, seed) keys among them) as three
+    tidy frames keyed by (variant, env, seed): runs (one row per run: algo, steps, walltime, versions,
+    commit and the run's arguments), progress and episodes. Runs made with different library versions
+    are refused unless allow_mixed_versions: returns from different MuJoCo versions are not comparable."""
     rows, progress, episodes = [], [], []
-    for meta_path in sorted(pathlib.Path(scale_dir, "runs").glob("*/*/seed*/run.json")):
-        run_dir = meta_path.parent
+    for run_dir in run_dirs(scale_dir):
+        key = run_key(run_dir)
+        if only is not None and (key["variant"], key["env"], key["seed"]) not in only:
+            continue
         meta, prog, eps = load_run(run_dir)
-        key = dict(variant=run_dir.parent.parent.name, env=run_dir.parent.name, seed=int(run_dir.name[4:]))
         rows.append({**key, "algo": meta["algo"], "steps": int(prog.global_step.iloc[-1]),
                      "walltime_s": meta["walltime_s"], "peak_rss_mb": meta.get("peak_rss_mb"),
-                     "git_commit": meta["git_commit"], "cpu": meta["cpu"],
+                     "git_commit": meta["git_commit"], "script_sha256": meta["script_sha256"], "cpu": meta["cpu"],
                      **{f"v_{k}": meta["versions"][k] for k in VERSION_KEYS},
                      **{f"arg_{k}": v for k, v in meta["args"].items()}})
         progress.append(prog.assign(**key))
         episodes.append(eps.assign(**key))
     if not rows:
-        raise RunContractError(f"{scale_dir}: no runs found under runs/")
+        raise RunContractError(f"{scale_dir}: no runs found under {pathlib.Path(scale_dir, 'runs')}")
     runs = pd.DataFrame(rows)
     versions = runs[[f"v_{k}" for k in VERSION_KEYS]].drop_duplicates()
     if len(versions) > 1 and not allow_mixed_versions:
-        raise RunContractError(f"{scale_dir}: runs were made with different library versions:\n{versions}")
+        raise RunContractError(f"{scale_dir}: runs were made with {len(versions)} different sets of library versions: "
+                               + "; ".join(", ".join(f"{c[2:]} {v}" for c, v in r.items()) for _, r in versions.iterrows()))
     return runs, pd.concat(progress, ignore_index=True), pd.concat(episodes, ignore_index=True)
 
 
@@ -81,10 +154,78 @@ def load_random(scale_dir):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["env", "ep_return"])
 
 
-if __name__ == "__main__":
+class GridStatus:
+    """The planned runs of some experiments of a scale, against the runs under scale_dir:
+    `missing` (planned, no finished run) and `stale` ((run, reason): made with other arguments or
+    another algorithm file than the config and the current code would use)."""
+
+    def __init__(self, scale_dir, config, scale, experiments):
+        self.scale_dir, self.scale = pathlib.Path(scale_dir), scale
+        self.planned = sorted({r for e in experiments for r in grid.experiment_runs(config, scale, e)})
+        self.missing, self.stale = [], []
+        for run in self.planned:
+            meta_path = self.scale_dir / "runs" / run.variant / run.env / f"seed{run.seed}" / "run.json"
+            if not meta_path.exists():
+                self.missing.append(run)
+                continue
+            try:
+                meta = json.loads(meta_path.read_text())
+            except ValueError as e:
+                raise RunContractError(f"{meta_path}: not JSON ({e})") from None
+            reason = grid.stale_reason(config, scale, run, meta)
+            if reason:
+                self.stale.append((run, reason))
+
+    def check(self, partial=False, allow_stale=False):
+        """Raise RunContractError (one line) for missing runs unless partial, for stale ones unless allow_stale."""
+        if self.missing and not partial:
+            r = self.missing[0]
+            raise RunContractError(f"{self.scale_dir}: {len(self.missing)} of the {len(self.planned)} runs the "
+                                   f"{self.scale} grid plans are missing (first: {r.variant}/{r.env}/seed{r.seed}); "
+                                   "run the workflow, or pass --partial for a report that lists them")
+        if self.stale and not allow_stale:
+            r, why = self.stale[0]
+            raise RunContractError(f"{self.scale_dir}/runs/{r.variant}/{r.env}/seed{r.seed}: stale, {why} "
+                                   f"({len(self.stale)} stale runs in all); rerun them with the workflow, or pass "
+                                   "--allow-stale for a report that flags them")
+        return self
+
+    def lines(self):
+        """What a partial or flagged report says about these runs, one Markdown line per problem."""
+        out = []
+        if self.missing:
+            seeds = {}
+            for r in self.missing:
+                seeds.setdefault(f"{r.variant}/{r.env}", []).append(r.seed)
+            out.append(f"**Partial:** {len(self.missing)} of the {len(self.planned)} planned runs are missing: "
+                       + "; ".join(f"{k} seeds {v}" for k, v in seeds.items()) + ".")
+        if self.stale:
+            reasons = {}
+            for r, why in self.stale:
+                reasons.setdefault(why.split(" (sha256")[0], []).append(r)
+            out.append(f"**Stale:** {len(self.stale)} of the runs were made with other arguments or another algorithm "
+                       "file than the config and the current code would use (`snakemake` reruns them): "
+                       + "; ".join(f"{len(rs)} runs: {why}" for why, rs in reasons.items()) + ".")
+        return out
+
+    def found(self):
+        """The planned (variant, env, seed) keys that have a finished run."""
+        missing = set(self.missing)
+        return {tuple(r) for r in self.planned if r not in missing}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.exit("usage: python -m analysis.load SCALE_DIR   (e.g. results/quick)")
     try:
-        runs, _, episodes = load_runs(sys.argv[1])
+        runs, _, episodes = load_runs(argv[0])
     except RunContractError as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(runs.groupby(["variant", "env"]).seed.count().rename("seeds").to_string())
     print(f"{len(runs)} runs, {len(episodes)} episodes")
+
+
+if __name__ == "__main__":
+    main()

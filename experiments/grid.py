@@ -6,6 +6,7 @@ with one line naming the config key (ConfigError).
 """
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import json
 import pathlib
@@ -19,7 +20,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "experiments" / "config.yaml"
 SCHEMA = ROOT / "experiments" / "config.schema.yaml"
-WORKFLOW_ARGS = {"env_id", "seed", "total_timesteps", "out", "threads"}  # set per job by the workflow
+WORKFLOW_ARGS = {"env_id", "seed", "total_timesteps", "out", "threads", "overwrite", "compress"}  # set per job
+NOT_RUN_ARGS = {"out", "overwrite", "compress"}  # where and how the files are written, not what is computed
 
 
 class ConfigError(ValueError):
@@ -101,6 +103,39 @@ def cli_args(config, scale, variant, env):
         elif value is not None:
             flags.append(f"{flag} {value}")
     return " ".join(flags)
+
+
+def expected_args(config, scale, run):
+    """The resolved arguments (run.json's "args" bar NOT_RUN_ARGS) that this config and the current
+    algorithm file give the run: defaults, regime (ppo.py --regime) and overrides filled in."""
+    module = algorithm(config["variants"][run.variant]["algo"])
+    args = module.Args(env_id=run.env, seed=run.seed, total_timesteps=steps(config, scale, run.env), threads=1,
+                       **run_args(config, scale, run.variant, run.env)[0])
+    if hasattr(module, "resolve"):
+        module.resolve(args)
+    return {k: v for k, v in dataclasses.asdict(args).items() if k not in NOT_RUN_ARGS}
+
+
+@functools.cache
+def script_sha256(algo):
+    return hashlib.sha256((ROOT / "algorithms" / f"{algo}.py").read_bytes()).hexdigest()
+
+
+def stale_reason(config, scale, run, meta):
+    """Why a finished run (its run.json as `meta`) is not the run this config and code would make, or None:
+    the first argument that differs, else a different algorithm file (sha256)."""
+    expected = expected_args(config, scale, run)
+    recorded = {k: v for k, v in meta.get("args", {}).items() if k not in NOT_RUN_ARGS}
+    for key in sorted(expected.keys() | recorded.keys()):
+        if key not in recorded or key not in expected or recorded[key] != expected[key]:
+            have = repr(recorded[key]) if key in recorded else "no such argument"
+            want = repr(expected[key]) if key in expected else "no such argument"
+            return f"argument {key}: the run has {have}, the config and code give {want}"
+    algo = config["variants"][run.variant]["algo"]
+    if meta.get("script_sha256") != script_sha256(algo):
+        return (f"made by another {algo}.py (sha256 {str(meta.get('script_sha256'))[:12]}, "
+                f"now {script_sha256(algo)[:12]})")
+    return None
 
 
 def _type_ok(field, value):

@@ -13,6 +13,9 @@ except grid.ConfigError as error:
     sys.exit(f"config error: {error}")
 
 SCALE = config["scale"]
+# experiments/job.py stops a training run when this process is gone (a SIGKILLed workflow); always
+# this process, also on a cluster node, where the job's own Snakemake parses this file again
+os.environ["PGREPRO_WORKFLOW_PID"] = str(os.getpid())
 
 
 wildcard_constraints:
@@ -63,6 +66,23 @@ def all_outputs():
         + random_files(SCALE)
         + [f"results/{SCALE}/REPORT.md"]
     )
+
+
+def stale_why(wildcards):
+    """Why the finished run at these wildcards is stale (grid.stale_reason), or None."""
+    path = f"results/{wildcards.scale}/runs/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}/run.json"
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        meta = json.load(f)
+    run = grid.Run(wildcards.variant, wildcards.env, int(wildcards.seed))
+    return grid.stale_reason(config, wildcards.scale, run, meta)
+
+
+def stale_marker(wildcards):
+    if stale_why(wildcards) is None:
+        return []
+    return f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt"
 
 
 def train_script(wildcards):

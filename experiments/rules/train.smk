@@ -4,9 +4,12 @@
 rule train:
     input:
         script=train_script,
+        # a finished run that this config and code would not make again (other arguments, other
+        # algorithm file): a fresh marker makes Snakemake rerun it, even in a clone with no .snakemake/
+        stale=stale_marker,
     output:
-        progress="results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv",
-        episodes="results/{scale}/runs/{variant}/{env}/seed{seed}/episodes.csv",
+        progress="results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv.gz",
+        episodes="results/{scale}/runs/{variant}/{env}/seed{seed}/episodes.csv.gz",
         meta="results/{scale}/runs/{variant}/{env}/seed{seed}/run.json",
     log:
         "results/{scale}/logs/train/{variant}/{env}/seed{seed}.log",
@@ -16,6 +19,7 @@ rule train:
         args=train_args,
         steps=train_steps,
         out=lambda wildcards, output: os.path.abspath(os.path.dirname(output.meta)),
+        job=os.path.join(workflow.basedir, "experiments", "job.py"),
     threads: 1
     resources:
         runtime=train_runtime,
@@ -26,10 +30,22 @@ rule train:
         "train"
     shell:
         # run from a scratch directory so MuJoCo's MUJOCO_LOG.TXT never lands in the repository;
-        # torch and BLAS get exactly the rule's threads
+        # torch and BLAS get exactly the rule's threads; experiments/job.py stops the run if the
+        # workflow dies; --overwrite: a rerun replaces the old files only once it is complete
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} --total-timesteps {params.steps} "
-        "--threads {threads} --out {params.out:q} {params.args}) > {log:q} 2>&1"
+        "python {params.job:q} python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
+        "--total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite --compress "
+        "{params.args}) > {log:q} 2>&1"
+
+
+rule stale_run:
+    output:
+        temp("results/{scale}/stale/{variant}/{env}/seed{seed}.txt"),
+    params:
+        why=stale_why,
+    localrule: True
+    shell:
+        "echo {params.why:q} > {output:q}"
 
 
 rule random_policy:
