@@ -163,7 +163,7 @@ def objectives_one_regime(data, regime, paper):
                    mean=mean[0], mean_ci_low=mean[1], mean_ci_high=mean[2], iqm=iqm[0], iqm_ci_low=iqm[1],
                    iqm_ci_high=iqm[2])
         for env, e in g.groupby("env"):
-            row[f"{env} score"] = e.score.mean()
+            row[f"{env} score"], row[f"{env} seeds"] = e.score.mean(), len(e)
         rows.append(row)
     table = pd.DataFrame(rows)
     # How firmly do these seeds rank the Table 1 settings? Resample each (setting, env) cell's seeds,
@@ -186,6 +186,8 @@ def table_ppo_objectives(data):
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     parts = [objectives_one_regime(data, regime, paper) for regime in REGIME_PREFIX]
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    for column in ("rho", "rho_ci_low", "rho_ci_high"):  # ρ needs at least 3 settings with a paper value
+        table[column] = table.get(column, np.nan)
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
     regimes = list(dict.fromkeys(table.regime))
     settings = list(dict.fromkeys(table.setting))
@@ -206,7 +208,7 @@ def table_ppo_objectives(data):
         wide[f"{regime}: P(best)"] = [cell(s, lambda r: f"{r.p_best:.2f}" if pd.notna(r.p_best) else "")
                                       for s in settings]
     for env in envs:
-        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(cells, s, r, env) for r in regimes)
+        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(data, cells, s, r, env) for r in regimes)
                                                  for s in settings]
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
     y = np.arange(len(settings))
@@ -233,10 +235,12 @@ def table_ppo_objectives(data):
     return table, wide, fig
 
 
-def cell_score(cells, setting, regime, env):
-    if (setting, regime) not in cells.index or pd.isna(cells.loc[(setting, regime)].get(f"{env} score")):
+def cell_score(data, cells, setting, regime, env):
+    """One regime's mean score of a setting on one env, with the seed count when it is short."""
+    row = cells.loc[(setting, regime)] if (setting, regime) in cells.index else None
+    if row is None or pd.isna(row.get(f"{env} score")):
         return "missing"
-    return f"{cells.loc[(setting, regime)][f'{env} score']:.0f}"
+    return f"{row[f'{env} score']:.0f}{data.seeds_note(int(row[f'{env} seeds']))}"
 
 
 def table_algorithms(data):

@@ -1,4 +1,4 @@
-"""Scores and statistics (DESIGN §7): final scores, normalisation, mean and IQM with 95%
+"""Scores and statistics (docs/DESIGN.md §7): final scores, normalisation, mean and IQM with 95%
 stratified-bootstrap intervals (rliable's definitions, Agarwal et al. 2021), learning curves
 on a fixed step grid."""
 import numpy as np

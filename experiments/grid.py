@@ -34,9 +34,23 @@ class Run(NamedTuple):
     seed: int
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key repeated in one mapping is an error (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{key_node.start_mark.name}, line {key_node.start_mark.line + 1}: "
+                                  f"duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load(path=CONFIG):
     with open(path) as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=UniqueKeyLoader)
 
 
 def from_cli(path, json_text=None):
@@ -51,6 +65,14 @@ def algorithm(algo):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def scale_config(config, scale):
+    """The part of the config that one scale's runs and analyses depend on (so that editing another
+    scale, or a variant this scale does not use, does not make Snakemake redo this scale's analyses)."""
+    used = sorted({r.variant for r in runs(config, scale)})
+    return {"scale": scale, "experiments": config["experiments"], "scales": {scale: config["scales"][scale]},
+            "variants": {v: config["variants"][v] for v in used}}
 
 
 def experiment_variants(config, scale, experiment):

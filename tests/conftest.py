@@ -10,7 +10,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROGRESS_COLUMNS = ("algo,env_id,seed,iteration,global_step,walltime_s,sps,rollout_s,update_s,ep_count,"
                     "ep_return_mean,ep_return_std,ep_length_mean,return_last100,policy_loss,value_loss,entropy,"
                     "approx_kl,clip_frac,kl_beta,update_steps,early_stopped,line_search_steps,step_accepted,"
-                    "explained_variance,learning_rate,grad_norm").split(",")  # DESIGN §3, verbatim
+                    "explained_variance,learning_rate,grad_norm").split(",")  # docs/DESIGN.md §3, verbatim
 EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
 CLOCK_COLUMNS = ["walltime_s", "sps", "rollout_s", "update_s"]
 
@@ -48,8 +48,10 @@ gym.register("pgrepro/NaNReward-v0", entry_point=CounterEnv, kwargs={"nan_at": 2
 
 
 def read_csv(path):
+    """Rows of a plain or gzipped (the workflow's --compress) CSV file."""
     import csv
-    with open(path) as f:
+    import gzip
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", newline="") as f:
         return list(csv.reader(f))
 
 

@@ -121,12 +121,20 @@ def test_load_runs_tidy_frames(good_run):
 
 
 @pytest.mark.parametrize("damage,message", [
-    (lambda d: (d / "run.json").unlink(), "missing run.json"),
-    (lambda d: (d / "progress.csv").write_text("algo,env_id\nppo,CartPole-v1\n"), "progress.csv columns"),
-    (lambda d: (d / "episodes.csv").write_text("step,return\n1,2\n"), "episodes.csv columns"),
+    (lambda d: (d / "run.json").unlink(), r"run.json: missing \(the run did not finish\)"),
+    (lambda d: (d / "progress.csv").write_text("algo,env_id\nppo,CartPole-v1\n"), "progress.csv: columns differ"),
+    (lambda d: (d / "episodes.csv").write_text("step,return\n1,2\n"), "episodes.csv: columns differ"),
     (lambda d: (d / "run.json").write_text(json.dumps({**json.loads((d / "run.json").read_text()),
                                                        "exit_status": "killed"})), "exit_status"),
-    (lambda d: (d / "run.json").write_text("{not json"), "unreadable"),
+    (lambda d: (d / "run.json").write_text("{not json"), "not JSON"),
+    (lambda d: (d / "run.json").write_text(json.dumps({k: v for k, v in json.loads((d / "run.json").read_text()).items()
+                                                       if k != "walltime_s"})), r"run.json: missing key\(s\) walltime_s"),
+    # a progress.csv cut mid-line, and one cut at a line end (a shorter run that run.json contradicts)
+    (lambda d: (d / "progress.csv").write_text((d / "progress.csv").read_text()[:-40]), "line 3 has"),
+    (lambda d: (d / "progress.csv").write_text("".join((d / "progress.csv").read_text().splitlines(True)[:2])),
+     "ends at global_step 128, run.json says 256 steps were trained"),
+    (lambda d: (d / "episodes.csv").write_text("global_step,ep_return,ep_length,terminated\n"), "0 episodes, progress counts"),
+    (lambda d: (d / "episodes.csv").unlink(), "missing episodes.csv"),
 ])
 def test_load_rejects_a_broken_run_naming_it(good_run, tmp_path, damage, message):
     broken = tmp_path / "seed1"
@@ -206,13 +214,14 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     from analysis.report import reading_objectives
     from analysis.experiments import TABLE1_SETTINGS
     n = len(TABLE1_SETTINGS)
-    table = pd.DataFrame({"variant": TABLE1_SETTINGS, "setting": TABLE1_SETTINGS, "paper": np.linspace(0, 1, n),
+    table = pd.DataFrame({"regime": "ppo2", "variant": TABLE1_SETTINGS, "setting": TABLE1_SETTINGS, "paper": np.linspace(0, 1, n),
                           "runs": 6, "mean": np.linspace(0, 1, n), "mean_ci_low": 0.0, "mean_ci_high": 1.0,
                           "p_best": [0.0] * (n - 2) + [0.1, 0.9], "rank": np.arange(n, 0, -1),
                           "rank_ci_low": 1.0, "rank_ci_high": 3.0, "rho": 1.0, "rho_ci_low": 0.4, "rho_ci_high": 1.0,
                           "X score": 1.0, "Y score": 1.0})
     text = reading_objectives(table)
-    assert "ρ = 1.00, 95% seed-bootstrap interval [0.40, 1.00]; the interval excludes 0: our ordering agrees" in text
+    assert ("**ppo2 regime**: Spearman's ρ with the paper over 11 settings = 1.00, 95% seed-bootstrap interval "
+            "[0.40, 1.00]; the interval excludes 0: the ordering agrees") in text
     assert f"best in 90% of seed resamples; also best in ≥ 5%: {TABLE1_SETTINGS[-2]} (10%)" in text
     assert "resampling each cell's own 3 seeds" in text
     table[["rho_ci_low", "rho_ci_high"]] = [-0.2, 0.5]

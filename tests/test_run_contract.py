@@ -1,4 +1,4 @@
-"""The contract every algorithm file keeps (DESIGN §3-5): truncation handling on scripted
+"""The contract every algorithm file keeps (docs/DESIGN.md §3-5): truncation handling on scripted
 environments, NaN handling, determinism, the CLI's files and columns, and bad input."""
 import math
 import os

@@ -2,7 +2,9 @@
 produced; killing the workflow mid-run and starting it again gives the same files as an
 uninterrupted run; changing one variant's arguments reruns only that variant's jobs."""
 import os
+import pathlib
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -82,13 +84,13 @@ def test_kill_and_resume_gives_the_uninterrupted_results(smoke, tmp_path):
     for t in targets:  # run.json is published last: without it a run directory is incomplete
         run_dir = (tmp_path / t).parent
         if (run_dir / "run.json").exists():
-            assert (run_dir / "progress.csv").exists() and (run_dir / "episodes.csv").exists()
+            assert (run_dir / "progress.csv.gz").exists() and (run_dir / "episodes.csv.gz").exists()
     # a hard kill leaves Snakemake's lock behind; --unlock is the documented one-time step
     assert snakemake(tmp_path, "--unlock").returncode == 0
     resumed = snakemake(tmp_path, "--cores", "2", *targets)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for t in targets:
-        for name in ("progress.csv", "episodes.csv"):
+        for name in ("progress.csv.gz", "episodes.csv.gz"):
             ours = (tmp_path / t).parent / name
             reference = smoke.parent.parent / ours.relative_to(tmp_path)
             assert without_clock(read_csv(ours)) == without_clock(read_csv(reference)), ours
@@ -105,3 +107,59 @@ def test_changing_one_variant_reruns_only_its_jobs(smoke, tmp_path):
     assert set(re.findall(r"wildcards: .*variant=([^,\s]+)", out)) == {"ppo_gae_1"}
     # the analyses see the merged config as a parameter, so they are redone (cheap); training is not
     assert stats["report"] == "1"
+
+
+def job_counts(proc):
+    """Snakemake's 'Job stats' table of a dry run, as {rule: count} ({} when there is nothing to do)."""
+    out = proc.stdout + proc.stderr
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M)} \
+        if "Job stats:" in out else {}
+
+
+def test_a_fresh_clone_reruns_the_runs_whose_arguments_changed(smoke, tmp_path):
+    clone = tmp_path / "clone"  # the committed results, without Snakemake's .snakemake/ history
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    assert "train" not in job_counts(snakemake(clone, "-n"))
+    override = tmp_path / "override.yaml"
+    override.write_text("variants:\n  ppo_gae_1: {algo: ppo, args: {gae_lambda: 0.99}}\n")
+    stats = job_counts(snakemake(clone, "-n", overrides=[override]))
+    assert stats["train"] == 4  # ppo_gae_1 × 2 envs × 2 seeds, and nothing else
+
+
+def processes_mentioning(text):
+    found = []
+    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_killed_workflow_takes_its_training_jobs_with_it(tmp_path):
+    """SIGKILL Snakemake alone (not its process group): experiments/job.py stops the run it started."""
+    override = tmp_path / "long.yaml"
+    override.write_text("scales:\n  smoke:\n    steps: 100000000\n")
+    run_dir = tmp_path / "results" / "smoke" / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(ROOT / "experiments" / "config.yaml"), str(override), "--config", "scale=smoke",
+           "--cores", "1", str(run_dir.relative_to(tmp_path) / "run.json")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "progress.csv.gz.partial").exists():
+            assert time.time() < deadline and proc.poll() is None, "the training job did not start"
+            time.sleep(0.2)
+        assert processes_mentioning(str(run_dir))
+        proc.kill()  # Snakemake only: its job's shell, job.py and the run are left orphaned
+        proc.wait()
+        deadline = time.time() + 45
+        while processes_mentioning(str(run_dir)) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not processes_mentioning(str(run_dir)), "the training run outlived the workflow"
+        assert not (run_dir / "run.json").exists()
+        log = tmp_path / "results" / "smoke" / "logs" / "train" / "ppo_clip_0.2" / "CartPole-v1" / "seed1.log"
+        assert "the workflow (pid" in log.read_text() and "interrupted:" in log.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group, should the test fail

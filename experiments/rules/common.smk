@@ -8,6 +8,8 @@ sys.path.insert(0, workflow.basedir)
 from experiments import grid
 
 try:
+    for path in [os.path.join(workflow.basedir, "experiments", "config.yaml"), *workflow.overwrite_configfiles]:
+        grid.load(path)  # refuses a repeated key, which Snakemake's own YAML loading keeps silently
     grid.check(config)
 except grid.ConfigError as error:
     sys.exit(f"config error: {error}")
@@ -56,8 +58,9 @@ def report_inputs(wildcards):
 
 
 def config_json(wildcards):
-    """The merged config, so the analysis sees exactly the grid the workflow ran."""
-    return json.dumps(config, sort_keys=True)
+    """The merged config's part for this scale, so the analysis sees exactly the grid the workflow ran
+    (and an edit elsewhere in the config does not rerun it)."""
+    return json.dumps(grid.scale_config(config, wildcards.scale), sort_keys=True)
 
 
 def all_outputs():
@@ -80,9 +83,16 @@ def stale_why(wildcards):
 
 
 def stale_marker(wildcards):
-    if stale_why(wildcards) is None:
+    """For a stale run, a file written now that says why: newer than the run's outputs, it makes the
+    train job rerun by modification time, which needs no .snakemake/ metadata. [] for a fresh run."""
+    why = stale_why(wildcards)
+    if why is None:
         return []
-    return f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt"
+    marker = f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt"
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    with open(marker, "w") as f:
+        f.write(why + "\n")
+    return marker
 
 
 def train_script(wildcards):

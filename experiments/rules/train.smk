@@ -5,7 +5,8 @@ rule train:
     input:
         script=train_script,
         # a finished run that this config and code would not make again (other arguments, other
-        # algorithm file): a fresh marker makes Snakemake rerun it, even in a clone with no .snakemake/
+        # algorithm file) gets a marker file newer than its outputs, so Snakemake reruns it even in a
+        # clone with no .snakemake/ history; the rerun removes the marker
         stale=stale_marker,
     output:
         progress="results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv.gz",
@@ -35,17 +36,7 @@ rule train:
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
         "python {params.job:q} python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
         "--total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite --compress "
-        "{params.args}) > {log:q} 2>&1"
-
-
-rule stale_run:
-    output:
-        temp("results/{scale}/stale/{variant}/{env}/seed{seed}.txt"),
-    params:
-        why=stale_why,
-    localrule: True
-    shell:
-        "echo {params.why:q} > {output:q}"
+        "{params.args}) > {log:q} 2>&1 && rm -f {input.stale:q}"
 
 
 rule random_policy:

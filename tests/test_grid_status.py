@@ -1,0 +1,108 @@
+"""The analysis against the planned grid: missing runs and stale runs (other arguments, another
+algorithm file) stop it unless asked for a partial or flagged report, which then says so; the CLIs
+fail in one line on bad input; a repeated config key is refused; config edits touch one scale."""
+import copy
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from analysis import experiments as analysis_experiments
+from analysis.load import GridStatus, RunContractError
+from conftest import ROOT, load_algorithm
+from experiments import grid
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A smoke-scale config cut down to one experiment (ppo_objectives: ppo_clip_0.2 and ppo1_clip_0.2 on
+    CartPole, seeds 1-2) and its four runs, made the way the workflow makes them."""
+    config = copy.deepcopy(grid.load())
+    config["scales"]["smoke"]["experiments"] = {
+        "random": {"envs": ["CartPole-v1"], "seeds": [1]},
+        "ppo_objectives": {"envs": ["CartPole-v1"], "seeds": [1, 2], "variants": ["ppo_clip_0.2", "ppo1_clip_0.2"]}}
+    scale_dir = tmp_path_factory.mktemp("tiny") / "results" / "smoke"
+    ppo = load_algorithm("ppo")
+    for run in grid.experiment_runs(config, "smoke", "ppo_objectives"):
+        out = scale_dir / "runs" / run.variant / run.env / f"seed{run.seed}"
+        ppo.train(ppo.Args(env_id=run.env, seed=run.seed, total_timesteps=grid.steps(config, "smoke", run.env),
+                           out=str(out), compress=True, **grid.run_args(config, "smoke", run.variant, run.env)[0]),
+                  quiet=True)
+    (scale_dir / "random").mkdir()
+    (scale_dir / "random" / "CartPole-v1.csv").write_text("episode,ep_return,ep_length\n0,20.0,20\n1,24.0,24\n")
+    return config, scale_dir
+
+
+def copy_of(scale_dir, tmp_path):
+    shutil.copytree(scale_dir, tmp_path / "smoke")
+    return tmp_path / "smoke"
+
+
+def test_the_complete_fresh_grid_passes(tiny):
+    config, scale_dir = tiny
+    status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives"]).check()
+    assert len(status.planned) == 4 and not status.missing and not status.stale and status.lines() == []
+
+
+def test_a_missing_run_stops_the_analysis_unless_partial_and_is_then_reported(tiny, tmp_path):
+    config, scale_dir = tiny
+    scale_dir = copy_of(scale_dir, tmp_path)
+    shutil.rmtree(scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed2")
+    with pytest.raises(RunContractError, match=r"1 of the 4 runs the smoke grid plans are missing "
+                                               r"\(first: ppo1_clip_0.2/CartPole-v1/seed2\); .*--partial"):
+        analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives")
+    analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True)
+    markdown = (scale_dir / "tables" / "ppo_objectives.md").read_text()
+    assert "(1 of 2 seeds)" in markdown  # in the cell
+    assert "**Partial:** 1 of the 4 planned runs are missing: ppo1_clip_0.2/CartPole-v1 seeds [2]." in markdown
+
+
+def test_a_stale_argument_or_algorithm_file_stops_the_analysis_naming_the_run_and_key(tiny, tmp_path):
+    config, scale_dir = tiny
+    edited = copy.deepcopy(config)
+    edited["variants"]["ppo_clip_0.2"]["args"]["clip_eps"] = 0.3  # as in a fresh clone with an edited config
+    with pytest.raises(RunContractError, match=r"runs/ppo_clip_0.2/CartPole-v1/seed1: stale, argument clip_eps: "
+                                               r"the run has 0.2, the config and code give 0.3 \(2 stale runs"):
+        GridStatus(scale_dir, edited, "smoke", ["ppo_objectives"]).check()
+    scale_dir = copy_of(scale_dir, tmp_path)
+    meta_path = scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed1" / "run.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "script_sha256": "0" * 64}))
+    with pytest.raises(RunContractError, match=r"seed1: stale, made by another ppo.py \(sha256 000000000000, now"):
+        GridStatus(scale_dir, config, "smoke", ["ppo_objectives"]).check()
+    status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives"]).check(allow_stale=True)
+    assert status.lines()[0].startswith("**Stale:** 1 of the runs")
+
+
+def test_the_report_cli_refuses_in_one_line_and_writes_nothing(tmp_path):
+    unrelated = tmp_path / "photos"
+    unrelated.mkdir()
+    for argv in (["--summary"], ["--scale", "quick"]):
+        proc = subprocess.run([sys.executable, "-m", "analysis.report", str(unrelated), *argv], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and proc.stderr.strip().startswith("error: ")
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not any(unrelated.iterdir())
+
+
+def test_analysis_load_without_an_argument_prints_usage():
+    proc = subprocess.run([sys.executable, "-m", "analysis.load"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stderr.strip() == "usage: python -m analysis.load SCALE_DIR   (e.g. results/quick)"
+
+
+def test_a_repeated_config_key_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text((ROOT / "experiments" / "config.yaml").read_text() +
+                    "\n# appended\nvariants:\n  trpo: {algo: trpo, args: {}}\n")
+    with pytest.raises(grid.ConfigError, match=r"config.yaml, line \d+: duplicate key 'variants'"):
+        grid.load(path)
+
+
+def test_a_config_edit_changes_the_analysis_parameters_of_its_scale_only():
+    config = grid.load()
+    edited = copy.deepcopy(config)
+    edited["scales"]["quick"]["random_episodes"] = 7
+    edited["variants"]["ppo_gae_0.36"]["args"]["gae_lambda"] = 0.4  # not used at the smoke scale
+    assert grid.scale_config(edited, "smoke") == grid.scale_config(config, "smoke")
+    assert grid.scale_config(edited, "quick") != grid.scale_config(config, "quick")
