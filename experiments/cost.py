@@ -1,0 +1,157 @@
+"""What a scale still costs, projected from a few seconds of measurement on this machine.
+
+  python -m experiments.cost --scale paper --cores 64
+  python -m experiments.cost --scale paper --cores 2 --check results/validation
+
+Speed differs several-fold between machines (and between days on shared ones), so the
+projection is calibrated here and now: each environment's speed with random actions (2,000
+steps), and each algorithm's own cost per step on top of the simulator (two short iterations
+of real training on Hopper-v5, the second one timed). A run then costs
+steps × (1 / env speed + algorithm cost per step). Only runs still to do count: those without
+a finished run.json, and stale ones (other arguments or another algorithm file). Each run
+counts once, under the first experiment of the config that plans it. Wall time on N cores is
+the core-hours over N, but never less than the longest single run.
+
+--check DIR compares the projection with the wall times that finished runs under DIR record
+in run.json, and prints the error.
+"""
+import argparse
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+import gymnasium as gym
+import pandas as pd
+
+from experiments import grid
+
+CALIBRATION_ENV = "Hopper-v5"
+TINY_BATCH = {"ppo": {"num_steps": 1024}, "vpg": {"batch_size": 1024}, "trpo": {"batch_size": 1024}}
+
+
+def env_seconds_per_step(env_id, steps=2000):
+    env = grid.algorithm("ppo").quietly(lambda: gym.make(env_id))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return elapsed / steps
+
+
+def algorithm_seconds_per_step(algo):
+    """Training time per step beyond the simulator's, from the second of two short iterations."""
+    module = grid.algorithm(algo)
+    with tempfile.TemporaryDirectory() as out:
+        batch = next(iter(TINY_BATCH[algo].values()))
+        args = module.Args(env_id=CALIBRATION_ENV, total_timesteps=2 * batch, out=out, **TINY_BATCH[algo])
+        module.train(args, quiet=True)
+        last = pd.read_csv(pathlib.Path(out) / "progress.csv").iloc[-1]
+    return (last.rollout_s + last.update_s) / batch - env_seconds_per_step(CALIBRATION_ENV)
+
+
+class Calibration:
+    def __init__(self, envs, algos):
+        self.env = {env: env_seconds_per_step(env) for env in sorted(envs)}
+        self.algo = {algo: max(algorithm_seconds_per_step(algo), 0.0) for algo in sorted(algos)}
+
+    def run_seconds(self, algo, env, steps):
+        return steps * (self.env[env] + self.algo[algo])
+
+
+def still_to_do(config, scale, scale_dir):
+    """(experiment, run) pairs without a finished, fresh run under scale_dir; each run once."""
+    todo, seen = [], set()
+    for experiment in config["experiments"]:
+        for run in grid.experiment_runs(config, scale, experiment):
+            if run in seen:
+                continue
+            seen.add(run)
+            meta_path = pathlib.Path(scale_dir, "runs", run.variant, run.env, f"seed{run.seed}", "run.json")
+            if meta_path.exists() and not grid.stale_reason(config, scale, run, json.loads(meta_path.read_text())):
+                continue
+            todo.append((experiment, run))
+    return todo
+
+
+def hours(seconds):
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.0f} min"
+
+
+def projection(config, scale, scale_dir, cores, calibration):
+    todo = still_to_do(config, scale, scale_dir)
+    planned = len(grid.runs(config, scale))
+    rows = []
+    for experiment in config["experiments"]:
+        runs = [r for e, r in todo if e == experiment]
+        if not runs:
+            continue
+        seconds = [calibration.run_seconds(config["variants"][r.variant]["algo"], r.env, grid.steps(config, scale, r.env))
+                   for r in runs]
+        rows.append({"experiment": experiment, "runs to do": len(runs), "core-hours": sum(seconds) / 3600,
+                     "longest run": max(seconds)})
+    table = pd.DataFrame(rows)
+    lines = [f"{scale} scale: {len(todo)} of {planned} planned runs still to do."]
+    if len(table):
+        total, longest = table["core-hours"].sum() * 3600, table["longest run"].max()
+        wall = max(total / cores, longest)
+        table["core-hours"] = table["core-hours"].map(lambda h: f"{h:.1f}")
+        table["longest run"] = table["longest run"].map(hours)
+        lines += [table.to_markdown(index=False), "",
+                  f"Total {total / 3600:.1f} core-hours; on {cores} cores about {hours(wall)} of wall time "
+                  f"(one run per core; never less than the longest run)."]
+    lines += ["", "Calibrated on this machine: env steps/s with random actions "
+              + ", ".join(f"{e} {1 / s:,.0f}" for e, s in calibration.env.items())
+              + "; training cost per step beyond the simulator "
+              + ", ".join(f"{a} {s * 1e6:.0f} µs" for a, s in calibration.algo.items()) + "."]
+    return "\n".join(lines)
+
+
+def check(run_root, calibration):
+    """Projected against recorded wall time for every finished run under run_root."""
+    rows = []
+    for meta_path in sorted(pathlib.Path(run_root).glob("runs/*/*/seed*/run.json")):
+        meta = json.loads(meta_path.read_text())
+        env, algo = meta["args"]["env_id"], meta["algo"]
+        steps = meta.get("steps_trained", meta["args"]["total_timesteps"])
+        if env not in calibration.env:
+            calibration.env[env] = env_seconds_per_step(env)
+        rows.append({"run": str(meta_path.parent.relative_to(run_root)), "projected_s": calibration.run_seconds(algo, env, steps),
+                     "recorded_s": meta["walltime_s"]})
+    table = pd.DataFrame(rows)
+    ratio = table.recorded_s / table.projected_s
+    return (f"{len(table)} finished runs under {run_root}: recorded / projected wall time: median {ratio.median():.2f}, "
+            f"range {ratio.min():.2f}-{ratio.max():.2f}; total recorded {table.recorded_s.sum() / 3600:.2f} h, "
+            f"projected {table.projected_s.sum() / 3600:.2f} h (error {100 * (table.projected_s.sum() / table.recorded_s.sum() - 1):+.0f}%).")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", required=True, choices=["smoke", "quick", "paper"])
+    parser.add_argument("--cores", type=int, nargs="+", default=[2], help="cores the grid will run on (one run per "
+                                                                          "core); several values give several projections")
+    parser.add_argument("--results", default=None, help="the scale's results folder (default: results/<scale>)")
+    parser.add_argument("--check", metavar="DIR", help="also compare the projection with the finished runs under DIR")
+    args = parser.parse_args(argv)
+    if min(args.cores) < 1:
+        parser.error("--cores: must be at least 1")
+    config = grid.load()
+    scale_dir = args.results or str(grid.ROOT / "results" / args.scale)
+    runs = grid.runs(config, args.scale)
+    calibration = Calibration({r.env for r in runs}, {config["variants"][r.variant]["algo"] for r in runs})
+    print(f"Load average while calibrating: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(other work on the machine slows the calibration and the projection with it).\n")
+    for cores in args.cores:
+        print(projection(config, args.scale, scale_dir, cores, calibration) + "\n")
+    if args.check:
+        print(check(args.check, calibration))
+
+
+if __name__ == "__main__":
+    main()
