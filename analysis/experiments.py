@@ -226,7 +226,7 @@ def table_ppo_objectives(data):
     ax.invert_yaxis()
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("normalised score (random policy 0, the regime's best Table 1 setting per env 1)")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), fontsize=8)  # below the axes: covers no point
     fig.tight_layout()
     rhos = table.dropna(subset=["rho"]).drop_duplicates("regime")
     data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
