@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM cluster on localhost from Debian's packages (root, no systemd, no
-# accounting database: Snakemake polls with squeue). Recipe verified in
-# shared/research/slurm_feasibility.md. Stop it with .ci/slurm_down.sh.
+# accounting database: Snakemake polls with squeue). Stop it with .ci/slurm_down.sh.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
