@@ -72,6 +72,8 @@ def clip_vs_none(scores):
                     if len(g) else None
             if not cells["clip"] or not cells["none"]:
                 verdict = "not both run yet"
+            elif min(cells["clip"][1], cells["none"][1]) < 2:
+                verdict = "one seed: no interval yet"
             else:
                 (c, c_lo, c_hi), _ = cells["clip"]
                 (n, n_lo, n_hi), _ = cells["none"]
