@@ -273,12 +273,25 @@ BUILDERS = {"baselines": table_curves, "gae_lambda": table_gae_lambda, "ppo_obje
 
 
 def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False):
-    """Write the experiment's table (CSV + Markdown) and figure (PNG + PDF); return the Data."""
-    data = Data(scale_dir, config, scale, experiment, partial, allow_stale)
-    table, wide, fig = BUILDERS[experiment](data)
+    """Write the experiment's table (CSV + Markdown) and figure (PNG + PDF); return the Data, or None when a
+    partial report has no run of this experiment yet (the table then says so and the figure is empty)."""
     out = pathlib.Path(scale_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    status = GridStatus(scale_dir, config, scale, [experiment]).check(partial, allow_stale)
+    if not status.found():
+        pd.DataFrame(columns=["variant", "env"]).to_csv(out / "tables" / f"{experiment}.csv", index=False)
+        (out / "tables" / f"{experiment}.md").write_text(f"No runs yet: none of the {len(status.planned)} planned "
+                                                          "runs of this experiment is finished.\n")
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{experiment} ({scale} scale): no runs yet", ha="center", va="center")
+        for ext in ("png", "pdf"):
+            fig.savefig(out / "figures" / f"{experiment}.{ext}", dpi=130)
+        plt.close(fig)
+        return None
+    data = Data(scale_dir, config, scale, experiment, partial, allow_stale)
+    table, wide, fig = BUILDERS[experiment](data)
     table.to_csv(out / "tables" / f"{experiment}.csv", index=False)
     markdown = wide.to_markdown() + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
     markdown += "".join(f"\n\n{line}" for line in data.status.lines())

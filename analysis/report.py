@@ -282,8 +282,9 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
             continue
         table = pd.read_csv(scale_dir / "tables" / f"{name}.csv")
         parts += [f"## {name}: {config['experiments'][name]['description']}", "",
-                  f"![{name}](figures/{name}.png)", "", table_md.read_text(), "", "**Reading.**", "",
-                  readings[name](table), ""]
+                  f"![{name}](figures/{name}.png)", "", table_md.read_text(), ""]
+        if len(table):  # a partial report may have no run of this experiment yet
+            parts += ["**Reading.**", "", readings[name](table), ""]
     parts += ["## Caveats", "",
               "- Published numbers were measured on other environment versions (v1-v4; ours are -v5, "
               "MuJoCo 4.0) and, at this scale, often at other step budgets: compare orderings, not decimals.",

@@ -106,3 +106,14 @@ def test_a_config_edit_changes_the_analysis_parameters_of_its_scale_only():
     edited["variants"]["ppo_gae_0.36"]["args"]["gae_lambda"] = 0.4  # not used at the smoke scale
     assert grid.scale_config(edited, "smoke") == grid.scale_config(config, "smoke")
     assert grid.scale_config(edited, "quick") != grid.scale_config(config, "quick")
+
+
+def test_a_partial_report_of_an_experiment_with_no_runs_yet_says_so(tiny, tmp_path):
+    config, scale_dir = tiny
+    scale_dir = copy_of(scale_dir, tmp_path)
+    shutil.rmtree(scale_dir / "runs")
+    with pytest.raises(RunContractError, match="4 of the 4 runs"):
+        analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives")
+    assert analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True) is None
+    assert (scale_dir / "tables" / "ppo_objectives.md").read_text().startswith("No runs yet: none of the 4 planned")
+    assert (scale_dir / "figures" / "ppo_objectives.png").stat().st_size > 0
