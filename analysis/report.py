@@ -225,7 +225,7 @@ def budget_caveat(scale_dir, config, scale):
         here = stats.final_scores(here).score if len(here) else pd.Series(dtype=float)
         rows.append({"variant": variant, "env": env,
                      f"{scale} ({steps // 1000}k steps)": f"{here.mean():.0f} ± {here.std(ddof=0):.0f} ({len(here)} seeds)"
-                     if len(here) else "not in this grid",
+                     if len(here) else "no run at this scale yet",
                      "validation (1M steps)": f"{g.score.mean():.0f} ± {g.score.std(ddof=0):.0f} ({len(g)} seeds)"})
     if rows:
         lines += ["", f"The same variants at 1M steps (`{validation}`, final score, mean ± std over seeds):", "",
