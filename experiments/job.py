@@ -33,7 +33,9 @@ def main(argv):
     if not argv:
         sys.exit("usage: python experiments/job.py COMMAND [ARG ...]")
     watched = int(os.environ.get("PGREPRO_WORKFLOW_PID", "0"))
-    child = subprocess.Popen(argv)
+    # the child takes SIGINT by default even where this process inherited it ignored (a workflow started
+    # in the background with `nohup … &` ignores SIGINT, and so would the run, leaving only the SIGKILL)
+    child = subprocess.Popen(argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: child.send_signal(signum))
     while True:
