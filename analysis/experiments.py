@@ -33,9 +33,8 @@ class Data:
     """The runs, scores and anchors one experiment needs. The planned runs are checked first
     (load.GridStatus): missing or stale runs stop the analysis unless partial / allow_stale."""
 
-    def __init__(self, scale_dir, config, scale, experiment, partial=False, allow_stale=False):
-        self.scale_dir, self.experiment = pathlib.Path(scale_dir), experiment
-        self.status = GridStatus(scale_dir, config, scale, [experiment]).check(partial, allow_stale)
+    def __init__(self, scale_dir, config, scale, experiment, status):
+        self.scale_dir, self.experiment, self.status = pathlib.Path(scale_dir), experiment, status
         self.missing = self.status.missing
         self.planned_seeds = len(config["scales"][scale]["experiments"][experiment]["seeds"])
         self.variants = grid.experiment_variants(config, scale, experiment)
@@ -290,7 +289,7 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
             fig.savefig(out / "figures" / f"{experiment}.{ext}", dpi=130)
         plt.close(fig)
         return None
-    data = Data(scale_dir, config, scale, experiment, partial, allow_stale)
+    data = Data(scale_dir, config, scale, experiment, status)
     table, wide, fig = BUILDERS[experiment](data)
     table.to_csv(out / "tables" / f"{experiment}.csv", index=False)
     markdown = wide.to_markdown() + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
