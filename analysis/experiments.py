@@ -41,6 +41,7 @@ class Data:
         self.runs, _, self.episodes = load_runs(scale_dir, only=self.status.found())
         self.envs = list(dict.fromkeys(r.env for r in self.status.planned))
         self.steps = {env: grid.steps(config, scale, env) for env in self.envs}
+        self.args = {v: grid.run_args(config, scale, v, self.envs[0])[0] for v in self.variants}
         key = ["variant", "env", "seed"]
         self.scores = stats.final_scores(self.episodes) if len(self.episodes) else pd.DataFrame(columns=key + ["score"])
         random = load_random(scale_dir)
@@ -54,6 +55,9 @@ class Data:
     def seeds_note(self, n):
         """'' when a cell has every planned seed, else how many it has (a partial report says so in the cell)."""
         return "" if n >= self.planned_seeds else f" ({n} of {self.planned_seeds} seeds)"
+
+
+MISSING = "missing run"  # a table cell whose runs are not there yet (a partial report)
 
 
 def ci_text(point, low, high, digits=1):
@@ -94,7 +98,7 @@ def step_label(steps):
 def table_curves(data):
     table = per_env_table(data)
     wide = table.pivot(index="variant", columns="env", values="text").reindex(data.variants).reindex(columns=data.envs)
-    return table, wide, learning_curves(data)
+    return table, wide.astype(object).fillna(MISSING), learning_curves(data)
 
 
 def table_gae_lambda(data):
@@ -109,7 +113,12 @@ def table_gae_lambda(data):
     p_best = pd.concat([stats.ranking_uncertainty(cell_means.xs(env, axis=1, level="env")).p_best.rename(env)
                         for env in data.envs if env in cell_means.columns.get_level_values("env")], axis=1)
     table["p_best"] = [p_best.at[r.variant, r.env] for r in table.itertuples()]
-    wide = table.pivot(index="lambda", columns="env", values="text").sort_index().reindex(columns=data.envs)
+    # every planned λ gets a row, one with no run yet too (its λ from the config, else the variant's name)
+    lambdas = table.drop_duplicates("variant").set_index("variant")["lambda"]
+    row_of = {v: lambdas.get(v, data.args[v].get("gae_lambda", v)) for v in data.variants}
+    order = sorted(data.variants, key=lambda v: (isinstance(row_of[v], str), 0 if isinstance(row_of[v], str) else row_of[v]))
+    wide = (table.pivot(index="variant", columns="env", values="text").reindex(index=order, columns=data.envs)
+            .rename(index=row_of).rename_axis("lambda").astype(object).fillna(MISSING))
     fig, axes = plt.subplots(1, len(data.envs), figsize=(4.2 * len(data.envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], data.envs):
         sub = data.scores[data.scores.env == env]
@@ -125,6 +134,7 @@ TABLE1_SETTINGS = ["ppo_none", "ppo_clip_0.1", "ppo_clip_0.2", "ppo_clip_0.3", "
                    "ppo_kl_adaptive_0.01", "ppo_kl_adaptive_0.03", "ppo_kl_fixed_0.3", "ppo_kl_fixed_1",
                    "ppo_kl_fixed_3", "ppo_kl_fixed_10"]
 REGIME_PREFIX = {"ppo2": "ppo_", "ppo1": "ppo1_"}  # ppo.py --regime → variant prefix
+MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing
 
 
 def regime_of(variant):
@@ -134,6 +144,11 @@ def regime_of(variant):
 def paper_name(variant):
     """The ppo2-regime name of a variant, the key of analysis/published/ppo_table1.csv."""
     return "ppo_" + variant[len("ppo1_"):] if variant.startswith("ppo1_") else variant
+
+
+def paper_ranks(paper):
+    """Each Table 1 setting's rank in the paper's column, among all 11 (1 = best)."""
+    return paper.paper_normalised_score.reindex(TABLE1_SETTINGS).rank(ascending=False)
 
 
 def objectives_one_regime(data, regime, paper):
@@ -171,9 +186,9 @@ def objectives_one_regime(data, regime, paper):
     replicates = stats.normalise_replicates(stats.bootstrap_cell_means(t1_scores), data.random_score)
     table = table.merge(stats.ranking_uncertainty(replicates), left_on="variant", right_index=True, how="left")
     table.loc[in_t1, "rank"] = table[in_t1]["mean"].rank(ascending=False)
-    table.loc[in_t1, "paper_rank"] = table[in_t1].paper.rank(ascending=False)
+    table.loc[in_t1, "paper_rank"] = table[in_t1].variant.map(paper_name).map(paper_ranks(paper))  # of all 11
     paper_t1 = table[in_t1].set_index("variant").paper.dropna()
-    if len(paper_t1) >= 3:  # Spearman's ρ with the paper's column, at our point estimates and per replicate
+    if len(paper_t1) >= MIN_SETTINGS_FOR_RHO:  # Spearman's ρ with the paper's column, at our points and per replicate
         rho_reps = stats.spearman(replicates, paper_t1)
         table["rho"] = stats.spearman(table.set_index("variant")["mean"], paper_t1)
         table["rho_ci_low"], table["rho_ci_high"] = np.nanquantile(rho_reps, [0.025, 0.975])
@@ -185,20 +200,29 @@ def table_ppo_objectives(data):
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     parts = [objectives_one_regime(data, regime, paper) for regime in REGIME_PREFIX]
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    for column in ("rho", "rho_ci_low", "rho_ci_high"):  # ρ needs at least 3 settings with a paper value
+    for column in ("rho", "rho_ci_low", "rho_ci_high"):  # ρ needs MIN_SETTINGS_FOR_RHO settings with a paper value
         table[column] = table.get(column, np.nan)
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
-    regimes = list(dict.fromkeys(table.regime))
-    settings = list(dict.fromkeys(table.setting))
+    regimes = list(dict.fromkeys(map(regime_of, data.variants)))  # planned, with runs or not (a partial grid)
+    # one row per planned setting, with runs or not: its display name → its ppo2-regime name
+    key_of = {paper.setting.get(paper_name(v), paper_name(v)): paper_name(v) for v in data.variants}
+    settings = list(key_of)
     wide = pd.DataFrame(index=pd.Index(settings, name="setting"))
-    by_setting = table.drop_duplicates("setting").set_index("setting")
+    by_setting = table.drop_duplicates("setting").set_index("setting").reindex(settings)
+    by_setting["paper"] = [paper.paper_normalised_score.get(key_of[s], np.nan) for s in settings]
     wide["paper (Table 1)"] = [f"{p:.2f}" if pd.notna(p) else "not in the paper" for p in by_setting.paper]
-    wide["paper rank"] = [f"{r:g}" if pd.notna(r) else "" for r in by_setting.paper_rank]
+    paper_rank = paper_ranks(paper)
+    wide["paper rank"] = [f"{paper_rank[key_of[s]]:g}" if key_of[s] in paper_rank else "" for s in settings]
     cells = table.set_index(["setting", "regime"])
-    envs = [c[:-len(" score")] for c in table.columns if c.endswith(" score")]
+
+    def variant_of(setting, regime):
+        return REGIME_PREFIX[regime] + key_of[setting][len("ppo_"):]
+
     for regime in regimes:
         def cell(setting, text):
-            return text(cells.loc[(setting, regime)]) if (setting, regime) in cells.index else "not run"
+            if (setting, regime) in cells.index:
+                return text(cells.loc[(setting, regime)])
+            return MISSING if variant_of(setting, regime) in data.variants else "not planned"
         wide[f"{regime}: mean [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2))
                                             for s in settings]
         wide[f"{regime}: rank [95% CI]"] = [cell(s, lambda r: f"{r['rank']:.0f} [{r.rank_ci_low:.0f}, "
@@ -206,8 +230,9 @@ def table_ppo_objectives(data):
                                             for s in settings]
         wide[f"{regime}: P(best)"] = [cell(s, lambda r: f"{r.p_best:.2f}" if pd.notna(r.p_best) else "")
                                       for s in settings]
-    for env in envs:
-        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(data, cells, s, r, env) for r in regimes)
+    for env in data.envs:
+        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(data, cells, s, r, env) if variant_of(s, r) in
+                                                            data.variants else "not planned" for r in regimes)
                                                  for s in settings]
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
     y = np.arange(len(settings))
@@ -225,7 +250,9 @@ def table_ppo_objectives(data):
     ax.invert_yaxis()
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("normalised score (random policy 0, the regime's best Table 1 setting per env 1)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), fontsize=8)  # below the axes: covers no point
+    # below the axis label (a fixed 40 points under the axes, whatever the figure's height): covers no point or label
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), fontsize=8,
+              bbox_transform=matplotlib.transforms.offset_copy(ax.transAxes, fig, y=-40, units="points"))
     fig.tight_layout()
     rhos = table.dropna(subset=["rho"]).drop_duplicates("regime")
     data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
@@ -238,7 +265,7 @@ def cell_score(data, cells, setting, regime, env):
     """One regime's mean score of a setting on one env, with the seed count when it is short."""
     row = cells.loc[(setting, regime)] if (setting, regime) in cells.index else None
     if row is None or pd.isna(row.get(f"{env} score")):
-        return "missing"
+        return MISSING
     return f"{row[f'{env} score']:.0f}{data.seeds_note(int(row[f'{env} seeds']))}"
 
 
@@ -252,7 +279,7 @@ def table_algorithms(data):
         for env in data.envs:
             ours = data.scores[(data.scores.variant == variant) & (data.scores.env == env)].score
             row[env] = (f"{ours.mean():.0f} ± {ours.std(ddof=0):.0f}{data.seeds_note(len(ours))}" if len(ours)
-                        else "missing run")
+                        else MISSING)
         rows[f"ours: {variant}"] = row
         for source, algo in PUBLISHED_MATCH.get(variant, []):
             label = f"{source} {algo}"

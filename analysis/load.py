@@ -194,11 +194,8 @@ class GridStatus:
         """What a partial or flagged report says about these runs, one Markdown line per problem."""
         out = []
         if self.missing:
-            seeds = {}
-            for r in self.missing:
-                seeds.setdefault(f"{r.variant}/{r.env}", []).append(r.seed)
             out.append(f"**Partial:** {len(self.missing)} of the {len(self.planned)} planned runs are missing: "
-                       + "; ".join(f"{k} seeds {v}" for k, v in seeds.items()) + ".")
+                       + "; ".join(self._missing_by_variant()) + ".")
         if self.stale:
             reasons = {}
             for r, why in self.stale:
@@ -207,6 +204,26 @@ class GridStatus:
                        "file than the config and the current code would use (`snakemake` reruns them): "
                        + "; ".join(f"{len(rs)} runs: {why}" for why, rs in reasons.items()) + ".")
         return out
+
+    def _missing_by_variant(self):
+        """One phrase per variant, short enough for a grid that is mostly missing: 'v (all 21 runs)',
+        or 'v: Hopper-v5 (all seeds), Walker2d-v5 seeds 1, 3'."""
+        planned, missing = {}, {}
+        for r in self.planned:
+            planned.setdefault(r.variant, {}).setdefault(r.env, []).append(r.seed)
+        for r in self.missing:
+            missing.setdefault(r.variant, {}).setdefault(r.env, []).append(r.seed)
+        phrases = []
+        for variant, envs in missing.items():
+            n = sum(map(len, envs.values()))
+            if n == sum(map(len, planned[variant].values())):
+                phrases.append(f"{variant} (all {n} runs)")
+                continue
+            cells = [f"{env} (all seeds)" if len(seeds) == len(planned[variant][env]) and len(seeds) > 1 else
+                     f"{env} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))}"
+                     for env, seeds in envs.items()]
+            phrases.append(f"{variant}: {', '.join(cells)}")
+        return phrases
 
     def found(self):
         """The planned (variant, env, seed) keys that have a finished run."""

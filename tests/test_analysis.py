@@ -218,7 +218,7 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
                           "runs": 6, "mean": np.linspace(0, 1, n), "mean_ci_low": 0.0, "mean_ci_high": 1.0,
                           "p_best": [0.0] * (n - 2) + [0.1, 0.9], "rank": np.arange(n, 0, -1),
                           "rank_ci_low": 1.0, "rank_ci_high": 3.0, "rho": 1.0, "rho_ci_low": 0.4, "rho_ci_high": 1.0,
-                          "X score": 1.0, "Y score": 1.0})
+                          "X score": 1.0, "X seeds": 3, "Y score": 1.0, "Y seeds": 3})
     text = reading_objectives(table)
     assert ("**ppo2 regime**: Spearman's ρ with the paper over 11 settings = 1.00, 95% seed-bootstrap interval "
             "[0.40, 1.00]; the interval excludes 0: the ordering agrees") in text
@@ -226,3 +226,6 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     assert "resampling each cell's own 3 seeds" in text
     table[["rho_ci_low", "rho_ci_high"]] = [-0.2, 0.5]
     assert "includes 0: these seeds cannot tell" in reading_objectives(table)
+    # a partial grid: one cell so far has a single seed, another env none at all (the paper scale's first runs)
+    table["X seeds"], table["Y seeds"], table["runs"] = [1] + [3] * (n - 1), np.nan, [1] + [3] * (n - 1)
+    assert "some cells have a single seed so far" in reading_objectives(table)

@@ -56,7 +56,21 @@ def test_a_missing_run_stops_the_analysis_unless_partial_and_is_then_reported(ti
     analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True)
     markdown = (scale_dir / "tables" / "ppo_objectives.md").read_text()
     assert "(1 of 2 seeds)" in markdown  # in the cell
-    assert "**Partial:** 1 of the 4 planned runs are missing: ppo1_clip_0.2/CartPole-v1 seeds [2]." in markdown
+    assert "**Partial:** 1 of the 4 planned runs are missing: ppo1_clip_0.2: CartPole-v1 seed 2." in markdown
+    shutil.rmtree(scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed1")
+    status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives"])
+    assert status.lines() == ["**Partial:** 2 of the 4 planned runs are missing: ppo1_clip_0.2 (all 2 runs)."]
+    analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True)
+    markdown = (scale_dir / "tables" / "ppo_objectives.md").read_text()
+    assert "missing run" in markdown and "nan" not in markdown  # a cell without runs says so
+
+
+def test_the_missing_runs_are_summarised_per_variant_so_a_mostly_missing_grid_stays_readable():
+    status = GridStatus.__new__(GridStatus)
+    status.planned = [grid.Run(v, e, s) for v in ("a", "b") for e in ("E1", "E2") for s in (1, 2, 3)]
+    status.missing, status.stale = [r for r in status.planned if r.variant == "a" or r.env == "E1" or r.seed == 2], []
+    assert status.lines() == ["**Partial:** 10 of the 12 planned runs are missing: a (all 6 runs); "
+                              "b: E1 (all seeds), E2 seed 2."]
 
 
 def test_a_stale_argument_or_algorithm_file_stops_the_analysis_naming_the_run_and_key(tiny, tmp_path):
