@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.experiments import PUBLISHED, TABLE1_SETTINGS, add_grid_flags, paper_name
+from analysis.experiments import PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, paper_name
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -206,6 +206,33 @@ def reading_objectives(table):
     return "\n".join(lines)
 
 
+def reading_published(table, steps):
+    """Ours against each published number matched to a variant (analysis/published/final_returns.csv): whether
+    the published mean lies inside our 95% seed-bootstrap interval, and the ratio of the means. Only at the
+    published budget; at another budget the comparison says nothing and the reading says so."""
+    published = pd.read_csv(PUBLISHED / "final_returns.csv")
+    lines, other_budget = [], set()
+    for r in table.itertuples():
+        for source, algo in PUBLISHED_MATCH.get(r.variant, []):
+            for p in published[(published.source == source) & (published.algo == algo) &
+                               (published.env == r.env.rsplit("-", 1)[0])].itertuples():
+                if abs(p.steps - steps) > 0.01 * p.steps:
+                    other_budget.add(f"{source} {algo}")
+                    continue
+                where = ("inside our interval" if r.ci_low <= p.value <= r.ci_high else
+                         "above our interval" if p.value > r.ci_high else "below our interval")
+                ratio = f"; ours is {r.mean / p.value:.2f}× it" if p.value > 0 and r.mean > 0 else ""
+                lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]; {source} {algo} "
+                             f"({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}, {where}{ratio}.")
+    if lines:
+        lines.append("- A published mean is one number from other seeds, code and environment versions (v2-v4, ours "
+                     "-v5): 'inside' means our seeds do not tell us apart from it, not that the two agree exactly.")
+    if other_budget:
+        lines.append(f"- Not compared: {', '.join(sorted(other_budget))}, measured at another budget than this "
+                     f"scale's {steps:,} steps.")
+    return "\n".join(lines)
+
+
 def budget_caveat(scale_dir, config, scale):
     """Below the paper's 1M steps a score measures early learning speed: say so, and put the 1M-step
     validation runs (results/validation, if there) beside the same variants at this scale."""
@@ -281,7 +308,8 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
     readings = {"baselines": lambda t: reading_curves(t, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"])),
                 "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
-                "algorithms": lambda t: reading_curves(t)}
+                "algorithms": lambda t: reading_curves(t) + "\n\n**Against the published numbers.**\n\n"
+                + reading_published(t, sc["steps"])}
     for name in EXPERIMENTS:
         table_md = scale_dir / "tables" / f"{name}.md"
         if name not in sc["experiments"] or not table_md.exists():

@@ -229,3 +229,17 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     # a partial grid: one cell so far has a single seed, another env none at all (the paper scale's first runs)
     table["X seeds"], table["Y seeds"], table["runs"] = [1] + [3] * (n - 1), np.nan, [1] + [3] * (n - 1)
     assert "some cells have a single seed so far" in reading_objectives(table)
+
+
+def test_published_reading_places_each_published_mean_against_our_interval_at_the_same_budget_only():
+    from analysis.report import reading_published
+    # baselines ppo2 at 1M: Hopper 2316.16, HalfCheetah 1668.58; trpo_mpi Hopper 1912.9 (analysis/published)
+    table = pd.DataFrame({"variant": ["ppo_clip_0.2", "ppo_clip_0.2", "trpo"], "env": ["Hopper-v5", "HalfCheetah-v5", "Hopper-v5"],
+                          "mean": [2000.0, 1000.0, 2500.0], "ci_low": [1500.0, 900.0, 2400.0], "ci_high": [2500.0, 1100.0, 2600.0]})
+    text = reading_published(table, 1_000_000)
+    assert "- ppo_clip_0.2 on Hopper-v5: 2000 [1500, 2500]; baselines ppo2 (v2?, 6 seeds, [P]) 2316, inside our interval; " \
+           "ours is 0.86× it." in text
+    assert "HalfCheetah-v5: 1000 [900, 1100]; baselines ppo2 (v2?, 6 seeds, [P]) 1669, above our interval" in text
+    assert "trpo on Hopper-v5: 2500 [2400, 2600]; baselines trpo_mpi (v2?, 6 seeds, [P]) 1913, below our interval" in text
+    quick = reading_published(table, 300_000)
+    assert "inside" not in quick and "Not compared: baselines ppo2, baselines trpo_mpi, cleanrl" in quick
