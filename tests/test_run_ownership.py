@@ -31,7 +31,10 @@ def start_long_run(name, out):
     """A real run in another process that lasts minutes; returns once it owns `out`."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "algorithms" / f"{name}.py"), "--env-id", "CartPole-v1",
                              "--total-timesteps", "10000000", "--out", str(out)] + SLOW[name],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a test suite started in the background (`… &`, nohup)
+                            # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (out / "progress.csv.partial").exists():
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
