@@ -37,7 +37,10 @@ def start_long_run(name, out):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (out / "progress.csv.partial").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(proc.stderr.read() or "the run did not start within 60 s")
         time.sleep(0.1)
     return proc
 
@@ -63,10 +66,14 @@ def test_a_second_writer_is_refused_with_the_owners_pid_and_a_killed_owner_frees
 def test_ctrl_c_exits_130_and_publishes_nothing(algo, tmp_path):
     name, _ = algo
     proc = start_long_run(name, tmp_path / "run")
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
-    assert proc.stderr.read().strip().startswith("interrupted:")
+    try:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:  # a run that ignored the signal must not train on after a failed test
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130 and proc.stderr.read().strip().startswith("interrupted:")
     assert not (tmp_path / "run" / "run.json").exists() and not (tmp_path / "run" / "progress.csv").exists()
 
 
