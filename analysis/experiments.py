@@ -134,7 +134,7 @@ TABLE1_SETTINGS = ["ppo_none", "ppo_clip_0.1", "ppo_clip_0.2", "ppo_clip_0.3", "
                    "ppo_kl_adaptive_0.01", "ppo_kl_adaptive_0.03", "ppo_kl_fixed_0.3", "ppo_kl_fixed_1",
                    "ppo_kl_fixed_3", "ppo_kl_fixed_10"]
 REGIME_PREFIX = {"ppo2": "ppo_", "ppo1": "ppo1_"}  # ppo.py --regime → variant prefix
-MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing
+MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing; and all on the same envs
 
 
 def regime_of(variant):
@@ -188,7 +188,8 @@ def objectives_one_regime(data, regime, paper):
     table.loc[in_t1, "rank"] = table[in_t1]["mean"].rank(ascending=False)
     table.loc[in_t1, "paper_rank"] = table[in_t1].variant.map(paper_name).map(paper_ranks(paper))  # of all 11
     paper_t1 = table[in_t1].set_index("variant").paper.dropna()
-    if len(paper_t1) >= MIN_SETTINGS_FOR_RHO:  # Spearman's ρ with the paper's column, at our points and per replicate
+    same_envs = t1_scores.groupby("variant").env.agg(frozenset).nunique() == 1  # else scores on different tasks
+    if len(paper_t1) >= MIN_SETTINGS_FOR_RHO and same_envs:  # Spearman's ρ with the paper, at our points and per replicate
         rho_reps = stats.spearman(replicates, paper_t1)
         table["rho"] = stats.spearman(table.set_index("variant")["mean"], paper_t1)
         table["rho_ci_low"], table["rho_ci_high"] = np.nanquantile(rho_reps, [0.025, 0.975])

@@ -173,8 +173,8 @@ def reading_objectives(table):
             lines.append(f"- **{regime} regime**: Spearman's ρ with the paper over {len(t1)} settings = {r.rho:.2f}, "
                          f"95% seed-bootstrap interval [{r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]; the interval {verdict}.")
         else:
-            lines.append(f"- **{regime} regime**: {len(t1)} of the {len(TABLE1_SETTINGS)} Table 1 settings have runs so "
-                         "far, too few for a rank correlation with the paper.")
+            lines.append(f"- **{regime} regime**: no rank correlation with the paper yet: it needs at least 4 Table 1 "
+                         f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
         if len(t1):
             best, worst = t1.loc[t1["mean"].idxmax()], t1.loc[t1["mean"].idxmin()]
             contenders = t1[(t1.variant != best.variant) & (t1.p_best >= 0.05)]
