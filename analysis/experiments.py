@@ -122,6 +122,10 @@ def table_gae_lambda(data):
     fig, axes = plt.subplots(1, len(data.envs), figsize=(4.2 * len(data.envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], data.envs):
         sub = data.scores[data.scores.env == env]
+        if sub.empty:  # a partial grid: say so instead of drawing empty axes
+            ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set(title=env, xticks=[], yticks=[])
+            continue
         sns.lineplot(data=sub, x="arg_gae_lambda", y="score", marker="o", errorbar=("ci", 95), n_boot=1000,
                      seed=stats.BOOTSTRAP_SEED, ax=ax)
         ax.set(title=env, xlabel="GAE λ", ylabel="final score (last 100 episodes)")
@@ -323,7 +327,8 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
     markdown = wide.to_markdown() + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
     markdown += "".join(f"\n\n{line}" for line in data.status.lines())
     (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
-    fig.suptitle(f"{experiment} ({scale} scale)", y=1.02)
+    partial = (f"; partial: {len(status.found())} of {len(status.planned)} planned runs" if status.missing else "")
+    fig.suptitle(f"{experiment} ({scale} scale{partial})", y=1.02)  # a figure seen alone says it is partial
     for ext in ("png", "pdf"):
         fig.savefig(out / "figures" / f"{experiment}.{ext}", bbox_inches="tight", dpi=130)
     plt.close(fig)
