@@ -220,14 +220,13 @@ def table_ppo_objectives(data):
     wide["paper rank"] = [f"{paper_rank[key_of[s]]:g}" if key_of[s] in paper_rank else "" for s in settings]
     cells = table.set_index(["setting", "regime"])
 
-    def variant_of(setting, regime):
-        return REGIME_PREFIX[regime] + key_of[setting][len("ppo_"):]
+    def absent(setting, regime):
+        """What a cell without runs says: planned and not run yet, or not planned for this regime."""
+        return MISSING if REGIME_PREFIX[regime] + key_of[setting][len("ppo_"):] in data.variants else "not planned"
 
     for regime in regimes:
         def cell(setting, text):
-            if (setting, regime) in cells.index:
-                return text(cells.loc[(setting, regime)])
-            return MISSING if variant_of(setting, regime) in data.variants else "not planned"
+            return text(cells.loc[(setting, regime)]) if (setting, regime) in cells.index else absent(setting, regime)
         wide[f"{regime}: mean [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2))
                                             for s in settings]
         wide[f"{regime}: rank [95% CI]"] = [cell(s, lambda r: f"{r['rank']:.0f} [{r.rank_ci_low:.0f}, "
@@ -236,9 +235,8 @@ def table_ppo_objectives(data):
         wide[f"{regime}: P(best)"] = [cell(s, lambda r: f"{r.p_best:.2f}" if pd.notna(r.p_best) else "")
                                       for s in settings]
     for env in data.envs:
-        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(data, cells, s, r, env) if variant_of(s, r) in
-                                                            data.variants else "not planned" for r in regimes)
-                                                 for s in settings]
+        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(data, cells, s, r, env) if (s, r) in cells.index
+                                                            else absent(s, r) for r in regimes) for s in settings]
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
     y = np.arange(len(settings))
     offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
@@ -267,9 +265,9 @@ def table_ppo_objectives(data):
 
 
 def cell_score(data, cells, setting, regime, env):
-    """One regime's mean score of a setting on one env, with the seed count when it is short."""
-    row = cells.loc[(setting, regime)] if (setting, regime) in cells.index else None
-    if row is None or pd.isna(row.get(f"{env} score")):
+    """One regime's mean score of a setting (that has runs) on one env, with the seed count when it is short."""
+    row = cells.loc[(setting, regime)]
+    if pd.isna(row.get(f"{env} score")):
         return MISSING
     return f"{row[f'{env} score']:.0f}{data.seeds_note(int(row[f'{env} seeds']))}"
 
