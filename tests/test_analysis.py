@@ -243,3 +243,26 @@ def test_published_reading_places_each_published_mean_against_our_interval_at_th
     assert "trpo on Hopper-v5: 2500 [2400, 2600]; baselines trpo_mpi (v2?, 6 seeds, [P]) 1913, below our interval" in text
     quick = reading_published(table, 300_000)
     assert "inside" not in quick and "Not compared: baselines ppo2, baselines trpo_mpi, cleanrl" in quick
+
+
+def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
+    """ρ with the paper's column compares normalised scores across settings; a partial grid where one
+    setting lacks an env averages it over other tasks, so ρ is withheld there, and below 4 settings."""
+    from types import SimpleNamespace
+    from analysis.experiments import PUBLISHED, objectives_one_regime
+    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    # our scores ordered as the paper's column orders these 4 settings (-0.39 < 0.62 < 0.70 < 0.82)
+    level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.2": 40.0}
+    scores = pd.DataFrame([dict(variant=v, env=e, seed=s, score=x + s) for v, x in level.items()
+                           for e in ("A", "B") for s in (1, 2, 3)])
+
+    def rho(scores):
+        data = SimpleNamespace(scores=scores, variants=list(dict.fromkeys(scores.variant)),
+                               random_score=pd.Series({"A": 0.0, "B": 0.0}))
+        table = objectives_one_regime(data, "ppo2", paper)
+        return table["rho"].iloc[0] if "rho" in table else np.nan
+
+    assert rho(scores) == pytest.approx(1.0)
+    one_env_short = scores[~((scores.variant == "ppo_clip_0.2") & (scores.env == "B"))]
+    assert np.isnan(rho(one_env_short))
+    assert np.isnan(rho(scores[scores.variant != "ppo_none"]))  # 3 settings
