@@ -142,6 +142,12 @@ def reading_curves(table, higher_than=None):
     return "\n".join(lines)
 
 
+def score_at(gae_table, lam):
+    """The mean score at one λ of one env's rows, or that it has no run yet (a partial report)."""
+    means = gae_table.loc[gae_table["lambda"] == lam, "mean"].dropna()
+    return f"scores {means.iloc[0]:.1f}" if len(means) else "has no run yet"
+
+
 def reading_gae(table):
     lines = []
     for env, g in table.groupby("env", sort=False):
@@ -153,8 +159,7 @@ def reading_gae(table):
                   if len(contenders) else "; no other λ is best in ≥ 5% of resamples")
         lines.append(f"- {env}: best λ = {best['lambda']:g} (score {best['mean']:.1f}, best in {best.p_best:.0%} of "
                      f"seed resamples{rivals}); {'inside' if inside else 'outside'} the GAE paper's recommended "
-                     f"range [0.9, 0.99]. λ = 0 scores {g[g['lambda'] == 0]['mean'].mean():.1f}, "
-                     f"λ = 1 scores {g[g['lambda'] == 1]['mean'].mean():.1f}.")
+                     f"range [0.9, 0.99]. λ = 0 {score_at(g, 0)}, λ = 1 {score_at(g, 1)}.")
     lines.append(seed_caveat(int(table.seeds.min())))
     return "\n".join(lines)
 
@@ -266,6 +271,23 @@ def budget_caveat(scale_dir, config, scale):
     return lines + [""]
 
 
+def grid_progress(scale_dir, config, scale, status):
+    """The status lines of a partial or flagged report: finished / planned runs per experiment (each
+    experiment's section names its missing runs), then what is stale."""
+    lines = []
+    if status.missing:
+        rows = []
+        for experiment in analysed(config, scale):
+            s = GridStatus(scale_dir, config, scale, [experiment])
+            rows.append({"experiment": experiment, "planned runs": len(s.planned),
+                         "finished": len(s.planned) - len(s.missing), "missing": len(s.missing)})
+        rows.append({"experiment": "all (a run shared by experiments counts once)", "planned runs": len(status.planned),
+                     "finished": len(status.planned) - len(status.missing), "missing": len(status.missing)})
+        lines += [f"- **Partial:** {len(status.missing)} of the {len(status.planned)} planned runs are missing; each "
+                  "experiment's section below names its missing runs.", "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    return lines + [f"- {line}" for line in status.lines() if not line.startswith("**Partial:**")]
+
+
 def analysed(config, scale):
     return [e for e in EXPERIMENTS if e in config["scales"][scale]["experiments"]]
 
@@ -281,7 +303,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
              f"{flags}` from the runs under `{scale_dir}/runs` (regenerate everything with "
              f"`snakemake --cores 2 --config scale={scale}`).", ""]
     if status.missing or status.stale:
-        parts += ["## Status: not the whole planned grid", ""] + [f"- {line}" for line in status.lines()] + [
+        parts += ["## Status: not the whole planned grid", ""] + grid_progress(scale_dir, config, scale, status) + [
             "- A table cell with fewer seeds than planned says how many it has.", ""]
     parts += budget_caveat(scale_dir, config, scale)
     parts += [

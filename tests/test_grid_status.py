@@ -131,3 +131,29 @@ def test_a_partial_report_of_an_experiment_with_no_runs_yet_says_so(tiny, tmp_pa
     assert analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True) is None
     assert (scale_dir / "tables" / "ppo_objectives.md").read_text().startswith("No runs yet: none of the 4 planned")
     assert (scale_dir / "figures" / "ppo_objectives.png").stat().st_size > 0
+
+
+def test_a_partial_report_counts_finished_runs_per_experiment_and_a_shared_run_once(tiny, tmp_path):
+    from analysis.report import grid_progress
+    config, scale_dir = tiny
+    scale_dir = copy_of(scale_dir, tmp_path)
+    config = copy.deepcopy(config)  # algorithms reuses ppo_objectives' ppo_clip_0.2 runs
+    config["scales"]["smoke"]["experiments"]["algorithms"] = {"envs": ["CartPole-v1"], "seeds": [1, 2],
+                                                              "variants": ["ppo_clip_0.2"]}
+    shutil.rmtree(scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed2")
+    status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives", "algorithms"])
+    lines = grid_progress(scale_dir, config, "smoke", status)
+    assert lines[0].startswith("- **Partial:** 1 of the 4 planned runs are missing")
+    rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in lines[2].splitlines()[2:]]
+    assert rows == [["ppo_objectives", "4", "3", "1"], ["algorithms", "2", "2", "0"],
+                    ["all (a run shared by experiments counts once)", "4", "3", "1"]]
+
+
+def test_the_gae_reading_says_when_an_end_of_the_lambda_range_has_no_run_yet():
+    import pandas as pd
+    from analysis.report import reading_gae
+    table = pd.DataFrame({"env": "Hopper-v5", "variant": ["ppo_gae_0", "ppo_clip_0.2", "ppo_gae_1"],
+                          "lambda": [0.0, 0.95, 1.0], "mean": [float("nan"), 2000.0, 900.0],
+                          "p_best": [float("nan"), 1.0, 0.0], "seeds": [0, 3, 3]})
+    text = reading_gae(table[table.seeds > 0])
+    assert "λ = 0 has no run yet, λ = 1 scores 900.0." in text and "nan" not in text
