@@ -119,13 +119,18 @@ def reading_curves(table, higher_than=None):
     """Each env's variants from best to worst mean: '>' where the two neighbours' 95% intervals are
     disjoint, '≈' where they overlap (the seeds do not separate them), '=' where the means print the same."""
     lines = []
+    one_seed = set(table[table.seeds < 2].index) if "seeds" in table else set()  # no interval yet (a partial grid)
+
+    def named(r):
+        return f"{r.variant} ({r.mean:.1f}{', 1 seed' if r.Index in one_seed else ''})"
+
     for env, g in table.groupby("env", sort=False):
         order = list(g.sort_values("mean", ascending=False).itertuples())
-        ranked = f"{order[0].variant} ({order[0].mean:.1f})"
+        ranked = named(order[0])
         for above, r in zip(order, order[1:]):
             sign = ("=" if f"{r.mean:.1f}" == f"{above.mean:.1f}" else
-                    ">" if r.ci_high < above.ci_low else "≈")
-            ranked += f" {sign} {r.variant} ({r.mean:.1f})"
+                    ">" if r.ci_high < above.ci_low and not {r.Index, above.Index} & one_seed else "≈")
+            ranked += f" {sign} {named(r)}"
         lines.append(f"- {env}: {ranked}.")
         if higher_than:
             low_name, high_names = higher_than
@@ -138,7 +143,8 @@ def reading_curves(table, higher_than=None):
                                "higher, but the 95% intervals overlap" if h["mean"] > lo["mean"] else "not higher")
                     lines.append(f"  - {name} vs {low_name}: {verdict}.")
     lines.append("- '>' : the neighbours' 95% intervals are disjoint; '≈' : they overlap, so these seeds do not "
-                 "order the two; '=' : equal means.")
+                 "order the two; '=' : equal means." + (" A result from 1 seed has no interval yet, so it is only "
+                                                       "ever '≈' its neighbours." if one_seed else ""))
     return "\n".join(lines)
 
 
@@ -224,9 +230,13 @@ def reading_published(table, steps):
                 if abs(p.steps - steps) > 0.01 * p.steps:
                     other_budget.add(f"{source} {algo}")
                     continue
+                ratio = f"; ours is {r.mean / p.value:.2f}× it" if p.value > 0 and r.mean > 0 else ""
+                if getattr(r, "seeds", 2) < 2:  # a partial grid: one seed has no interval to place it against
+                    lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} (1 seed so far, no interval); {source} {algo} "
+                                 f"({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}, not placed yet{ratio}.")
+                    continue
                 where = ("inside our interval" if r.ci_low <= p.value <= r.ci_high else
                          "above our interval" if p.value > r.ci_high else "below our interval")
-                ratio = f"; ours is {r.mean / p.value:.2f}× it" if p.value > 0 and r.mean > 0 else ""
                 lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]; {source} {algo} "
                              f"({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}, {where}{ratio}.")
     if lines:

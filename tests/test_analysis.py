@@ -266,3 +266,17 @@ def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
     one_env_short = scores[~((scores.variant == "ppo_clip_0.2") & (scores.env == "B"))]
     assert np.isnan(rho(one_env_short))
     assert np.isnan(rho(scores[scores.variant != "ppo_none"]))  # 3 settings
+
+
+def test_a_one_seed_result_is_never_ordered_nor_placed_against_a_published_number():
+    """A partial grid: a cell with 1 seed has a zero-width 'interval', which must not read as a firm result."""
+    from analysis.report import reading_curves, reading_published
+    table = pd.DataFrame({"env": "Walker2d-v5", "variant": ["ppo_clip_0.2", "trpo", "vpg_gae"], "seeds": [1, 3, 3],
+                          "mean": [3936.0, 2414.0, 313.0], "ci_low": [3936.0, 2300.0, 300.0],
+                          "ci_high": [3936.0, 2500.0, 330.0]})
+    assert reading_curves(table).splitlines()[0] == \
+        "- Walker2d-v5: ppo_clip_0.2 (3936.0, 1 seed) ≈ trpo (2414.0) > vpg_gae (313.0)."
+    text = reading_published(table, 1_000_000)  # baselines ppo2 Walker2d 3425 would be 'below' a [3936, 3936]
+    assert "- ppo_clip_0.2 on Walker2d-v5: 3936 (1 seed so far, no interval); baselines ppo2 (v2?, 6 seeds, [P]) " \
+           "3425, not placed yet; ours is 1.15× it." in text
+    assert "trpo on Walker2d-v5: 2414 [2300, 2500]; baselines trpo_mpi (v2?, 6 seeds, [P]) 2343, inside" in text
