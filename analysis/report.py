@@ -281,16 +281,17 @@ def budget_caveat(scale_dir, config, scale):
     return lines + [""]
 
 
-def grid_progress(scale_dir, config, scale, status):
+def grid_progress(config, scale, status):
     """The status lines of a partial or flagged report: finished / planned runs per experiment (each
     experiment's section names its missing runs), then what is stale."""
     lines = []
     if status.missing:
-        rows = []
-        for experiment in analysed(config, scale):
-            s = GridStatus(scale_dir, config, scale, [experiment])
-            rows.append({"experiment": experiment, "planned runs": len(s.planned),
-                         "finished": len(s.planned) - len(s.missing), "missing": len(s.missing)})
+        missing, rows = set(status.missing), []
+        for experiment in analysed(config, scale):  # the whole grid's status, counted per experiment
+            planned = grid.experiment_runs(config, scale, experiment)
+            absent = sum(r in missing for r in planned)
+            rows.append({"experiment": experiment, "planned runs": len(planned),
+                         "finished": len(planned) - absent, "missing": absent})
         rows.append({"experiment": "all (a run shared by experiments counts once)", "planned runs": len(status.planned),
                      "finished": len(status.planned) - len(status.missing), "missing": len(status.missing)})
         lines += [f"- **Partial:** {len(status.missing)} of the {len(status.planned)} planned runs are missing; each "
@@ -313,7 +314,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
              f"{flags}` from the runs under `{scale_dir}/runs` (regenerate everything with "
              f"`snakemake --cores 2 --config scale={scale}`).", ""]
     if status.missing or status.stale:
-        parts += ["## Status: not the whole planned grid", ""] + grid_progress(scale_dir, config, scale, status) + [
+        parts += ["## Status: not the whole planned grid", ""] + grid_progress(config, scale, status) + [
             "- A table cell with fewer seeds than planned says how many it has.", ""]
     parts += budget_caveat(scale_dir, config, scale)
     parts += [

@@ -142,7 +142,7 @@ def test_a_partial_report_counts_finished_runs_per_experiment_and_a_shared_run_o
                                                               "variants": ["ppo_clip_0.2"]}
     shutil.rmtree(scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed2")
     status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives", "algorithms"])
-    lines = grid_progress(scale_dir, config, "smoke", status)
+    lines = grid_progress(config, "smoke", status)
     assert lines[0].startswith("- **Partial:** 1 of the 4 planned runs are missing")
     rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in lines[2].splitlines()[2:]]
     assert rows == [["ppo_objectives", "4", "3", "1"], ["algorithms", "2", "2", "0"],
