@@ -123,7 +123,8 @@ def run_dirs(scale_dir):
 def load_runs(scale_dir, allow_mixed_versions=False, only=None):
     """The runs under <scale_dir>/runs (or only the `only` (variant, env, seed) keys among them) as three
     tidy frames keyed by (variant, env, seed): runs (one row per run: algo, steps, walltime, versions,
-    commit and the run's arguments), progress and episodes. Runs made with different library versions
+    commit and the run's arguments, as the run.json dict `args` and one column `arg_<name>` each), progress
+    and episodes. Runs made with different library versions
     are refused unless allow_mixed_versions: returns from different MuJoCo versions are not comparable."""
     rows, progress, episodes = [], [], []
     for run_dir in run_dirs(scale_dir):
@@ -135,7 +136,7 @@ def load_runs(scale_dir, allow_mixed_versions=False, only=None):
                      "walltime_s": meta["walltime_s"], "peak_rss_mb": meta.get("peak_rss_mb"),
                      "git_commit": meta["git_commit"], "script_sha256": meta["script_sha256"], "cpu": meta["cpu"],
                      **{f"v_{k}": meta["versions"][k] for k in VERSION_KEYS},
-                     **{f"arg_{k}": v for k, v in meta["args"].items()}})
+                     "args": meta["args"], **{f"arg_{k}": v for k, v in meta["args"].items()}})
         progress.append(prog.assign(**key))
         episodes.append(eps.assign(**key))
     if not rows:

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from analysis import stats
+from analysis import setups, stats
 from analysis.experiments import PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, paper_name
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
@@ -341,8 +341,10 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
     readings = {"baselines": lambda t: reading_curves(t, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"])),
                 "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
-                "algorithms": lambda t: reading_curves(t) + "\n\n**Against the published numbers.**\n\n"
-                + reading_published(t, sc["steps"])}
+                "algorithms": lambda t: "\n\n".join(
+                    [reading_curves(t)] + [f"**{title}**\n\n{text}" for title, text in [
+                        ("Against the published numbers.", reading_published(t, sc["steps"])),
+                        ("How the compared setups differ.", setups.reading(runs, grid.experiment_variants(config, scale, "algorithms")))] if text])}
     for name in EXPERIMENTS:
         table_md = scale_dir / "tables" / f"{name}.md"
         if name not in sc["experiments"] or not table_md.exists():

@@ -5,6 +5,7 @@ rule experiment_analysis:
     input:
         experiment_inputs,
         code=expand("{root}/analysis/{module}.py", root=workflow.basedir, module=["experiments", "stats", "load"]),
+        published=PUBLISHED,
     output:
         table="results/{scale}/tables/{experiment}.csv",
         markdown="results/{scale}/tables/{experiment}.md",
@@ -36,7 +37,8 @@ rule experiment_analysis:
 rule report:
     input:
         report_inputs,
-        code=os.path.join(workflow.basedir, "analysis", "report.py"),
+        code=expand("{root}/analysis/{module}.py", root=workflow.basedir, module=["report", "setups"]),
+        published=PUBLISHED,
     output:
         "results/{scale}/REPORT.md",
     params:

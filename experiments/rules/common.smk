@@ -1,5 +1,6 @@
 # Helpers shared by the rules: the grid comes from experiments/grid.py, validated before
 # any job is planned (a bad config stops here with one line naming the key).
+import glob
 import json
 import os
 import sys
@@ -40,6 +41,10 @@ def random_files(scale):
 
 def analysed(scale):
     return [e for e in ANALYSED if e in config["scales"][scale]["experiments"]]
+
+
+# the published numbers and setups the figures, tables and report stand ours beside
+PUBLISHED = sorted(glob.glob(os.path.join(workflow.basedir, "analysis", "published", "*.csv")))
 
 
 def experiment_inputs(wildcards):

@@ -1,0 +1,113 @@
+"""analysis/setups.py: the published setups against ours, setting by setting.
+
+Our side is built here from the paper-scale config exactly as a run would resolve it (grid.expected_args),
+so no training is needed; the expected differences were worked out by hand from the sources cited in
+analysis/published/setups.csv."""
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from analysis import setups
+from analysis.experiments import PUBLISHED_MATCH
+from experiments import grid
+from experiments.grid import Run
+
+
+def paper_runs(variant, envs=("Hopper-v5",)):
+    """A runs frame as analysis.load.load_runs gives it, for the paper scale's arguments of `variant`."""
+    config = grid.load()
+    rows = []
+    for env in envs:
+        run = Run(variant, env, 1)
+        args = grid.expected_args(config, "paper", run)
+        rows.append({"variant": variant, "env": env, "seed": 1, "algo": config["variants"][variant]["algo"],
+                     "v_gymnasium": "1.4.0", "v_mujoco": "4.0.0", "args": args})
+    return pd.DataFrame(rows)
+
+
+def differing(variant, source, algo):
+    return {name for name, *_ in setups.differences(paper_runs(variant), variant, source, algo)[0]}
+
+
+def test_every_published_setting_is_one_of_ours():
+    published = setups.load()
+    assert set(published.tag) <= {"P", "D", "S", "U"}
+    assert not published.duplicated(["source", "algo", "setting"]).any()
+    config = grid.load()
+    for variant, matches in PUBLISHED_MATCH.items():
+        fields = {f.name for f in dataclasses.fields(grid.algorithm(config["variants"][variant]["algo"]).Args)}
+        for source, algo in matches:
+            rows = published[(published.source == source) & (published.algo == algo)]
+            assert len(rows) >= 10, f"{source} {algo}: no setup rows"
+            assert set(rows.setting) <= fields | set(setups.NOT_ARGS), (source, algo)
+            assert set(setups.NOT_ARGS) <= set(rows.setting), (source, algo)
+
+
+def test_our_policy_shape_is_read_from_the_algorithm_files():
+    # every algorithm file: 64×64 tanh, state-independent log σ starting at 0 (σ = 1)
+    assert setups.policy_shape("ppo", {"init": "orthogonal"}) == ("64×64 tanh", 0.0)
+    assert setups.policy_shape("ppo", {"init": "normc"}) == ("64×64 tanh", 0.0)
+    assert setups.policy_shape("trpo", {"ortho_init": True}) == ("64×64 tanh", 0.0)
+    assert setups.policy_shape("vpg", {"ortho_init": False}) == ("64×64 tanh", 0.0)
+
+
+def test_our_action_handling_is_what_the_algorithm_files_do():
+    for algo in ("ppo", "trpo", "vpg"):
+        source = (grid.ROOT / "algorithms" / f"{algo}.py").read_text()
+        assert "the env gets the clipped action" in source and "np.minimum(np.maximum(action[i], low), high)" in source
+
+
+@pytest.mark.parametrize("variant, source, algo, expected", [
+    # our ppo2 regime is baselines ppo2 bar the truncation bootstrap and the action clipping (CleanRL's)
+    ("ppo_clip_0.2", "baselines", "ppo2", {"bootstrap_truncation", "actions_to_env", "env"}),
+    ("ppo_clip_0.2", "cleanrl", "ppo_continuous_action", {"bootstrap_truncation", "env"}),
+    # our TRPO takes trpo_mpi's MuJoCo defaults, with a 64×64 network and Spinning Up's line search
+    ("trpo", "baselines", "trpo_mpi", {"backtrack_coef", "obs_clip", "scale_rewards", "hidden", "bootstrap_truncation",
+                                       "actions_to_env", "env"}),
+    ("trpo", "spinningup_tf1", "trpo", {"batch_size", "vf_epochs", "gae_lambda", "norm_obs", "ortho_init", "hidden",
+                                        "log_std_init", "actions_to_env", "env"}),
+    # our VPG takes Spinning Up's hyper-parameters; not its advantage standardisation, init or σ
+    ("vpg_gae", "spinningup_pytorch", "vpg", {"norm_adv", "ortho_init", "hidden", "log_std_init", "actions_to_env",
+                                              "env"}),
+    ("ppo_clip_0.2_es_0.01", "spinningup_pytorch", "ppo",
+     {"num_steps", "minibatch_size", "update_epochs", "learning_rate", "anneal_lr", "gae_lambda", "norm_obs",
+      "scale_rewards", "adv_norm", "clip_vloss", "max_grad_norm", "adam_eps", "init", "hidden", "log_std_init",
+      "actions_to_env", "env"}),
+])
+def test_differences_against_each_published_setup(variant, source, algo, expected):
+    assert differing(variant, source, algo) == expected
+
+
+def test_same_reads_the_published_text_as_our_type():
+    assert setups.same("True", True) and not setups.same("False", True) and not setups.same("1", True)
+    assert setups.same("3e-4", 0.0003) and setups.same("2048", 2048) and not setups.same("0.97", 0.98)
+    assert not setups.same("80 full-batch steps", 80) and setups.same("orthogonal", "orthogonal")
+
+
+def test_reading_tables_each_difference_with_both_values_and_the_env_versions():
+    text = setups.reading(paper_runs("ppo_clip_0.2", ("Hopper-v5", "Walker2d-v5")), ["ppo_clip_0.2", "not_run"])
+    blocks = text.split("\n\n")
+    assert blocks[0].startswith("*ppo_clip_0.2 against baselines ppo2.* The same: num_steps 2048, minibatch_size 64, ")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in blocks[1].splitlines()[2:]]
+    assert [row[:3] for row in rows] == [
+        ["bootstrap_truncation", "False", "True"], ["actions_to_env", "the raw Gaussian sample", "clipped to the action bounds"],
+        ["env", "-v2? (mujoco-py; the page does not say) [S]", "-v5 (gymnasium 1.4.0, MuJoCo 4.0.0)"]]
+    assert blocks[2].startswith("*ppo_clip_0.2 against cleanrl ppo_continuous_action.*")
+    assert len(blocks) == 5 and "setups.csv" in blocks[4]  # the variant without runs has no block
+    assert setups.reading(paper_runs("ppo_clip_0.2"), ["ppo_none"]) == ""
+
+
+def test_a_setting_that_is_not_ours_is_refused_by_name():
+    bad = pd.DataFrame([{"source": "baselines", "algo": "ppo2", "setting": "num_minibatches", "theirs": "32",
+                         "effect": "", "reference": "", "tag": "P"}])
+    with pytest.raises(KeyError, match="baselines ppo2: 'num_minibatches' is neither an argument"):
+        setups.differences(paper_runs("ppo_clip_0.2"), "ppo_clip_0.2", "baselines", "ppo2", bad)
+
+
+def test_a_stale_run_without_the_argument_says_so_instead_of_guessing():
+    runs = paper_runs("ppo_clip_0.2")
+    runs.at[0, "args"] = {k: v for k, v in runs.args[0].items() if k != "adv_norm"}  # made before --adv-norm existed
+    differ, agree = setups.differences(runs, "ppo_clip_0.2", "cleanrl", "ppo_continuous_action")
+    assert ("adv_norm", "minibatch", "not in these runs' run.json", "", "P") in differ
+    assert "adv_norm" not in {name for name, _ in agree}
