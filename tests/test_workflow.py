@@ -29,7 +29,10 @@ def snakemake(workdir, *args, overrides=(), **kwargs):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("smoke")
+    # PGREPRO_SMOKE_DIR keeps this workflow's outputs there (.ci/run compares them with its SLURM run's)
+    keep = os.environ.get("PGREPRO_SMOKE_DIR")
+    workdir = pathlib.Path(keep) if keep else tmp_path_factory.mktemp("smoke")
+    workdir.mkdir(parents=True, exist_ok=True)
     proc = snakemake(workdir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir / "results" / "smoke"
