@@ -187,6 +187,11 @@ def reading_objectives(table):
             lines.append(f"- **{regime} regime**: no rank correlation with the paper yet: it needs at least 4 Table 1 "
                          f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
         if len(t1):
+            envs_with_runs = t1.filter(like=" seeds").notna().sum(axis=1)  # per setting, in a partial grid
+            if (t1.filter(like=" seeds").notna().nunique() > 1).any():
+                lines.append(f"  - Caution: so far the settings have runs on different envs ({envs_with_runs.min()} to "
+                             f"{envs_with_runs.max()} each), so each mean below is over its own envs: the best, the worst "
+                             "and the ranks compare unlike things until every setting has runs on the same envs.")
             best, worst = t1.loc[t1["mean"].idxmax()], t1.loc[t1["mean"].idxmin()]
             contenders = t1[(t1.variant != best.variant) & (t1.p_best >= 0.05)]
             lines.append(f"  - best: {best.setting} ({best['mean']:.2f}, best in {best.p_best:.0%} of seed resamples"

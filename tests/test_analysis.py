@@ -229,6 +229,9 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     # a partial grid: one cell so far has a single seed, another env none at all (the paper scale's first runs)
     table["X seeds"], table["Y seeds"], table["runs"] = [1] + [3] * (n - 1), np.nan, [1] + [3] * (n - 1)
     assert "some cells have a single seed so far" in reading_objectives(table)
+    assert "Caution" not in reading_objectives(table)  # every setting has runs on X alone: the same envs
+    table.loc[0, "Y seeds"] = 2  # one setting now also has runs on Y
+    assert "Caution: so far the settings have runs on different envs (1 to 2 each)" in reading_objectives(table)
 
 
 def test_published_reading_places_each_published_mean_against_our_interval_at_the_same_budget_only():
