@@ -2,6 +2,7 @@
 
   python -m experiments.cost --scale paper --cores 64
   python -m experiments.cost --scale paper --cores 2 --check results/validation
+  python -m experiments.cost --scale paper --disk      # the results folder's size once the grid is done
 
 Speed differs several-fold between machines (and between days on shared ones), so the
 projection is calibrated here and now: each environment's speed with random actions (2,000
@@ -14,8 +15,15 @@ the core-hours over N, but never less than the longest single run.
 
 --check DIR compares the projection with the wall times that finished runs under DIR record
 in run.json, and prints the error.
+
+--disk projects the scale's results folder on disk (files rounded up to whole 4 KiB blocks, as
+`du` counts them) once every planned run is there: a run still to do is counted at the mean
+footprint of the finished runs of its algorithm on its env; where there is none yet, at its
+algorithm's mean footprint apart from episodes.csv.gz, plus an episodes.csv.gz of steps / the
+env's mean random-policy episode length rows at the finished runs' median bytes per row.
 """
 import argparse
+import gzip
 import json
 import os
 import pathlib
@@ -28,6 +36,7 @@ import pandas as pd
 from experiments import grid
 
 CALIBRATION_ENV = "Hopper-v5"
+BLOCK = 4096  # bytes per file-system block
 TINY_BATCH = {"ppo": {"num_steps": 1024}, "vpg": {"batch_size": 1024}, "trpo": {"batch_size": 1024}}
 
 
@@ -131,6 +140,63 @@ def check(run_root, calibration):
             f"projected {table.projected_s.sum() / 3600:.2f} h (error {100 * (table.projected_s.sum() / table.recorded_s.sum() - 1):+.0f}%).")
 
 
+def on_disk(path):
+    """Bytes a file or a folder takes on disk, as `du` counts them (each file and folder in whole blocks)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return 0
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    return sum(BLOCK if p.is_dir() else -(-p.stat().st_size // BLOCK) * BLOCK for p in paths)
+
+
+def run_footprint(scale_dir, run):
+    """On-disk bytes of a finished run: its folder, its training log and its Snakemake benchmark."""
+    name = pathlib.Path(run.variant, run.env, f"seed{run.seed}")
+    return (on_disk(pathlib.Path(scale_dir, "runs", name)) + on_disk(pathlib.Path(scale_dir, "logs", "train", f"{name}.log"))
+            + on_disk(pathlib.Path(scale_dir, "benchmarks", "train", f"{name}.tsv")))
+
+
+def disk_projection(config, scale, scale_dir):
+    """The scale's results folder on disk now, and projected with every planned run finished."""
+    planned = grid.runs(config, scale)
+    algo = {r: config["variants"][r.variant]["algo"] for r in planned}
+    done = {r for r in planned if pathlib.Path(scale_dir, "runs", r.variant, r.env, f"seed{r.seed}", "run.json").exists()}
+    if not done:
+        return f"{scale} scale: no finished run under {scale_dir} to project the size from."
+    rows = []
+    for r in sorted(done):
+        episodes = pathlib.Path(scale_dir, "runs", r.variant, r.env, f"seed{r.seed}", "episodes.csv.gz")
+        with gzip.open(episodes, "rt") as f:
+            episode_rows = sum(1 for _ in f) - 1
+        rows.append({"algo": algo[r], "env": r.env, "bytes": run_footprint(scale_dir, r),
+                     "episodes_bytes": on_disk(episodes), "episode_rows": episode_rows,
+                     "bytes_per_row": episodes.stat().st_size / max(episode_rows, 1)})
+    finished = pd.DataFrame(rows)
+    per_pair = finished.groupby(["algo", "env"]).bytes.mean()
+    per_algo_rest = (finished.bytes - finished.episodes_bytes).groupby(finished.algo).mean()
+    bytes_per_row = finished.bytes_per_row.median()
+    now = on_disk(scale_dir)
+    projected, guessed = now, {}
+    for r in planned:
+        if r in done:
+            continue
+        if (algo[r], r.env) in per_pair:
+            projected += per_pair[algo[r], r.env]
+            continue
+        random_lengths = pd.read_csv(pathlib.Path(scale_dir, "random", f"{r.env}.csv")).ep_length
+        episode_rows = grid.steps(config, scale, r.env) / random_lengths.mean()
+        rest = per_algo_rest.get(algo[r], per_algo_rest.mean())
+        projected += rest + -(-episode_rows * bytes_per_row // BLOCK) * BLOCK
+        guessed[(algo[r], r.env)] = guessed.get((algo[r], r.env), 0) + 1
+    lines = [f"{scale} scale: {scale_dir} takes {now / 2**20:.1f} MiB on disk with {len(done)} of {len(planned)} planned "
+             f"runs; with all of them about {projected / 2**20:.1f} MiB."]
+    if guessed:
+        lines.append("No finished run yet, so projected from the random policy's mean episode length at "
+                     f"{bytes_per_row:.1f} compressed bytes per episode row: "
+                     + ", ".join(f"{a} {e} ({n} runs)" for (a, e), n in sorted(guessed.items())) + ".")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", required=True, choices=["smoke", "quick", "paper"])
@@ -138,11 +204,15 @@ def main(argv=None):
                                                                           "core); several values give several projections")
     parser.add_argument("--results", default=None, help="the scale's results folder (default: results/<scale>)")
     parser.add_argument("--check", metavar="DIR", help="also compare the projection with the finished runs under DIR")
+    parser.add_argument("--disk", action="store_true", help="project the results folder's size on disk instead")
     args = parser.parse_args(argv)
     if min(args.cores) < 1:
         parser.error("--cores: must be at least 1")
     config = grid.load()
     scale_dir = args.results or str(grid.ROOT / "results" / args.scale)
+    if args.disk:
+        print(disk_projection(config, args.scale, scale_dir))
+        return
     runs = grid.runs(config, args.scale)
     calibration = Calibration({r.env for r in runs}, {config["variants"][r.variant]["algo"] for r in runs})
     print(f"Load average while calibrating: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "

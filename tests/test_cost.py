@@ -1,0 +1,86 @@
+"""experiments/cost.py: the time projection from a given calibration, and the disk projection, on a
+hand-made results folder whose sizes are worked out by hand."""
+import copy
+import gzip
+import json
+import math
+
+import pytest
+
+from experiments import cost, grid
+
+BLOCK = 4096
+
+
+@pytest.fixture
+def tiny():
+    """The smoke scale cut to one variant on two envs, two seeds: four planned runs."""
+    config = copy.deepcopy(grid.load())
+    config["scales"]["smoke"]["experiments"] = {
+        "random": {"envs": ["CartPole-v1", "InvertedPendulum-v5"], "seeds": [1]},
+        "algorithms": {"envs": ["CartPole-v1", "InvertedPendulum-v5"], "seeds": [1, 2], "variants": ["ppo_clip_0.2"]}}
+    return config
+
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def finished_run(scale_dir, config, variant, env, seed, episode_rows):
+    run = scale_dir / "runs" / variant / env / f"seed{seed}"
+    args = grid.expected_args(config, "smoke", grid.Run(variant, env, seed))
+    write(run / "run.json", json.dumps({"args": args, "algo": "ppo", "script_sha256": grid.script_sha256("ppo")}).encode())
+    write(run / "progress.csv.gz", b"p" * 5000)  # 2 blocks
+    csv = "global_step,ep_return,ep_length,terminated\n" + "".join(f"{i},{i * 0.37:.6f},9,1\n" for i in range(episode_rows))
+    write(run / "episodes.csv.gz", gzip.compress(csv.encode(), mtime=0))
+    write(scale_dir / "logs" / "train" / variant / env / f"seed{seed}.log", b"l" * 10)
+    write(scale_dir / "benchmarks" / "train" / variant / env / f"seed{seed}.tsv", b"b" * 10)
+    return run
+
+
+def test_on_disk_counts_whole_blocks_like_du(tmp_path):
+    write(tmp_path / "d" / "one", b"x")
+    write(tmp_path / "d" / "two", b"x" * (BLOCK + 1))
+    assert cost.on_disk(tmp_path / "d" / "one") == BLOCK
+    assert cost.on_disk(tmp_path / "d") == BLOCK + BLOCK + 2 * BLOCK  # the folder, a 1-byte file, a 4097-byte one
+    assert cost.on_disk(tmp_path / "absent") == 0
+
+
+def test_disk_projection_by_hand(tmp_path, tiny):
+    scale_dir = tmp_path / "results" / "smoke"
+    run = finished_run(scale_dir, tiny, "ppo_clip_0.2", "CartPole-v1", 1, episode_rows=2000)
+    # random-policy episodes: InvertedPendulum's mean length 8, so 1536 steps give 192 episode rows
+    write(scale_dir / "random" / "InvertedPendulum-v5.csv", b"episode,ep_return,ep_length,terminated\n0,6,6,1\n1,10,10,1\n")
+    write(scale_dir / "random" / "CartPole-v1.csv", b"episode,ep_return,ep_length,terminated\n0,20,20,1\n")
+    episodes = (run / "episodes.csv.gz").stat().st_size
+    blocks = lambda n: math.ceil(n / BLOCK) * BLOCK  # noqa: E731
+    # the run: its folder, run.json, progress (5000 B), episodes; its log and benchmark (10 B each)
+    footprint = BLOCK + BLOCK + 2 * BLOCK + blocks(episodes) + BLOCK + BLOCK
+    assert cost.run_footprint(scale_dir, grid.Run("ppo_clip_0.2", "CartPole-v1", 1)) == footprint
+    now = cost.on_disk(scale_dir)
+    # CartPole seed 2 costs what seed 1 did; each InvertedPendulum run the rest of a run plus 192 rows at seed 1's
+    # bytes per row
+    inverted_pendulum = footprint - blocks(episodes) + blocks(192 * episodes / 2000)
+    projected = now + footprint + 2 * inverted_pendulum
+    text = cost.disk_projection(tiny, "smoke", str(scale_dir))
+    assert text.splitlines()[0] == (f"smoke scale: {scale_dir} takes {now / 2**20:.1f} MiB on disk with 1 of 4 planned runs; "
+                                    f"with all of them about {projected / 2**20:.1f} MiB.")
+    assert f"at {episodes / 2000:.1f} compressed bytes per episode row: ppo InvertedPendulum-v5 (2 runs)." in text
+
+
+def test_disk_projection_without_runs_says_so(tmp_path, tiny):
+    assert cost.disk_projection(tiny, "smoke", str(tmp_path)) == f"smoke scale: no finished run under {tmp_path} to project the size from."
+
+
+def test_time_projection_counts_only_the_runs_still_to_do(tmp_path, tiny):
+    scale_dir = tmp_path / "results" / "smoke"
+    finished_run(scale_dir, tiny, "ppo_clip_0.2", "CartPole-v1", 1, episode_rows=10)
+    calibration = cost.Calibration.__new__(cost.Calibration)  # given, not measured: 1536 steps × 1.5 s = 2304 s a run
+    calibration.env = {"CartPole-v1": 1.0, "InvertedPendulum-v5": 1.0}
+    calibration.algo = {"ppo": 0.5}
+    text = cost.projection(tiny, "smoke", scale_dir, 2, calibration)
+    assert text.startswith("smoke scale: 3 of 4 planned runs still to do.")
+    assert "Total 1.9 core-hours; on 2 cores about 1.0 h of wall time" in text  # 3 × 2304 s / 2 cores = 3456 s
+    # on 4 cores 1728 s, but never less than the longest run: 2304 s
+    assert "on 4 cores about 0.6 h of wall time" in cost.projection(tiny, "smoke", scale_dir, 4, calibration)
