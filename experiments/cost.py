@@ -176,24 +176,31 @@ def disk_projection(config, scale, scale_dir):
     per_algo_rest = (finished.bytes - finished.episodes_bytes).groupby(finished.algo).mean()
     bytes_per_row = finished.bytes_per_row.median()
     now = on_disk(scale_dir)
-    projected, guessed = now, {}
+    projected, guessed, unknown = now, {}, {}
     for r in planned:
         if r in done:
             continue
         if (algo[r], r.env) in per_pair:
             projected += per_pair[algo[r], r.env]
             continue
-        random_lengths = pd.read_csv(pathlib.Path(scale_dir, "random", f"{r.env}.csv")).ep_length
-        episode_rows = grid.steps(config, scale, r.env) / random_lengths.mean()
-        rest = per_algo_rest.get(algo[r], per_algo_rest.mean())
-        projected += rest + -(-episode_rows * bytes_per_row // BLOCK) * BLOCK
-        guessed[(algo[r], r.env)] = guessed.get((algo[r], r.env), 0) + 1
+        random_episodes = pathlib.Path(scale_dir, "random", f"{r.env}.csv")
+        if random_episodes.exists():  # the random experiment's episodes give the env's episode length
+            episode_rows = grid.steps(config, scale, r.env) / pd.read_csv(random_episodes).ep_length.mean()
+            rest = per_algo_rest.get(algo[r], per_algo_rest.mean())
+            projected += rest + -(-episode_rows * bytes_per_row // BLOCK) * BLOCK
+            guessed[(algo[r], r.env)] = guessed.get((algo[r], r.env), 0) + 1
+        else:
+            projected += finished.bytes.mean()
+            unknown[(algo[r], r.env)] = unknown.get((algo[r], r.env), 0) + 1
     lines = [f"{scale} scale: {scale_dir} takes {now / 2**20:.1f} MiB on disk with {len(done)} of {len(planned)} planned "
              f"runs; with all of them about {projected / 2**20:.1f} MiB."]
     if guessed:
         lines.append("No finished run yet, so projected from the random policy's mean episode length at "
                      f"{bytes_per_row:.1f} compressed bytes per episode row: "
                      + ", ".join(f"{a} {e} ({n} runs)" for (a, e), n in sorted(guessed.items())) + ".")
+    if unknown:
+        lines.append("Neither a finished run nor the random policy's episodes yet, so counted at the mean finished run: "
+                     + ", ".join(f"{a} {e} ({n} runs)" for (a, e), n in sorted(unknown.items())) + ".")
     return "\n".join(lines)
 
 

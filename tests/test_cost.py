@@ -67,6 +67,13 @@ def test_disk_projection_by_hand(tmp_path, tiny):
     assert text.splitlines()[0] == (f"smoke scale: {scale_dir} takes {now / 2**20:.1f} MiB on disk with 1 of 4 planned runs; "
                                     f"with all of them about {projected / 2**20:.1f} MiB.")
     assert f"at {episodes / 2000:.1f} compressed bytes per episode row: ppo InvertedPendulum-v5 (2 runs)." in text
+    # without the random policy's episodes, each of those runs counts as the mean finished run
+    (scale_dir / "random" / "InvertedPendulum-v5.csv").unlink()
+    now = cost.on_disk(scale_dir)
+    text = cost.disk_projection(tiny, "smoke", str(scale_dir))
+    assert f"with all of them about {(now + 3 * footprint) / 2**20:.1f} MiB." in text
+    assert text.splitlines()[1] == ("Neither a finished run nor the random policy's episodes yet, so counted at the mean "
+                                    "finished run: ppo InvertedPendulum-v5 (2 runs).")
 
 
 def test_disk_projection_without_runs_says_so(tmp_path, tiny):
