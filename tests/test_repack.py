@@ -1,13 +1,16 @@
 """experiments/repack.py: a finished run's CSV.gz files get smaller and say exactly the same; a run
-that is not finished, or that a process owns, is left as it is."""
+that is not finished, or that a process owns, is left as it is; the workflow's job wrapper repacks
+the runs it finishes."""
 import fcntl
 import gzip
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from analysis import compare
-from conftest import load_algorithm
+from conftest import ROOT, load_algorithm
 from experiments import repack
 
 NAMES = ("progress.csv.gz", "episodes.csv.gz")
@@ -53,3 +56,19 @@ def test_a_run_without_run_json_or_owned_by_a_process_is_left_alone(written, tmp
         assert repack.repack_run(unfinished) is None and repack.repack_run(owned) is None
     assert {d: {n: (d / n).read_bytes() for n in NAMES} for d in before} == before
     assert (owned / ".lock").exists()  # the owner's lock file stays
+
+
+def test_the_workflow_job_wrapper_repacks_a_run_it_finished(tmp_path):
+    """experiments/job.py, as the train rule calls it: a successful compressed run comes out as one gzip
+    stream per file (exactly what repack writes); an uncompressed run is left as it is."""
+    base = [sys.executable, str(ROOT / "experiments" / "job.py"), sys.executable, str(ROOT / "algorithms" / "ppo.py"),
+            "--env-id", "CartPole-v1", "--total-timesteps", "512", "--num-steps", "128", "--minibatch-size", "64",
+            "--update-epochs", "1"]
+    compressed, plain = tmp_path / "compressed", tmp_path / "plain"
+    assert subprocess.run(base + ["--out", str(compressed), "--compress"], capture_output=True).returncode == 0
+    for n in NAMES:
+        data = (compressed / n).read_bytes()
+        assert data == gzip.compress(gzip.decompress(data), compresslevel=9, mtime=0)
+    assert not (compressed / ".lock").exists()
+    assert subprocess.run(base + ["--out", str(plain)], capture_output=True).returncode == 0
+    assert sorted(p.name for p in plain.iterdir()) == ["episodes.csv", "progress.csv", "run.json"]
