@@ -187,10 +187,10 @@ def reading_objectives(table):
             lines.append(f"- **{regime} regime**: no rank correlation with the paper yet: it needs at least 4 Table 1 "
                          f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
         if len(t1):
-            envs_with_runs = t1.filter(like=" seeds").notna().sum(axis=1)  # per setting, in a partial grid
-            if (t1.filter(like=" seeds").notna().nunique() > 1).any():
-                lines.append(f"  - Caution: so far the settings have runs on different envs ({envs_with_runs.min()} to "
-                             f"{envs_with_runs.max()} each), so each mean below is over its own envs: the best, the worst "
+            has_runs = t1.filter(like=" seeds").notna()  # setting × env, in a partial grid
+            if (has_runs.nunique() > 1).any():  # some env has runs of one setting and not of another
+                lines.append(f"  - Caution: so far the settings have runs on different envs ({has_runs.sum(axis=1).min()} to "
+                             f"{has_runs.sum(axis=1).max()} each), so each mean below is over its own envs: the best, the worst "
                              "and the ranks compare unlike things until every setting has runs on the same envs.")
             best, worst = t1.loc[t1["mean"].idxmax()], t1.loc[t1["mean"].idxmin()]
             contenders = t1[(t1.variant != best.variant) & (t1.p_best >= 0.05)]
@@ -251,6 +251,13 @@ def reading_published(table, steps):
         lines.append(f"- Not compared: {', '.join(sorted(other_budget))}, measured at another budget than this "
                      f"scale's {steps:,} steps.")
     return "\n".join(lines)
+
+
+def reading_algorithms(table, runs, config, scale):
+    """The orderings, then ours against the published numbers, then how the compared setups differ."""
+    sections = [("Against the published numbers.", reading_published(table, config["scales"][scale]["steps"])),
+                ("How the compared setups differ.", setups.reading(runs, grid.experiment_variants(config, scale, "algorithms")))]
+    return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 
 def budget_caveat(scale_dir, config, scale):
@@ -346,10 +353,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
     readings = {"baselines": lambda t: reading_curves(t, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"])),
                 "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
-                "algorithms": lambda t: "\n\n".join(
-                    [reading_curves(t)] + [f"**{title}**\n\n{text}" for title, text in [
-                        ("Against the published numbers.", reading_published(t, sc["steps"])),
-                        ("How the compared setups differ.", setups.reading(runs, grid.experiment_variants(config, scale, "algorithms")))] if text])}
+                "algorithms": lambda t: reading_algorithms(t, runs, config, scale)}
     for name in EXPERIMENTS:
         table_md = scale_dir / "tables" / f"{name}.md"
         if name not in sc["experiments"] or not table_md.exists():

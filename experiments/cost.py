@@ -82,7 +82,7 @@ def still_to_do(config, scale, scale_dir):
             if run in seen:
                 continue
             seen.add(run)
-            meta_path = pathlib.Path(scale_dir, "runs", run.variant, run.env, f"seed{run.seed}", "run.json")
+            meta_path = pathlib.Path(scale_dir, "runs", run_name(run), "run.json")
             if meta_path.exists() and not grid.stale_reason(config, scale, run, json.loads(meta_path.read_text())):
                 continue
             todo.append((experiment, run))
@@ -149,9 +149,14 @@ def on_disk(path):
     return sum(BLOCK if p.is_dir() else -(-p.stat().st_size // BLOCK) * BLOCK for p in paths)
 
 
+def run_name(run):
+    """<variant>/<env>/seed<k>: a run's path under runs/, logs/train/ and benchmarks/train/."""
+    return pathlib.Path(run.variant, run.env, f"seed{run.seed}")
+
+
 def run_footprint(scale_dir, run):
     """On-disk bytes of a finished run: its folder, its training log and its Snakemake benchmark."""
-    name = pathlib.Path(run.variant, run.env, f"seed{run.seed}")
+    name = run_name(run)
     return (on_disk(pathlib.Path(scale_dir, "runs", name)) + on_disk(pathlib.Path(scale_dir, "logs", "train", f"{name}.log"))
             + on_disk(pathlib.Path(scale_dir, "benchmarks", "train", f"{name}.tsv")))
 
@@ -160,17 +165,16 @@ def disk_projection(config, scale, scale_dir):
     """The scale's results folder on disk now, and projected with every planned run finished."""
     planned = grid.runs(config, scale)
     algo = {r: config["variants"][r.variant]["algo"] for r in planned}
-    done = {r for r in planned if pathlib.Path(scale_dir, "runs", r.variant, r.env, f"seed{r.seed}", "run.json").exists()}
+    done = {r for r in planned if pathlib.Path(scale_dir, "runs", run_name(r), "run.json").exists()}
     if not done:
         return f"{scale} scale: no finished run under {scale_dir} to project the size from."
     rows = []
     for r in sorted(done):
-        episodes = pathlib.Path(scale_dir, "runs", r.variant, r.env, f"seed{r.seed}", "episodes.csv.gz")
+        episodes = pathlib.Path(scale_dir, "runs", run_name(r), "episodes.csv.gz")
         with gzip.open(episodes, "rt") as f:
             episode_rows = sum(1 for _ in f) - 1
         rows.append({"algo": algo[r], "env": r.env, "bytes": run_footprint(scale_dir, r),
-                     "episodes_bytes": on_disk(episodes), "episode_rows": episode_rows,
-                     "bytes_per_row": episodes.stat().st_size / max(episode_rows, 1)})
+                     "episodes_bytes": on_disk(episodes), "bytes_per_row": episodes.stat().st_size / max(episode_rows, 1)})
     finished = pd.DataFrame(rows)
     per_pair = finished.groupby(["algo", "env"]).bytes.mean()
     per_algo_rest = (finished.bytes - finished.episodes_bytes).groupby(finished.algo).mean()
