@@ -161,13 +161,15 @@ def run_footprint(scale_dir, run):
             + on_disk(pathlib.Path(scale_dir, "benchmarks", "train", f"{name}.tsv")))
 
 
-def disk_projection(config, scale, scale_dir):
-    """The scale's results folder on disk now, and projected with every planned run finished."""
+def disk_totals(config, scale, scale_dir):
+    """(planned runs, finished runs, bytes on disk now, bytes projected with every planned run finished, median
+    compressed bytes per episode row, {(algo, env): runs projected from the random policy's episode length},
+    {(algo, env): runs counted at the mean finished run}); None without a finished run."""
     planned = grid.runs(config, scale)
     algo = {r: config["variants"][r.variant]["algo"] for r in planned}
     done = {r for r in planned if pathlib.Path(scale_dir, "runs", run_name(r), "run.json").exists()}
     if not done:
-        return f"{scale} scale: no finished run under {scale_dir} to project the size from."
+        return None
     rows = []
     for r in sorted(done):
         episodes = pathlib.Path(scale_dir, "runs", run_name(r), "episodes.csv.gz")
@@ -196,6 +198,15 @@ def disk_projection(config, scale, scale_dir):
         else:
             projected += finished.bytes.mean()
             unknown[(algo[r], r.env)] = unknown.get((algo[r], r.env), 0) + 1
+    return planned, done, now, projected, bytes_per_row, guessed, unknown
+
+
+def disk_projection(config, scale, scale_dir):
+    """The scale's results folder on disk now, and projected with every planned run finished, in words."""
+    totals = disk_totals(config, scale, scale_dir)
+    if totals is None:
+        return f"{scale} scale: no finished run under {scale_dir} to project the size from."
+    planned, done, now, projected, bytes_per_row, guessed, unknown = totals
     lines = [f"{scale} scale: {scale_dir} takes {now / 2**20:.1f} MiB on disk with {len(done)} of {len(planned)} planned "
              f"runs; with all of them about {projected / 2**20:.1f} MiB."]
     if guessed:

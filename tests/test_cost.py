@@ -63,6 +63,7 @@ def test_disk_projection_by_hand(tmp_path, tiny):
     # bytes per row
     inverted_pendulum = footprint - blocks(episodes) + blocks(192 * episodes / 2000)
     projected = now + footprint + 2 * inverted_pendulum
+    assert cost.disk_totals(tiny, "smoke", str(scale_dir))[2:4] == (now, projected)  # to the byte
     text = cost.disk_projection(tiny, "smoke", str(scale_dir))
     assert text.splitlines()[0] == (f"smoke scale: {scale_dir} takes {now / 2**20:.1f} MiB on disk with 1 of 4 planned runs; "
                                     f"with all of them about {projected / 2**20:.1f} MiB.")
@@ -70,6 +71,7 @@ def test_disk_projection_by_hand(tmp_path, tiny):
     # without the random policy's episodes, each of those runs counts as the mean finished run
     (scale_dir / "random" / "InvertedPendulum-v5.csv").unlink()
     now = cost.on_disk(scale_dir)
+    assert cost.disk_totals(tiny, "smoke", str(scale_dir))[2:4] == (now, now + 3 * footprint)
     text = cost.disk_projection(tiny, "smoke", str(scale_dir))
     assert f"with all of them about {(now + 3 * footprint) / 2**20:.1f} MiB." in text
     assert text.splitlines()[1] == ("Neither a finished run nor the random policy's episodes yet, so counted at the mean "
