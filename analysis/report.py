@@ -253,10 +253,14 @@ def reading_published(table, steps):
     return "\n".join(lines)
 
 
-def reading_algorithms(table, runs, config, scale):
-    """The orderings, then ours against the published numbers, then how the compared setups differ."""
+def reading_algorithms(table, runs, progress, config, scale):
+    """The orderings, then ours against the published numbers, how the compared setups differ, and how much
+    of its initial exploration noise each policy keeps (one of those differences, measured)."""
+    variants = grid.experiment_variants(config, scale, "algorithms")
     sections = [("Against the published numbers.", reading_published(table, config["scales"][scale]["steps"])),
-                ("How the compared setups differ.", setups.reading(runs, grid.experiment_variants(config, scale, "algorithms")))]
+                ("How the compared setups differ.", setups.reading(runs, variants)),
+                ("Policy noise at the end, measured.",
+                 setups.noise(runs, progress, grid.experiment_runs(config, scale, "algorithms")))]
     return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 
@@ -318,7 +322,7 @@ def analysed(config, scale):
 def report(scale_dir, config, scale, partial=False, allow_stale=False):
     scale_dir = pathlib.Path(scale_dir)
     status = GridStatus(scale_dir, config, scale, analysed(config, scale)).check(partial, allow_stale)
-    runs = load_runs(scale_dir, only=status.found())[0]
+    runs, progress, _ = load_runs(scale_dir, only=status.found())
     sc = config["scales"][scale]
     flags = (" --partial" if partial else "") + (" --allow-stale" if allow_stale else "")
     parts = [f"# pgrepro results: {scale} scale", "",
@@ -353,7 +357,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
     readings = {"baselines": lambda t: reading_curves(t, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"])),
                 "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
-                "algorithms": lambda t: reading_algorithms(t, runs, config, scale)}
+                "algorithms": lambda t: reading_algorithms(t, runs, progress, config, scale)}
     for name in EXPERIMENTS:
         table_md = scale_dir / "tables" / f"{name}.md"
         if name not in sc["experiments"] or not table_md.exists():

@@ -4,13 +4,17 @@ Their side: analysis/published/setups.csv, one row per setting with the source l
 Our side is read from what ran, never typed in: a setting that is an argument of our algorithm file
 comes from the runs' run.json; the network and the initial log σ from the algorithm file's own
 Gaussian policy, built as the runs built it.
+
+noise() then measures one of those differences in the runs: how much of its initial σ each policy keeps.
 """
 import dataclasses
 import math
 
+import gymnasium as gym
 import pandas as pd
 import torch
 
+from analysis import stats
 from analysis.experiments import PUBLISHED, PUBLISHED_MATCH
 from experiments import grid
 
@@ -103,3 +107,70 @@ def reading(runs, variants):
                       "from; ours from the runs' `run.json` and the algorithm files. An expected effect is our "
                       "reading, not a measurement.")
     return "\n\n".join(blocks)
+
+
+def action_dims(env_ids):
+    """Each env's number of action dimensions; None for a discrete action space (no Gaussian σ)."""
+    dims = {}
+    for env_id in env_ids:
+        env = gym.make(env_id)
+        dims[env_id] = env.action_space.shape[0] if isinstance(env.action_space, gym.spaces.Box) else None
+        env.close()
+    return dims
+
+
+def published_start_sigma(published, source, algo):
+    """A published setup's initial σ, exp(log_std_init), or None where setups.csv gives no number for it."""
+    row = published[(published.source == source) & (published.algo == algo) & (published.setting == "log_std_init")]
+    try:
+        return math.exp(float(row.theirs.iloc[0]))
+    except (IndexError, ValueError):
+        return None
+
+
+def noise(runs, progress, planned, kept=0.9):
+    """σ of each variant's Gaussian policy at the start and at its last update (mean over seeds, from the logged
+    entropy: stats.gaussian_sigma), per env of the planned runs (grid.Run tuples), beside the published setups'
+    initial σ; then a line for each variant that kept more than `kept` of its initial σ on every env, and the
+    range the others end in."""
+    variants = list(dict.fromkeys(r.variant for r in planned))
+    envs = sorted({r.env for r in planned})  # the order of the score table
+    seeds = len({r.seed for r in planned})
+    dims = action_dims(envs)
+    keys = pd.MultiIndex.from_tuples([tuple(r) for r in planned], names=["variant", "env", "seed"])
+    last = progress.sort_values("iteration").groupby(["variant", "env", "seed"]).tail(1)
+    last = last[last.set_index(["variant", "env", "seed"]).index.isin(keys)]
+    last = last[last.env.map(dims).notna() & last.entropy.notna()]
+    if last.empty:
+        return ""
+    last = last.assign(sigma=stats.gaussian_sigma(last.entropy, last.env.map(dims).astype(float)))
+    cells = last.groupby(["variant", "env"]).sigma.agg(["mean", "size"])
+    published = load()
+    rows, lines, others = [], [], []
+    for variant in [v for v in variants if v in set(last.variant)]:
+        ours_at = cells.loc[variant]
+        sample = runs[runs.variant == variant]
+        start = math.exp(policy_shape(sample.algo.iloc[0], sample.args.iloc[0])[1])
+        theirs = [(f"{source} {algo}", sigma) for source, algo in PUBLISHED_MATCH.get(variant, [])
+                  if (sigma := published_start_sigma(published, source, algo)) is not None]
+        rows.append({"variant": variant, "σ at the start": f"{start:.2f}",
+                     **{env: f"{c['mean']:.2f}" + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else "")
+                        for env, c in ours_at.iterrows()},
+                     "published setups' σ at the start": "; ".join(f"{label} {sigma:.2f}" for label, sigma in theirs)
+                     or "not compared"})
+        if (ours_at["mean"] / start > kept).all():
+            steps = last[last.variant == variant].global_step.max()
+            lines.append(f"- {variant} ends at σ {ours_at['mean'].min():.2f}–{ours_at['mean'].max():.2f} after "
+                         f"{steps:,} steps, having started at {start:.2f}: its policy keeps almost all of its "
+                         f"initial exploration noise" + "".join(f"; {label} starts at {sigma:.2f}" for label, sigma in theirs)
+                         + ".")
+        else:
+            others.append(ours_at["mean"])
+    if others and lines:
+        ends = pd.concat(others)
+        lines.append(f"- The other variants end at σ {ends.min():.2f}–{ends.max():.2f}.")
+    table = pd.DataFrame(rows).set_index("variant").reindex(
+        columns=["σ at the start", *[e for e in envs if dims[e]], "published setups' σ at the start"]).fillna("missing run")
+    return "\n".join([table.to_markdown(disable_numparse=True), "", *lines,
+                      "- σ is the geometric mean over the action dimensions, read from the entropy logged at the "
+                      "last update: H = Σᵢ (½ ln 2πe + ln σᵢ) for a Gaussian whose σ does not depend on the state."])

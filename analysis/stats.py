@@ -1,6 +1,8 @@
 """Scores and statistics (docs/DESIGN.md §7): final scores, normalisation, mean and IQM with 95%
 stratified-bootstrap intervals (rliable's definitions, Agarwal et al. 2021), learning curves
 on a fixed step grid."""
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,13 @@ def normalise(scores, random_score, best_score):
 def best_of_sweep(scores):
     """Per env, the mean score of the best variant of the sweep (Table 1's 'best result')."""
     return scores.groupby(["env", "variant"]).score.mean().groupby("env").max()
+
+
+def gaussian_sigma(entropy, action_dim):
+    """The geometric mean σ over the action dimensions of a diagonal Gaussian policy, from its entropy:
+    H = Σᵢ (½ ln(2πe) + ln σᵢ), so (Πᵢ σᵢ)^(1/d) = exp(H/d − ½ ln(2πe)). Exact for our policies, whose
+    σ does not depend on the state, so the logged mean entropy over a batch is the entropy of every state."""
+    return np.exp(np.asarray(entropy, float) / action_dim - 0.5 * math.log(2 * math.pi * math.e))
 
 
 def iqm(x, axis=-1):

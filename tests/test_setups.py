@@ -4,11 +4,13 @@ Our side is built here from the paper-scale config exactly as a run would resolv
 so no training is needed; the expected differences were worked out by hand from the sources cited in
 analysis/published/setups.csv."""
 import dataclasses
+import math
 
 import pandas as pd
 import pytest
+import torch
 
-from analysis import setups
+from analysis import setups, stats
 from analysis.experiments import PUBLISHED_MATCH
 from experiments import grid
 from experiments.grid import Run
@@ -111,3 +113,48 @@ def test_a_stale_run_without_the_argument_says_so_instead_of_guessing():
     differ, agree = setups.differences(runs, "ppo_clip_0.2", "cleanrl", "ppo_continuous_action")
     assert ("adv_norm", "minibatch", "not in these runs' run.json", "", "P") in differ
     assert "adv_norm" not in {name for name, _ in agree}
+
+
+def test_gaussian_sigma_inverts_the_entropy_torch_computes():
+    assert stats.gaussian_sigma(0.5 * math.log(2 * math.pi * math.e), 1) == pytest.approx(1.0)  # H of N(0, 1)
+    log_std = torch.tensor([-1.2, -0.5, 0.0, 0.3, 0.7, -2.0])
+    entropy = torch.distributions.Normal(torch.zeros(6), log_std.exp()).entropy().sum().item()
+    assert stats.gaussian_sigma(entropy, 6) == pytest.approx(math.exp(log_std.mean().item()), rel=1e-6)
+
+
+def noise_progress(rows):
+    """A progress frame of (variant, env, seed, σ) runs: two iterations each, the last one with entropy of σ in
+    every one of HalfCheetah's 6 action dimensions (Ant's 8)."""
+    dims = {"HalfCheetah-v5": 6, "Ant-v5": 8}
+    return pd.DataFrame([{"variant": v, "env": env, "seed": seed, "iteration": it, "global_step": 1000 * it,
+                          "entropy": dims[env] * (0.5 * math.log(2 * math.pi * math.e) + math.log(1.0 if it == 1 else sigma))}
+                         for v, env, seed, sigma in rows for it in (2, 1)])
+
+
+def test_noise_names_the_variant_that_keeps_its_initial_sigma():
+    envs = ("HalfCheetah-v5", "Ant-v5")
+    runs = pd.concat([paper_runs("vpg_gae", envs), paper_runs("ppo_clip_0.2", envs)])
+    planned = [Run(v, env, seed) for v in ("vpg_gae", "ppo_clip_0.2") for env in envs for seed in (1, 2)]
+    progress = noise_progress([("vpg_gae", "HalfCheetah-v5", 1, 0.98), ("vpg_gae", "HalfCheetah-v5", 2, 0.96),
+                               ("vpg_gae", "Ant-v5", 1, 0.95),  # seed 2 missing
+                               ("ppo_clip_0.2", "HalfCheetah-v5", 1, 0.2), ("ppo_clip_0.2", "HalfCheetah-v5", 2, 0.3),
+                               ("ppo_clip_0.2", "Ant-v5", 1, 0.5), ("ppo_clip_0.2", "Ant-v5", 2, 0.4),
+                               ("ppo_clip_0.2", "Ant-v5", 3, 0.01)])  # a seed not planned: left out
+    text = setups.noise(runs, progress, planned)
+    table = text.split("\n\n")[0].splitlines()
+    assert [c.strip() for c in table[0].split("|")[2:5]] == ["σ at the start", "Ant-v5", "HalfCheetah-v5"]
+    vpg = [c.strip() for c in table[2].split("|")[1:-1]]
+    assert vpg == ["vpg_gae", "1.00", "0.95 (1 of 2 seeds)", "0.97", "spinningup_pytorch vpg 0.61"]
+    ppo = [c.strip() for c in table[3].split("|")[1:-1]]
+    assert ppo == ["ppo_clip_0.2", "1.00", "0.45", "0.25", "baselines ppo2 1.00; cleanrl ppo_continuous_action 1.00"]
+    assert ("- vpg_gae ends at σ 0.95–0.97 after 2,000 steps, having started at 1.00: its policy keeps almost all of "
+            "its initial exploration noise; spinningup_pytorch vpg starts at 0.61.") in text
+    assert "- The other variants end at σ 0.25–0.45." in text
+    assert "ppo_clip_0.2 ends" not in text
+
+
+def test_noise_without_a_gaussian_policy_is_empty():
+    planned = [Run("ppo_clip_0.2", "CartPole-v1", 1)]
+    progress = pd.DataFrame([{"variant": "ppo_clip_0.2", "env": "CartPole-v1", "seed": 1, "iteration": 1,
+                              "global_step": 1000, "entropy": 0.6}])
+    assert setups.noise(paper_runs("ppo_clip_0.2", ("CartPole-v1",)), progress, planned) == ""
