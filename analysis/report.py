@@ -222,12 +222,13 @@ def reading_objectives(table):
     return "\n".join(lines)
 
 
-def reading_published(table, steps):
-    """Ours against each published number matched to a variant (analysis/published/final_returns.csv): whether
-    the published mean lies inside our 95% seed-bootstrap interval, and the ratio of the means. Only at the
-    published budget; at another budget the comparison says nothing and the reading says so."""
+def published_placements(table, steps):
+    """Ours against each published number matched to a variant (analysis/published/final_returns.csv), at the
+    published budget only: one dict per (our cell, published number) with `where` the published mean lies
+    against our 95% seed-bootstrap interval (None for a one-seed cell, which has no interval) and the ratio of
+    the means (None unless both are positive); and the published results measured at another budget."""
     published = pd.read_csv(PUBLISHED / "final_returns.csv")
-    lines, other_budget = [], set()
+    placed, other_budget = [], set()
     for r in table.itertuples():
         for source, algo in PUBLISHED_MATCH.get(r.variant, []):
             for p in published[(published.source == source) & (published.algo == algo) &
@@ -235,18 +236,57 @@ def reading_published(table, steps):
                 if abs(p.steps - steps) > 0.01 * p.steps:
                     other_budget.add(f"{source} {algo}")
                     continue
-                ratio = f"; ours is {r.mean / p.value:.2f}× it" if p.value > 0 and r.mean > 0 else ""
-                if getattr(r, "seeds", 2) < 2:  # a partial grid: one seed has no interval to place it against
-                    lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} (1 seed so far, no interval); {source} {algo} "
-                                 f"({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}, not placed yet{ratio}.")
-                    continue
-                where = ("inside our interval" if r.ci_low <= p.value <= r.ci_high else
-                         "above our interval" if p.value > r.ci_high else "below our interval")
-                lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]; {source} {algo} "
-                             f"({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}, {where}{ratio}.")
+                where = (None if getattr(r, "seeds", 2) < 2 else "inside" if r.ci_low <= p.value <= r.ci_high
+                         else "above" if p.value > r.ci_high else "below")
+                placed.append({"ours": r, "published": p, "label": f"{source} {algo}", "where": where,
+                               "ratio": r.mean / p.value if p.value > 0 and r.mean > 0 else None})
+    return placed, other_budget
+
+
+def placement_summary(placed):
+    """One row per (our variant, published result): on how many envs ours is higher, not told apart, lower."""
+    rows = {}
+    for x in placed:
+        row = rows.setdefault((x["ours"].variant, x["label"]), {"ours": x["ours"].variant, "published": x["label"],
+                                                                "envs": 0, "ours higher": 0, "not told apart": 0,
+                                                                "ours lower": 0, "one seed, not placed": 0, "ratios": []})
+        row["envs"] += 1
+        row[{"below": "ours higher", "inside": "not told apart", "above": "ours lower", None: "one seed, not placed"}[
+            x["where"]]] += 1
+        if x["ratio"] is not None:
+            row["ratios"].append(x["ratio"])
+    for row in rows.values():
+        ratios = sorted(row.pop("ratios"))
+        row["ours / theirs where both > 0: median (range)"] = (
+            f"{np.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})" if ratios else "no env")
+    order = [(v, f"{source} {algo}") for v, matches in PUBLISHED_MATCH.items() for source, algo in matches]
+    summary = pd.DataFrame([rows[key] for key in order if key in rows])
+    if not summary["one seed, not placed"].any():
+        summary = summary.drop(columns="one seed, not placed")
+    return summary.to_markdown(index=False)
+
+
+def reading_published(table, steps):
+    """A summary per (our variant, published result), then each env: whether the published mean lies inside
+    our 95% seed-bootstrap interval, and the ratio of the means. Only at the published budget; at another
+    budget the comparison says nothing and the reading says so."""
+    placed, other_budget = published_placements(table, steps)
+    lines = []
+    for x in placed:
+        r, p = x["ours"], x["published"]
+        ratio = f"; ours is {x['ratio']:.2f}× it" if x["ratio"] is not None else ""
+        theirs = f"{x['label']} ({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}"
+        if x["where"] is None:  # a partial grid: one seed has no interval to place it against
+            lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} (1 seed so far, no interval); {theirs}, "
+                         f"not placed yet{ratio}.")
+        else:
+            lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]; {theirs}, "
+                         f"{x['where']} our interval{ratio}.")
     if lines:
-        lines.append("- A published mean is one number from other seeds, code and environment versions (v2-v4, ours "
-                     "-v5): 'inside' means our seeds do not tell us apart from it, not that the two agree exactly.")
+        lines = [placement_summary(placed), ""] + lines + [
+            "- A published mean is one number from other seeds, code and environment versions (v2-v4, ours "
+            "-v5): 'inside' (not told apart) means our seeds do not tell us apart from it, not that the two agree "
+            "exactly."]
     if other_budget:
         lines.append(f"- Not compared: {', '.join(sorted(other_budget))}, measured at another budget than this "
                      f"scale's {steps:,} steps.")

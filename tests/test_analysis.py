@@ -244,6 +244,16 @@ def test_published_reading_places_each_published_mean_against_our_interval_at_th
            "ours is 0.86× it." in text
     assert "HalfCheetah-v5: 1000 [900, 1100]; baselines ppo2 (v2?, 6 seeds, [P]) 1669, above our interval" in text
     assert "trpo on Hopper-v5: 2500 [2400, 2600]; baselines trpo_mpi (v2?, 6 seeds, [P]) 1913, below our interval" in text
+    # the summary counts the same placements: ppo2 is inside on Hopper, above ours on HalfCheetah (cleanrl too);
+    # median of the ratios, by hand: (2000/2316.16 + 1000/1668.58) / 2 = 0.731, (2000/2382.86 + 1000/1442.64) / 2 = 0.766
+    summary = {line.split("|")[1].strip() + " / " + line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:-1]]
+               for line in text.split("\n\n")[0].splitlines()[2:]}
+    assert list(summary) == ["trpo / baselines trpo_mpi", "trpo / spinningup_tf1 trpo",  # PUBLISHED_MATCH's order
+                             "ppo_clip_0.2 / baselines ppo2", "ppo_clip_0.2 / cleanrl ppo_continuous_action"]
+    assert summary == {"ppo_clip_0.2 / baselines ppo2": ["2", "0", "1", "1", "0.73× (0.60–0.86)"],
+                       "ppo_clip_0.2 / cleanrl ppo_continuous_action": ["2", "0", "1", "1", "0.77× (0.69–0.84)"],
+                       "trpo / baselines trpo_mpi": ["1", "1", "0", "0", "1.31× (1.31–1.31)"],
+                       "trpo / spinningup_tf1 trpo": ["1", "1", "0", "0", "2.15× (2.15–2.15)"]}
     quick = reading_published(table, 300_000)
     assert "inside" not in quick and "Not compared: baselines ppo2, baselines trpo_mpi, cleanrl" in quick
 
