@@ -299,6 +299,8 @@ def reading_algorithms(table, runs, progress, config, scale):
     variants = grid.experiment_variants(config, scale, "algorithms")
     sections = [("Against the published numbers.", reading_published(table, config["scales"][scale]["steps"])),
                 ("How the compared setups differ.", setups.reading(runs, variants)),
+                ("What changed in the environments.",
+                 setups.env_changes(config["scales"][scale]["experiments"]["algorithms"]["envs"])),
                 ("Policy noise at the end, measured.",
                  setups.noise(runs, progress, grid.experiment_runs(config, scale, "algorithms")))]
     return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])

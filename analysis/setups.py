@@ -109,6 +109,23 @@ def reading(runs, variants):
     return "\n\n".join(blocks)
 
 
+def env_changes(env_ids):
+    """What -v5 changed against the published environment versions (analysis/published/env_changes.csv, read
+    from gymnasium's version history) in the dynamics, reward, observation or simulator of `env_ids`' tasks."""
+    changes = pd.read_csv(PUBLISHED / "env_changes.csv", dtype=str, keep_default_na=False)
+    tasks = [e.rsplit("-", 1)[0] for e in env_ids]
+    rows = changes[changes.env.isin(["all", *tasks])].assign(order=lambda c: c.env.map(
+        {t: i for i, t in enumerate(["all", *sorted(tasks)])})).sort_values("order", kind="stable")
+    if rows.empty:
+        return ""
+    table = pd.DataFrame({"env": rows.env, "against": rows.differs_from, "kind": rows.kind,
+                          "what -v5 changed": rows.change + rows.tag.map(lambda t: "" if t == "P" else f" [{t}]"),
+                          "effect on returns": rows.effect})
+    return ("From gymnasium's version history: each change -v5 made to the dynamics, reward or observation "
+            "against the versions the published results used (their env row above).\n\n"
+            + table.to_markdown(index=False))
+
+
 def action_dims(env_ids):
     """Each env's number of action dimensions; None for a discrete action space (no Gaussian σ)."""
     dims = {}

@@ -5,13 +5,16 @@ so no training is needed; the expected differences were worked out by hand from 
 analysis/published/setups.csv."""
 import dataclasses
 import math
+import warnings
 
+import gymnasium as gym
+import mujoco
 import pandas as pd
 import pytest
 import torch
 
 from analysis import setups, stats
-from analysis.experiments import PUBLISHED_MATCH
+from analysis.experiments import PUBLISHED, PUBLISHED_MATCH
 from experiments import grid
 from experiments.grid import Run
 
@@ -158,3 +161,41 @@ def test_noise_without_a_gaussian_policy_is_empty():
     progress = pd.DataFrame([{"variant": "ppo_clip_0.2", "env": "CartPole-v1", "seed": 1, "iteration": 1,
                               "global_step": 1000, "entropy": 0.6}])
     assert setups.noise(paper_runs("ppo_clip_0.2", ("CartPole-v1",)), progress, planned) == ""
+
+
+def make_quiet(env_id):
+    with warnings.catch_warnings():  # a -v4 id is deprecated, on purpose here
+        warnings.simplefilter("ignore")
+        return gym.make(env_id).unwrapped
+
+
+def test_env_changes_say_what_the_installed_gymnasium_does():
+    """The numbers of analysis/published/env_changes.csv, checked against -v4 and -v5 as gymnasium builds them."""
+    changes = pd.read_csv(PUBLISHED / "env_changes.csv", dtype=str, keep_default_na=False)
+    assert set(changes.tag) <= {"P", "U"} and not (changes.change == "").any()
+    tasks = {env.rsplit("-", 1)[0] for env in grid.random_envs(grid.load(), "paper")}
+    assert tasks <= set(changes.env), "every env of the paper scale has its row(s), 'none' included"
+    # Walker2d: the right foot's friction was 0.9, the left 1.9; -v5 gives both 1.9
+    for version, right in (("v4", 0.9), ("v5", 1.9)):
+        model = make_quiet(f"Walker2d-{version}").model
+        friction = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, i): model.geom_friction[i][0]
+                    for i in range(model.ngeom)}
+        assert (friction["foot_geom"], friction["foot_left_geom"]) == pytest.approx((right, 1.9))
+    # observation sizes the rows quote
+    for env, v4, v5 in (("Ant", 27, 105), ("Reacher", 11, 10), ("InvertedDoublePendulum", 11, 9)):
+        assert make_quiet(f"{env}-v4").observation_space.shape == (v4,)
+        assert make_quiet(f"{env}-v5").observation_space.shape == (v5,)
+    # the healthy rewards and the contact-cost bound
+    for env, reward in (("Ant", 1), ("Hopper", 1), ("Walker2d", 1), ("InvertedDoublePendulum", 10)):
+        assert make_quiet(f"{env}-v5")._healthy_reward == reward
+        assert f"healthy_reward {reward})" in changes[(changes.env == env) & (changes.kind == "reward")].effect.iloc[0]
+    ant = make_quiet("Ant-v5")
+    assert ant._contact_cost_weight == 5e-4 and ant._contact_force_range == (-1.0, 1.0)
+    assert ant.data.cfrc_ext[1:].size == 78  # the world body (row 0) left out
+
+
+def test_env_changes_table_keeps_the_asked_envs_and_the_simulator_row():
+    text = setups.env_changes(["Hopper-v5", "HalfCheetah-v5"])
+    rows = [line.split("|")[1].strip() for line in text.split("\n\n")[1].splitlines()[2:]]
+    assert rows == ["all", "HalfCheetah", "Hopper"]
+    assert setups.env_changes([]).count("\n| all ") == 1
