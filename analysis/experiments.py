@@ -26,6 +26,7 @@ PUBLISHED = pathlib.Path(__file__).resolve().parent / "published"
 PUBLISHED_MATCH = {"vpg_gae": [("spinningup_pytorch", "vpg")],
                    "trpo": [("baselines", "trpo_mpi"), ("spinningup_tf1", "trpo")],
                    "ppo_clip_0.2": [("baselines", "ppo2"), ("cleanrl", "ppo_continuous_action")],
+                   "ppo_clip_0.2_no_trunc_bootstrap": [("baselines", "ppo2"), ("cleanrl", "ppo_continuous_action")],
                    "ppo_clip_0.2_es_0.01": [("spinningup_pytorch", "ppo")]}
 
 

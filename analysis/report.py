@@ -4,10 +4,13 @@ factual reading of each beside the published result.
   python -m analysis.report results/quick --scale quick       # after analysis.experiments
   python -m analysis.report results/validation --summary      # any run directory: scores per run
 
-The readings are generated from the tables, so they always describe the numbers shown.
+The readings are generated from the tables, so they always describe the numbers shown. A discussion
+written by hand (analysis/discussion/<scale>/<experiment>.md) is shown only beside the numbers it was
+written from: its first line holds the fingerprint of its experiment's table.
 """
 import argparse
 import datetime
+import hashlib
 import math
 import pathlib
 
@@ -20,6 +23,30 @@ from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
 EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+DISCUSSION = grid.ROOT / "analysis" / "discussion"
+FINGERPRINT = "<!-- written from the table with fingerprint {} -->"
+
+
+def table_fingerprint(table):
+    """sha256 of a results table's cells as the report prints them (rounded text, not the floats, whose last
+    digits may differ between machines), so a discussion can tell whether the numbers under it changed."""
+    shown = table[[c for c in ("variant", "env", "seeds", "text") if c in table]].to_csv(index=False)
+    return hashlib.sha256(shown.encode()).hexdigest()[:16]
+
+
+def discussion(table, scale, experiment, root=DISCUSSION):
+    """The hand-written discussion of an experiment, if there is one and it was written from these numbers;
+    otherwise a line saying it is withheld and why."""
+    path = root / scale / f"{experiment}.md"
+    if not path.exists():
+        return []
+    first, _, text = path.read_text().partition("\n")
+    rel = path.relative_to(grid.ROOT) if path.is_relative_to(grid.ROOT) else path
+    if first.strip() != FINGERPRINT.format(table_fingerprint(table)):
+        return [f"**Discussion withheld:** `{rel}` was written from other numbers than this table's "
+                f"(fingerprint {table_fingerprint(table)}); it needs rewriting for these.", ""]
+    return [f"**Discussion** (written by hand from the numbers above, `{rel}`; the tables and readings are "
+            "generated, this text is not).", "", text.strip(), ""]
 
 
 def seed_caveat(seeds):
@@ -408,7 +435,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
         parts += [f"## {name}: {config['experiments'][name]['description']}", "",
                   f"![{name}](figures/{name}.png)", "", table_md.read_text(), ""]
         if len(table):  # a partial report may have no run of this experiment yet
-            parts += ["**Reading.**", "", readings[name](table), ""]
+            parts += ["**Reading.**", "", readings[name](table), ""] + discussion(table, scale, name)
     parts += ["## Caveats", "",
               "- Published numbers were measured on other environment versions (v1-v4; ours are -v5, "
               "MuJoCo 4.0) and, at this scale, often at other step budgets: compare orderings, not decimals.",

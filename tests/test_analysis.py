@@ -293,3 +293,20 @@ def test_a_one_seed_result_is_never_ordered_nor_placed_against_a_published_numbe
     assert "- ppo_clip_0.2 on Walker2d-v5: 3936 (1 seed so far, no interval); baselines ppo2 (v2?, 6 seeds, [P]) " \
            "3425, not placed yet; ours is 1.15× it." in text
     assert "trpo on Walker2d-v5: 2414 [2300, 2500]; baselines trpo_mpi (v2?, 6 seeds, [P]) 2343, inside" in text
+
+
+def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_written_from(tmp_path):
+    from analysis.report import FINGERPRINT, discussion, table_fingerprint
+    table = pd.DataFrame({"variant": ["trpo"], "env": ["Hopper-v5"], "seeds": [3], "mean": [2374.0000000001],
+                          "text": ["2374.0 [2086.2, 2746.3]"]})
+    assert discussion(table, "paper", "algorithms", root=tmp_path) == []  # none written
+    (tmp_path / "paper").mkdir()
+    path = tmp_path / "paper" / "algorithms.md"
+    path.write_text(FINGERPRINT.format(table_fingerprint(table)) + "\nTRPO is fine.\n")
+    shown = discussion(table, "paper", "algorithms", root=tmp_path)
+    assert shown[0].startswith("**Discussion** (written by hand") and shown[2] == "TRPO is fine."
+    # the floats' last digits do not matter, the printed numbers do
+    assert discussion(table.assign(mean=2374.0), "paper", "algorithms", root=tmp_path) == shown
+    changed = discussion(table.assign(text="2400.0 [2100.0, 2750.0]"), "paper", "algorithms", root=tmp_path)
+    assert changed[0].startswith("**Discussion withheld:**") and "TRPO is fine." not in "".join(changed)
+    assert discussion(table.assign(seeds=2), "paper", "algorithms", root=tmp_path)[0].startswith("**Discussion withheld")

@@ -39,6 +39,7 @@ rule report:
         report_inputs,
         code=expand("{root}/analysis/{module}.py", root=workflow.basedir, module=["report", "setups"]),
         published=PUBLISHED,
+        discussion=discussions,
     output:
         "results/{scale}/REPORT.md",
     params:

@@ -47,6 +47,11 @@ def analysed(scale):
 PUBLISHED = sorted(glob.glob(os.path.join(workflow.basedir, "analysis", "published", "*.csv")))
 
 
+def discussions(wildcards):
+    """The hand-written discussions the scale's report shows: analysis/discussion/<scale>/<experiment>.md."""
+    return sorted(glob.glob(os.path.join(workflow.basedir, "analysis", "discussion", wildcards.scale, "*.md")))
+
+
 def experiment_inputs(wildcards):
     runs = grid.experiment_runs(config, wildcards.scale, wildcards.experiment)
     return run_files(wildcards.scale, runs, "run.json") + random_files(wildcards.scale)
