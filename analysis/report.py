@@ -42,9 +42,10 @@ def discussion(table, scale, experiment, root=DISCUSSION):
         return []
     first, _, text = path.read_text().partition("\n")
     rel = path.relative_to(grid.ROOT) if path.is_relative_to(grid.ROOT) else path
-    if first.strip() != FINGERPRINT.format(table_fingerprint(table)):
+    fingerprint = table_fingerprint(table)
+    if first.strip() != FINGERPRINT.format(fingerprint):
         return [f"**Discussion withheld:** `{rel}` was written from other numbers than this table's "
-                f"(fingerprint {table_fingerprint(table)}); it needs rewriting for these.", ""]
+                f"(fingerprint {fingerprint}); it needs rewriting for these.", ""]
     return [f"**Discussion** (written by hand from the numbers above, `{rel}`; the tables and readings are "
             "generated, this text is not).", "", text.strip(), ""]
 
