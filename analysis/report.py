@@ -173,6 +173,8 @@ def reading_curves(table, higher_than=None):
     lines.append("- '>' : the neighbours' 95% intervals are disjoint; '≈' : they overlap, so these seeds do not "
                  "order the two; '=' : equal means." + (" A result from 1 seed has no interval yet, so it is only "
                                                        "ever '≈' its neighbours." if one_seed else ""))
+    if "seeds" in table:
+        lines.append(seed_caveat(int(table.seeds.min())))
     return "\n".join(lines)
 
 

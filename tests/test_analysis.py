@@ -210,6 +210,17 @@ def test_reading_orders_only_what_the_intervals_separate():
     assert reading_curves(table).splitlines()[0] == "- E: a (10.0) ≈ b (9.0) > c (1.0)."
 
 
+def test_reading_says_how_few_seeds_its_intervals_rest_on():
+    from analysis.report import reading_curves
+    table = pd.DataFrame({"env": ["E"] * 2, "variant": ["a", "b"], "mean": [10.0, 1.0], "ci_low": [8.0, 0.0],
+                          "ci_high": [12.0, 2.0], "seeds": [3, 2]})
+    # the fewest seeds of any cell sets the caveat: 2 seeds give C(3, 2) = 3 distinct resamples
+    assert reading_curves(table).splitlines()[-1].startswith(
+        "- How sure: every interval, rank and share above comes from resampling each cell's own 2 seeds.")
+    assert "only 3 distinct resamples" in reading_curves(table)
+    assert "How sure" not in reading_curves(table.drop(columns="seeds"))
+
+
 def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     from analysis.report import reading_objectives
     from analysis.experiments import TABLE1_SETTINGS
