@@ -336,6 +336,42 @@ def reading_algorithms(table, runs, progress, config, scale):
     return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 
+def late_diagnostics(progress, planned):
+    """Two diagnostics of how much noise a policy-gradient weight leaves, per variant and env of the planned runs
+    (grid.Run tuples): the batch gradient's norm (median over the second half of each run) and V's explained
+    variance (mean over the last 10%; only the weights that fit V log it). Cells: mean over seeds (min–max)."""
+    variants = list(dict.fromkeys(r.variant for r in planned))
+    envs = sorted({r.env for r in planned})
+    seeds = len({r.seed for r in planned})
+    keys = pd.MultiIndex.from_tuples([tuple(r) for r in planned], names=["variant", "env", "seed"])
+    progress = progress[progress.set_index(["variant", "env", "seed"]).index.isin(keys)]
+    parts = []
+    for title, column, start, statistic in [
+            ("Norm of the batch gradient (the policy's one gradient step per batch), median over the second "
+             "half of each run", "grad_norm", 0.5, "median"),
+            ("Explained variance of V, 1 − Var(R − V)/Var(R) on each batch, mean over the last 10% of each run",
+             "explained_variance", 0.9, "mean")]:
+        per_run = stats.late_per_run(progress, column, start, statistic).dropna(subset=[column])
+        if per_run.empty:
+            continue
+        cells = per_run.groupby(["variant", "env"])[column].agg(["mean", "min", "max", "size"])
+        text = cells.apply(lambda c: f"{c['mean']:.2f} ({c['min']:.2f}–{c['max']:.2f})"
+                           + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else ""), axis=1)
+        table = (text.unstack("env").reindex(index=[v for v in variants if v in set(per_run.variant)], columns=envs)
+                 .astype(object).fillna("missing run"))
+        parts += [f"{title}; mean over seeds (min–max over seeds):", "", table.to_markdown(disable_numparse=True), ""]
+    return "\n".join(parts).strip()
+
+
+def reading_baselines(table, runs, progress, config, scale):
+    """The orderings against the total-return weight, then the measured noise each weight leaves."""
+    planned = grid.experiment_runs(config, scale, "baselines")
+    sections = [("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
+                ("Policy noise at the end, measured.", setups.noise(runs, progress, planned))]
+    return "\n\n".join([reading_curves(table, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"]))]
+                       + [f"**{title}**\n\n{text}" for title, text in sections if text])
+
+
 def budget_caveat(scale_dir, config, scale):
     """Below the paper's 1M steps a score measures early learning speed: say so, and put the 1M-step
     validation runs (results/validation, if there) beside the same variants at this scale."""
@@ -427,7 +463,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
         parts += ["", "Random-policy scores (the 0 of the normalised scores): " + "; ".join(
             f"{env} {g.ep_return.mean():.1f}" for env, g in rnd.groupby("env")) + "."]
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
-    readings = {"baselines": lambda t: reading_curves(t, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"])),
+    readings = {"baselines": lambda t: reading_baselines(t, runs, progress, config, scale),
                 "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
                 "algorithms": lambda t: reading_algorithms(t, runs, progress, config, scale)}
     for name in EXPERIMENTS:

@@ -36,6 +36,15 @@ def gaussian_sigma(entropy, action_dim):
     return np.exp(np.asarray(entropy, float) / action_dim - 0.5 * math.log(2 * math.pi * math.e))
 
 
+def late_per_run(progress, column, start, statistic="median"):
+    """Per run, the `statistic` ('median' or 'mean') of a progress.csv column over the iterations logged after
+    `start` (a fraction) of that run's steps; NaN entries (a column a variant does not log) are skipped.
+    One row per (variant, env, seed) with the value in `column`."""
+    total = progress.groupby(["variant", "env", "seed"]).global_step.transform("max")
+    late = progress[progress.global_step > start * total]
+    return late.groupby(["variant", "env", "seed"])[column].agg(statistic).reset_index()
+
+
 def iqm(x, axis=-1):
     """Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean(x, 0.25), rliable's IQM)."""
     x = np.sort(np.asarray(x, float), axis=axis)

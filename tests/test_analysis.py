@@ -321,3 +321,36 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
     changed = discussion(table.assign(text="2400.0 [2100.0, 2750.0]"), "paper", "algorithms", root=tmp_path)
     assert changed[0].startswith("**Discussion withheld:**") and "TRPO is fine." not in "".join(changed)
     assert discussion(table.assign(seeds=2), "paper", "algorithms", root=tmp_path)[0].startswith("**Discussion withheld")
+
+
+def test_late_per_run_takes_each_runs_own_late_iterations():
+    from analysis import stats
+    # run a: 4 iterations over 400 steps; run b: 2 iterations over 100 steps (its own total sets "late")
+    progress = pd.DataFrame({"variant": ["v"] * 6, "env": ["E"] * 6, "seed": [1, 1, 1, 1, 2, 2],
+                             "global_step": [100, 200, 300, 400, 50, 100],
+                             "grad_norm": [9.0, 5.0, 1.0, 3.0, 7.0, 4.0],
+                             "explained_variance": [np.nan, np.nan, 0.2, 0.6, np.nan, np.nan]})
+    median = stats.late_per_run(progress, "grad_norm", 0.5)  # steps > 200 of a, > 50 of b
+    assert median.grad_norm.tolist() == [2.0, 4.0]
+    mean = stats.late_per_run(progress, "explained_variance", 0.5, "mean")
+    assert mean.explained_variance.iloc[0] == pytest.approx(0.4) and np.isnan(mean.explained_variance.iloc[1])
+
+
+def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs():
+    from analysis.report import late_diagnostics
+    from experiments.grid import Run
+    planned = [Run(v, e, s) for v in ("rtg", "vb") for e in ("A", "B") for s in (1, 2)]
+    rows = []
+    for variant, env, seed, norm, ev in [("rtg", "A", 1, 10.0, np.nan), ("rtg", "A", 2, 14.0, np.nan),
+                                         ("rtg", "B", 1, 6.0, np.nan), ("vb", "A", 1, 2.0, 0.5),
+                                         ("vb", "A", 2, 3.0, 0.7), ("other", "A", 1, 99.0, 0.9)]:
+        rows += [{"variant": variant, "env": env, "seed": seed, "global_step": step, "grad_norm": norm,
+                  "explained_variance": ev} for step in (100, 200)]
+    text = late_diagnostics(pd.DataFrame(rows), planned)
+    lines = text.splitlines()
+    norm_rows = [line for line in lines if line.startswith("| rtg") or line.startswith("| vb")]
+    assert [cell.strip() for cell in norm_rows[0].split("|")[1:4]] == ["rtg", "12.00 (10.00–14.00)", "6.00 (6.00–6.00) (1 of 2 seeds)"]
+    assert [cell.strip() for cell in norm_rows[1].split("|")[1:4]] == ["vb", "2.50 (2.00–3.00)", "missing run"]
+    # explained variance: only the variant that logs it, and the unplanned run is left out
+    assert [cell.strip() for cell in norm_rows[2].split("|")[1:4]] == ["vb", "0.60 (0.50–0.70)", "missing run"]
+    assert len(norm_rows) == 3 and "99" not in text and "0.90" not in text
