@@ -235,9 +235,11 @@ def table_ppo_objectives(data):
                                             for s in settings]
         wide[f"{regime}: P(best)"] = [cell(s, lambda r: f"{r.p_best:.2f}" if pd.notna(r.p_best) else "")
                                       for s in settings]
+    # the per-env scores in a second table, so that each stays readable at a glance
+    per_env = pd.DataFrame(index=pd.Index(settings, name=f"setting: mean final score per env ({' / '.join(regimes)})"))
     for env in data.envs:
-        wide[f"{env} ({' / '.join(regimes)})"] = [" / ".join(cell_score(data, cells, s, r, env) if (s, r) in cells.index
-                                                            else absent(s, r) for r in regimes) for s in settings]
+        per_env[env] = [" / ".join(cell_score(data, cells, s, r, env) if (s, r) in cells.index
+                                   else absent(s, r) for r in regimes) for s in settings]
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
     y = np.arange(len(settings))
     offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
@@ -262,7 +264,7 @@ def table_ppo_objectives(data):
     data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
         f"{r.regime} regime {r.rho:.2f} [95% seed-bootstrap interval {r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]"
         for r in rhos.itertuples()) + "." if len(rhos) else ""
-    return table, wide, fig
+    return table, [wide, per_env], fig
 
 
 def cell_score(data, cells, setting, regime, env):
@@ -323,7 +325,8 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
     data = Data(scale_dir, config, scale, experiment, status)
     table, wide, fig = BUILDERS[experiment](data)
     table.to_csv(out / "tables" / f"{experiment}.csv", index=False)
-    markdown = wide.to_markdown() + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
+    frames = wide if isinstance(wide, list) else [wide]  # a builder may split its table in several
+    markdown = "\n\n".join(f.to_markdown() for f in frames) + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
     markdown += "".join(f"\n\n{line}" for line in data.status.lines())
     (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
     partial = (f"; partial: {len(status.found())} of {len(status.planned)} planned runs" if status.missing else "")
