@@ -346,20 +346,24 @@ def late_diagnostics(progress, planned):
     keys = pd.MultiIndex.from_tuples([tuple(r) for r in planned], names=["variant", "env", "seed"])
     progress = progress[progress.set_index(["variant", "env", "seed"]).index.isin(keys)]
     parts = []
-    for title, column, start, statistic in [
+    for title, column, start, statistic, digits in [
             ("Norm of the batch gradient (the policy's one gradient step per batch), median over the second "
-             "half of each run", "grad_norm", 0.5, "median"),
+             "half of each run", "grad_norm", 0.5, "median", "#.3g"),
             ("Explained variance of V, 1 − Var(R − V)/Var(R) on each batch, mean over the last 10% of each run",
-             "explained_variance", 0.9, "mean")]:
+             "explained_variance", 0.9, "mean", ".2f")]:
         per_run = stats.late_per_run(progress, column, start, statistic).dropna(subset=[column])
         if per_run.empty:
             continue
         cells = per_run.groupby(["variant", "env"])[column].agg(["mean", "min", "max", "size"])
-        text = cells.apply(lambda c: f"{c['mean']:.2f} ({c['min']:.2f}–{c['max']:.2f})"
+        text = cells.apply(lambda c: f"{c['mean']:{digits}} ({c['min']:{digits}}–{c['max']:{digits}})"
                            + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else ""), axis=1)
         table = (text.unstack("env").reindex(index=[v for v in variants if v in set(per_run.variant)], columns=envs)
                  .astype(object).fillna("missing run"))
         parts += [f"{title}; mean over seeds (min–max over seeds):", "", table.to_markdown(disable_numparse=True), ""]
+        if column == "explained_variance" and (cells["min"] < 0).any():
+            parts += ["- Below 0: V predicts the batch's returns worse than their mean does. Expect it where the "
+                      "returns hardly vary (a solved task whose every episode reaches the time limit), where the "
+                      "ratio is of two small numbers.", ""]
     return "\n".join(parts).strip()
 
 

@@ -349,8 +349,11 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
     text = late_diagnostics(pd.DataFrame(rows), planned)
     lines = text.splitlines()
     norm_rows = [line for line in lines if line.startswith("| rtg") or line.startswith("| vb")]
-    assert [cell.strip() for cell in norm_rows[0].split("|")[1:4]] == ["rtg", "12.00 (10.00–14.00)", "6.00 (6.00–6.00) (1 of 2 seeds)"]
+    assert [cell.strip() for cell in norm_rows[0].split("|")[1:4]] == ["rtg", "12.0 (10.0–14.0)", "6.00 (6.00–6.00) (1 of 2 seeds)"]
     assert [cell.strip() for cell in norm_rows[1].split("|")[1:4]] == ["vb", "2.50 (2.00–3.00)", "missing run"]
     # explained variance: only the variant that logs it, and the unplanned run is left out
     assert [cell.strip() for cell in norm_rows[2].split("|")[1:4]] == ["vb", "0.60 (0.50–0.70)", "missing run"]
     assert len(norm_rows) == 3 and "99" not in text and "0.90" not in text
+    assert "Below 0" not in text  # the caveat comes only with a negative explained variance
+    rows = [{**r, "explained_variance": -3.0} if r["variant"] == "vb" and r["seed"] == 2 else r for r in rows]
+    assert "| vb " in late_diagnostics(pd.DataFrame(rows), planned) and "- Below 0:" in late_diagnostics(pd.DataFrame(rows), planned)
