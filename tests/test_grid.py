@@ -64,6 +64,7 @@ BAD = [
     (("scales", "smoke", "algo_args", "ppo", "num_steps"), 4096,
      "scales.smoke.steps: --total-timesteps: 1536 is less than one batch (4096 steps)"),
     (("scales", "quick", "steps"), KeyError, "scales.quick: 'steps' is a required property"),
+    (("variants", "ppo1_none", "priority"), "last", "variants.ppo1_none.priority: 'last' is not of type 'integer'"),
 ]
 
 

@@ -35,7 +35,19 @@ def smoke(tmp_path_factory):
     workdir.mkdir(parents=True, exist_ok=True)
     proc = snakemake(workdir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (workdir / "snakemake.log").write_text(proc.stderr)  # Snakemake's own log: the order jobs started in
     return workdir / "results" / "smoke"
+
+
+def test_the_variants_with_a_lower_priority_start_last(smoke):
+    """config.yaml gives the ppo1_* variants priority -1: with more runs ready than cores, every other
+    training run starts before the first of them (the paper scale's other results are complete first)."""
+    config = grid.load()
+    log = (smoke.parent.parent / "snakemake.log").read_text()
+    started = re.findall(r"wildcards: scale=smoke, variant=([^,]+), env=", log)  # training jobs, in start order
+    assert sorted(started) == sorted(r.variant for r in grid.runs(config, "smoke"))
+    late = [i for i, variant in enumerate(started) if config["variants"][variant].get("priority", 0) < 0]
+    assert late and min(late) == len(started) - len(late), started
 
 
 def png_size(path):

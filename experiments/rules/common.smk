@@ -117,6 +117,11 @@ def train_steps(wildcards):
     return grid.steps(config, wildcards.scale, wildcards.env)
 
 
+def train_priority(wildcards):
+    """The variant's config priority (default 0): among ready jobs, the higher starts first."""
+    return config["variants"][wildcards.variant].get("priority", 0)
+
+
 def train_runtime(wildcards):
     """Minutes a run may take on a slow core (500 steps/s), for the cluster's time limit."""
     return 5 + train_steps(wildcards) // 30000

@@ -22,6 +22,7 @@ rule train:
         out=lambda wildcards, output: os.path.abspath(os.path.dirname(output.meta)),
         job=os.path.join(workflow.basedir, "experiments", "job.py"),
     threads: 1
+    priority: train_priority
     resources:
         runtime=train_runtime,
         mem_mb=1500,
