@@ -69,10 +69,11 @@ def algorithm(algo):
 
 def scale_config(config, scale):
     """The part of the config that one scale's runs and analyses depend on (so that editing another
-    scale, or a variant this scale does not use, does not make Snakemake redo this scale's analyses)."""
+    scale, a variant this scale does not use, or the order jobs start in (priority) does not make
+    Snakemake redo this scale's analyses)."""
     used = sorted({r.variant for r in runs(config, scale)})
     return {"scale": scale, "experiments": config["experiments"], "scales": {scale: config["scales"][scale]},
-            "variants": {v: config["variants"][v] for v in used}}
+            "variants": {v: {k: x for k, x in config["variants"][v].items() if k != "priority"} for v in used}}
 
 
 def experiment_variants(config, scale, experiment):

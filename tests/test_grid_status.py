@@ -120,6 +120,9 @@ def test_a_config_edit_changes_the_analysis_parameters_of_its_scale_only():
     edited["variants"]["ppo_gae_0.36"]["args"]["gae_lambda"] = 0.4  # not used at the smoke scale
     assert grid.scale_config(edited, "smoke") == grid.scale_config(config, "smoke")
     assert grid.scale_config(edited, "quick") != grid.scale_config(config, "quick")
+    reordered = copy.deepcopy(config)
+    reordered["variants"]["ppo1_none"]["priority"] = 5  # when a job starts changes no result
+    assert grid.scale_config(reordered, "quick") == grid.scale_config(config, "quick")
 
 
 def test_a_partial_report_of_an_experiment_with_no_runs_yet_says_so(tiny, tmp_path):
