@@ -120,18 +120,36 @@ def table_gae_lambda(data):
     order = sorted(data.variants, key=lambda v: (isinstance(row_of[v], str), 0 if isinstance(row_of[v], str) else row_of[v]))
     wide = (table.pivot(index="variant", columns="env", values="text").reindex(index=order, columns=data.envs)
             .rename(index=row_of).rename_axis("lambda").astype(object).fillna(MISSING))
-    fig, axes = plt.subplots(1, len(data.envs), figsize=(4.2 * len(data.envs), 3.4), squeeze=False)
+    # the planned λs equally spaced (they crowd towards 1: 0.92 ... 0.99, 1), the same ticks on every panel
+    planned = sorted(x for x in row_of.values() if not isinstance(x, str))
+    position = dict(zip(planned, range(len(planned))))
+    low, high = gae_paper_range()
+    band = np.interp([low, high], planned, range(len(planned)))  # the range's edges between the ticks
+    fig, axes = plt.subplots(1, len(data.envs), figsize=(4.2 * len(data.envs), 3.6), squeeze=False)
     for ax, env in zip(axes[0], data.envs):
-        sub = data.scores[data.scores.env == env]
+        ax.axvspan(*band, color="0.9", zorder=0, label=f"GAE paper's best range, λ in [{low:g}, {high:g}]")
+        ax.set(title=env, xlabel="GAE λ", ylabel="final score (last 100 episodes)", xlim=(-0.5, len(planned) - 0.5))
+        ax.set_xticks(range(len(planned)), [f"{x:g}" for x in planned], rotation=45)
+        sub = data.scores[data.scores.env == env].assign(x=lambda d: d.arg_gae_lambda.map(position))
         if sub.empty:  # a partial grid: say so instead of drawing empty axes
             ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
-            ax.set(title=env, xticks=[], yticks=[])
             continue
-        sns.lineplot(data=sub, x="arg_gae_lambda", y="score", marker="o", errorbar=("ci", 95), n_boot=1000,
-                     seed=stats.BOOTSTRAP_SEED, ax=ax)
-        ax.set(title=env, xlabel="GAE λ", ylabel="final score (last 100 episodes)")
-    fig.tight_layout()
+        sns.lineplot(data=sub, x="x", y="score", marker="o", errorbar=("ci", 95), n_boot=1000, err_style="bars",
+                     seed=stats.BOOTSTRAP_SEED, ax=ax, label="mean over seeds, 95% CI")
+        ax.plot(sub.x, sub.score, ".", color="0.35", markersize=4, label="one seed")
+        ax.set(xlabel="GAE λ")
+        ax.legend().remove()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return table.sort_values(["env", "lambda"]), wide, fig
+
+
+def gae_paper_range():
+    """The λ range the GAE paper recommends for all its tasks (§7), from analysis/published/gae_lambda.csv."""
+    paper = pd.read_csv(PUBLISHED / "gae_lambda.csv")
+    low, high = paper.loc[paper.task.str.startswith("all tasks"), "lambda_best"].iloc[0].strip("[]").split(",")
+    return float(low), float(high)
 
 
 # Table 1's 11 settings, named as the ppo2-regime variants; the ppo1 regime's variants are ppo1_<setting>

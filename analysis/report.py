@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.experiments import PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, paper_name
+from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, gae_paper_range,
+                                  paper_name)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -188,14 +189,15 @@ def reading_gae(table):
     lines = []
     for env, g in table.groupby("env", sort=False):
         best = g.loc[g["mean"].idxmax()]
-        inside = 0.9 <= best["lambda"] <= 0.99
+        low, high = gae_paper_range()
+        inside = low <= best["lambda"] <= high
         contenders = g[(g.variant != best.variant) & (g.p_best >= 0.05)].sort_values("lambda")
         rivals = ("; also best in ≥ 5% of resamples: " + ", ".join(f"λ = {r['lambda']:g} ({r.p_best:.0%})"
                                                                   for _, r in contenders.iterrows())
                   if len(contenders) else "; no other λ is best in ≥ 5% of resamples")
         lines.append(f"- {env}: best λ = {best['lambda']:g} (score {best['mean']:.1f}, best in {best.p_best:.0%} of "
                      f"seed resamples{rivals}); {'inside' if inside else 'outside'} the GAE paper's recommended "
-                     f"range [0.9, 0.99]. λ = 0 {score_at(g, 0)}, λ = 1 {score_at(g, 1)}.")
+                     f"range [{low:g}, {high:g}]. λ = 0 {score_at(g, 0)}, λ = 1 {score_at(g, 1)}.")
     lines.append(seed_caveat(int(table.seeds.min())))
     return "\n".join(lines)
 

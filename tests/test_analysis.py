@@ -357,3 +357,8 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
     assert "Below 0" not in text  # the caveat comes only with a negative explained variance
     rows = [{**r, "explained_variance": -3.0} if r["variant"] == "vb" and r["seed"] == 2 else r for r in rows]
     assert "| vb " in late_diagnostics(pd.DataFrame(rows), planned) and "- Below 0:" in late_diagnostics(pd.DataFrame(rows), planned)
+
+
+def test_the_gae_papers_range_is_read_from_its_published_row():
+    from analysis.experiments import gae_paper_range
+    assert gae_paper_range() == (0.9, 0.99)  # Schulman et al. 2016 §7: "in the range [0.9, 0.99]"
