@@ -137,7 +137,6 @@ def table_gae_lambda(data):
         sns.lineplot(data=sub, x="x", y="score", marker="o", errorbar=("ci", 95), n_boot=1000, err_style="bars",
                      seed=stats.BOOTSTRAP_SEED, ax=ax, label="mean over seeds, 95% CI")
         ax.plot(sub.x, sub.score, ".", color="0.35", markersize=4, label="one seed")
-        ax.set(xlabel="GAE λ")
         ax.legend().remove()
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02), frameon=False)

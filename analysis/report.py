@@ -187,9 +187,9 @@ def score_at(gae_table, lam):
 
 def reading_gae(table):
     lines = []
+    low, high = gae_paper_range()
     for env, g in table.groupby("env", sort=False):
         best = g.loc[g["mean"].idxmax()]
-        low, high = gae_paper_range()
         inside = low <= best["lambda"] <= high
         contenders = g[(g.variant != best.variant) & (g.p_best >= 0.05)].sort_values("lambda")
         rivals = ("; also best in ≥ 5% of resamples: " + ", ".join(f"λ = {r['lambda']:g} ({r.p_best:.0%})"
@@ -345,8 +345,7 @@ def late_diagnostics(progress, planned):
     variants = list(dict.fromkeys(r.variant for r in planned))
     envs = sorted({r.env for r in planned})
     seeds = len({r.seed for r in planned})
-    keys = pd.MultiIndex.from_tuples([tuple(r) for r in planned], names=["variant", "env", "seed"])
-    progress = progress[progress.set_index(["variant", "env", "seed"]).index.isin(keys)]
+    progress = stats.planned_rows(progress, planned)
     parts = []
     for title, column, start, statistic, digits in [
             ("Norm of the batch gradient (the policy's one gradient step per batch), median over the second "

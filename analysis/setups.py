@@ -154,9 +154,8 @@ def noise(runs, progress, planned, kept=0.9):
     envs = sorted({r.env for r in planned})  # the order of the score table
     seeds = len({r.seed for r in planned})
     dims = action_dims(envs)
-    keys = pd.MultiIndex.from_tuples([tuple(r) for r in planned], names=["variant", "env", "seed"])
     last = progress.sort_values("iteration").groupby(["variant", "env", "seed"]).tail(1)
-    last = last[last.set_index(["variant", "env", "seed"]).index.isin(keys)]
+    last = stats.planned_rows(last, planned)
     last = last[last.env.map(dims).notna() & last.entropy.notna()]
     if last.empty:
         return ""

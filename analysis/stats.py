@@ -36,6 +36,12 @@ def gaussian_sigma(entropy, action_dim):
     return np.exp(np.asarray(entropy, float) / action_dim - 0.5 * math.log(2 * math.pi * math.e))
 
 
+def planned_rows(frame, planned):
+    """The rows of a per-run frame (keyed by variant, env, seed) that belong to the planned runs (grid.Run tuples)."""
+    keys = pd.MultiIndex.from_tuples([tuple(r) for r in planned], names=["variant", "env", "seed"])
+    return frame[frame.set_index(["variant", "env", "seed"]).index.isin(keys)]
+
+
 def late_per_run(progress, column, start, statistic="median"):
     """Per run, the `statistic` ('median' or 'mean') of a progress.csv column over the iterations logged after
     `start` (a fraction) of that run's steps; NaN entries (a column a variant does not log) are skipped.
