@@ -338,6 +338,18 @@ def reading_algorithms(table, runs, progress, config, scale):
     return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 
+def seed_range_table(frame, column, row, rows, columns, seeds, digits, missing, noise=None):
+    """A markdown table of `column` per (row, env) cell: mean over seeds (min–max), ", noise <mean of the
+    noise column>" if given, and "(k of n seeds)" where seeds are missing; `missing` fills an empty cell."""
+    cells = frame.groupby([row, "env"]).agg(mean=(column, "mean"), min=(column, "min"), max=(column, "max"),
+                                              size=(column, "size"), noise=(noise or column, "mean"))
+    text = cells.apply(lambda c: f"{c['mean']:{digits}} ({c['min']:{digits}}–{c['max']:{digits}})"
+                       + (f", noise {c['noise']:{digits}}" if noise else "")
+                       + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else ""), axis=1)
+    return (text.unstack("env").reindex(index=rows, columns=columns).astype(object).fillna(missing)
+            .to_markdown(disable_numparse=True))
+
+
 def late_diagnostics(progress, planned):
     """Two diagnostics of how much noise a policy-gradient weight leaves, per variant and env of the planned runs
     (grid.Run tuples): the batch gradient's norm (median over the second half of each run) and V's explained
@@ -355,23 +367,77 @@ def late_diagnostics(progress, planned):
         per_run = stats.late_per_run(progress, column, start, statistic).dropna(subset=[column])
         if per_run.empty:
             continue
-        cells = per_run.groupby(["variant", "env"])[column].agg(["mean", "min", "max", "size"])
-        text = cells.apply(lambda c: f"{c['mean']:{digits}} ({c['min']:{digits}}–{c['max']:{digits}})"
-                           + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else ""), axis=1)
-        table = (text.unstack("env").reindex(index=[v for v in variants if v in set(per_run.variant)], columns=envs)
-                 .astype(object).fillna("missing run"))
-        parts += [f"{title}; mean over seeds (min–max over seeds):", "", table.to_markdown(disable_numparse=True), ""]
-        if column == "explained_variance" and (cells["min"] < 0).any():
+        table = seed_range_table(per_run, column, "variant", [v for v in variants if v in set(per_run.variant)], envs,
+                                 seeds, digits, "missing run")
+        parts += [f"{title}; mean over seeds (min–max over seeds):", "", table, ""]
+        if column == "explained_variance" and (per_run[column] < 0).any():
             parts += ["- Below 0: V predicts the batch's returns worse than their mean does. Expect it where the "
                       "returns hardly vary (a solved task whose every episode reaches the time limit), where the "
                       "ratio is of two small numbers.", ""]
     return "\n".join(parts).strip()
 
 
-def reading_baselines(table, runs, progress, config, scale):
+def fixed_policy_noise(scale_dir, config, scale):
+    """The four weights' gradients measured on the same batches of one frozen policy (experiments/
+    gradient_noise.py; one CSV per env and seed): variance against total return's, signal-to-noise, and
+    how far each expected gradient lies from reward-to-go's. Cells: mean over seeds (min–max)."""
+    pairs = grid.gradient_noise_runs(config, scale)
+    found = [(env, seed, scale_dir / "gradient_noise" / env / f"seed{seed}.csv") for env, seed in pairs]
+    frames = [pd.read_csv(path) for _, _, path in found if path.exists()]
+    if not frames:
+        return ""
+    m = pd.concat(frames)
+    weights = list(dict.fromkeys(m.weight))
+    by_run = m.set_index(["env_id", "seed", "weight"])
+    per_run = lambda column, weight: by_run[column].xs(weight, level="weight")  # noqa: E731
+    rtg_norm = np.sqrt(per_run("mean_grad_sq", "reward_to_go").clip(lower=0))
+    m = m.join(pd.DataFrame({"total_variance": per_run("grad_variance", "total_return"), "rtg_norm": rtg_norm}),
+               on=["env_id", "seed"])
+    m["variance_vs_total"] = m.grad_variance / m.total_variance
+    m["snr"] = m.mean_grad_sq / m.grad_variance
+    m["distance_vs_rtg"] = np.sqrt(m.bias_sq_vs_reward_to_go.where(m.bias_sq_vs_reward_to_go > m.bias_noise_sq, 0)) / m.rtg_norm
+    m["noise_vs_rtg"] = np.sqrt(m.bias_noise_sq) / m.rtg_norm
+    seeds = len({seed for _, seed in pairs})
+    envs = list(dict.fromkeys(env for env, _ in pairs))
+
+    others = weights[1:]
+
+    def table(column, digits, rows=others, noise=None):
+        return seed_range_table(m[m.weight.isin(rows)].rename(columns={"env_id": "env"}), column, "weight", rows, envs,
+                                seeds, digits, "not measured", noise)
+
+    setup = m.iloc[0]
+    ordered = [env for env, g in m.groupby("env_id")
+               if (g.groupby("weight").grad_variance.mean().reindex(weights).diff().dropna() <= 0).all()]
+    beyond = (m.bias_sq_vs_reward_to_go > m.bias_noise_sq).groupby(m.weight).agg(["sum", "size"])
+    return "\n".join([
+        f"One policy per seed, held at its initialisation; V fitted for {setup.warmup_batches:.0f} batches first; then "
+        f"{setup.batches:.0f} batches of {setup.batch_size:,.0f} steps, each weighted four ways (`experiments/"
+        "gradient_noise.py`). V's explained variance on the measured batches: " + ", ".join(
+            f"{env} {g.explained_variance.mean():.2f}" for env, g in m[m.weight == weights[0]].groupby("env_id"))
+        + ". Mean over seeds (min–max over seeds).", "",
+        "Variance of one batch gradient, tr Cov(ĝ), as a fraction of the total return's:", "",
+        table("variance_vs_total", ".3g"), "",
+        "Signal to noise of one batch gradient, ‖E ĝ‖² / tr Cov(ĝ):", "",
+        table("snr", ".3g", weights), "",
+        "Distance of the expected gradient from reward-to-go's, ‖E ĝ − E ĝ_rtg‖ / ‖E ĝ_rtg‖, and the noise of its "
+        "estimate, √(tr Cov(ĝ − ĝ_rtg) / batches) / ‖E ĝ_rtg‖ (mean over seeds). The squared distance is estimated "
+        "as ‖mean of ĝ − ĝ_rtg‖² less noise²; a run where that does not exceed noise² counts 0:", "",
+        table("distance_vs_rtg", ".2f", [w for w in weights if w != "reward_to_go"], noise="noise_vs_rtg"), "",
+        f"- The variance falls at every step total return → reward-to-go → value baseline → GAE on "
+        f"{len(ordered)} of {m.env_id.nunique()} envs" + (f" ({', '.join(sorted(ordered))})" if ordered else "") + ".",
+        "- Expected gradients: the value baseline should match reward-to-go (V(s_t) does not depend on a_t; only the "
+        "bootstrap at time limits and at the batch end differs), GAE(λ < 1) may not (its bias), and the total "
+        "return differs by design with γ < 1 (it weights step t by γ^t). Measured runs (env × seed) whose "
+        "difference exceeds its noise: " + "; ".join(f"{w} {beyond.loc[w, 'sum']} of {beyond.loc[w, 'size']}"
+                                                    for w in weights if w != "reward_to_go") + "."])
+
+
+def reading_baselines(table, runs, progress, config, scale, scale_dir):
     """The orderings against the total-return weight, then the measured noise each weight leaves."""
     planned = grid.experiment_runs(config, scale, "baselines")
     sections = [("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
+                ("Gradient noise at one fixed policy, measured.", fixed_policy_noise(scale_dir, config, scale)),
                 ("Policy noise at the end, measured.", setups.noise(runs, progress, planned))]
     return "\n\n".join([reading_curves(table, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"]))]
                        + [f"**{title}**\n\n{text}" for title, text in sections if text])
@@ -468,7 +534,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
         parts += ["", "Random-policy scores (the 0 of the normalised scores): " + "; ".join(
             f"{env} {g.ep_return.mean():.1f}" for env, g in rnd.groupby("env")) + "."]
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
-    readings = {"baselines": lambda t: reading_baselines(t, runs, progress, config, scale),
+    readings = {"baselines": lambda t: reading_baselines(t, runs, progress, config, scale, scale_dir),
                 "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
                 "algorithms": lambda t: reading_algorithms(t, runs, progress, config, scale)}
     for name in EXPERIMENTS:

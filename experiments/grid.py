@@ -99,6 +99,15 @@ def random_envs(config, scale):
     return sorted({env for name in exps for env in exps[name]["envs"]})
 
 
+def gradient_noise_runs(config, scale):
+    """The (env, seed) pairs at which experiments/gradient_noise.py measures VPG's gradient noise: the
+    baselines experiment's, where the scale asks for the measurement."""
+    chosen = config["scales"][scale]["experiments"].get("baselines")
+    if "gradient_noise" not in config["scales"][scale] or not chosen:
+        return []
+    return [(env, seed) for env in chosen["envs"] for seed in chosen["seeds"]]
+
+
 def steps(config, scale, env):
     return config["scales"][scale].get("env_steps", {}).get(env, config["scales"][scale]["steps"])
 

@@ -359,6 +359,38 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
     assert "| vb " in late_diagnostics(pd.DataFrame(rows), planned) and "- Below 0:" in late_diagnostics(pd.DataFrame(rows), planned)
 
 
+def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
+    from analysis.report import fixed_policy_noise
+    config = {"scales": {"s": {"gradient_noise": {"warmup_batches": 1, "batches": 4},
+                               "experiments": {"baselines": {"envs": ["A", "B"], "seeds": [1, 2]}}}}}
+    # env A, both seeds: variances 8, 4, 2, 1; ‖E ĝ‖² 16 each; rtg's norm 4. GAE's squared distance 4 with
+    # noise² 1 (distance 2/4 = 0.50, noise 1/4 = 0.25); the value baseline's 0.5 ≤ noise² 1 counts 0.
+    # B has only seed 1, and there the variances do not fall at every step.
+    for env, seed, variances in [("A", 1, [8, 4, 2, 1]), ("A", 2, [8, 4, 2, 1]), ("B", 1, [8, 4, 6, 1])]:
+        path = tmp_path / "gradient_noise" / env / f"seed{seed}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"env_id": env, "seed": seed, "weight": ["total_return", "reward_to_go", "value_baseline", "gae"],
+                      "warmup_batches": 1, "batches": 4, "batch_size": 100, "grad_variance": variances,
+                      "mean_grad_sq": 16.0, "bias_sq_vs_reward_to_go": [9.0, 0.0, 0.5, 4.0],
+                      "bias_noise_sq": [1.0, 0.0, 1.0, 1.0], "explained_variance": 0.5}).to_csv(path, index=False)
+    text = fixed_policy_noise(tmp_path, config, "s")
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| weight"):
+            cells = [c.strip() for c in line.split("|")[1:4]]
+            rows.setdefault(cells[0], []).append(cells[1:])
+    assert rows["reward_to_go"][0] == ["0.5 (0.5–0.5)", "0.5 (0.5–0.5) (1 of 2 seeds)"]  # variance / total's
+    assert rows["gae"][0] == ["0.125 (0.125–0.125)", "0.125 (0.125–0.125) (1 of 2 seeds)"]
+    assert rows["value_baseline"][0][1] == "0.75 (0.75–0.75) (1 of 2 seeds)"
+    assert rows["total_return"][0][0] == "2 (2–2)" and rows["gae"][1][0] == "16 (16–16)"  # ‖E ĝ‖² / tr Cov
+    assert rows["gae"][2][0] == "0.50 (0.50–0.50), noise 0.25"
+    assert rows["value_baseline"][2][0] == "0.00 (0.00–0.00), noise 0.25"
+    assert rows["total_return"][1][0] == "0.75 (0.75–0.75), noise 0.25"
+    assert "on 1 of 2 envs (A)" in text and "gae 3 of 3; value_baseline" not in text
+    assert "total_return 3 of 3; value_baseline 0 of 3; gae 3 of 3." in text
+    assert fixed_policy_noise(tmp_path / "nothing", config, "s") == ""
+
+
 def test_the_gae_papers_range_is_read_from_its_published_row():
     from analysis.experiments import gae_paper_range
     assert gae_paper_range() == (0.9, 0.99)  # Schulman et al. 2016 §7: "in the range [0.9, 0.99]"

@@ -65,6 +65,7 @@ BAD = [
      "scales.smoke.steps: --total-timesteps: 1536 is less than one batch (4096 steps)"),
     (("scales", "quick", "steps"), KeyError, "scales.quick: 'steps' is a required property"),
     (("variants", "ppo1_none", "priority"), "last", "variants.ppo1_none.priority: 'last' is not of type 'integer'"),
+    (("scales", "paper", "gradient_noise", "batches"), 1, "scales.paper.gradient_noise.batches: 1 is less than the minimum of 2"),
 ]
 
 

@@ -74,6 +74,12 @@ def test_smoke_produces_every_run_figure_table_and_report(smoke):
     for name in EXPERIMENTS:
         assert f"![{name}](figures/{name}.png)" in report
     assert "**Reading.**" in report and "Random-policy scores" in report
+    measured = grid.gradient_noise_runs(config, "smoke")
+    assert measured  # the smoke scale measures VPG's gradient noise on the baselines' envs and seeds
+    for env, seed in measured:
+        frame = pd.read_csv(smoke / "gradient_noise" / env / f"seed{seed}.csv")
+        assert list(frame.weight) == ["total_return", "reward_to_go", "value_baseline", "gae"]
+    assert "**Gradient noise at one fixed policy, measured.**" in report
 
 
 def test_no_mujoco_log_in_the_working_directory(smoke):

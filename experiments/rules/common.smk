@@ -39,6 +39,10 @@ def random_files(scale):
     return expand("results/{scale}/random/{env}.csv", scale=scale, env=grid.random_envs(config, scale))
 
 
+def gradient_noise_files(scale):
+    return [f"results/{scale}/gradient_noise/{env}/seed{seed}.csv" for env, seed in grid.gradient_noise_runs(config, scale)]
+
+
 def analysed(scale):
     return [e for e in ANALYSED if e in config["scales"][scale]["experiments"]]
 
@@ -64,7 +68,9 @@ def report_inputs(wildcards):
         kind=["tables"],
         experiment=analysed(wildcards.scale),
         ext=["csv", "md"],
-    ) + expand("results/{scale}/figures/{experiment}.png", scale=wildcards.scale, experiment=analysed(wildcards.scale))
+    ) + expand("results/{scale}/figures/{experiment}.png", scale=wildcards.scale, experiment=analysed(wildcards.scale)) + (
+        gradient_noise_files(wildcards.scale)
+    )
 
 
 def config_json(wildcards):
@@ -77,6 +83,7 @@ def all_outputs():
     return (
         run_files(SCALE, grid.runs(config, SCALE), "run.json")
         + random_files(SCALE)
+        + gradient_noise_files(SCALE)
         + [f"results/{SCALE}/REPORT.md"]
     )
 

@@ -61,3 +61,31 @@ rule random_policy:
     shell:
         "(cd {resources.tmpdir} && python {input.script:q} --env-id {wildcards.env} --episodes {params.episodes} "
         "--seed 0 --out {params.out:q}) > {log:q} 2>&1"
+
+
+rule gradient_noise:
+    """VPG's four weights measured on the same batches of one frozen policy (experiments/gradient_noise.py)."""
+    input:
+        script=os.path.join(workflow.basedir, "experiments", "gradient_noise.py"),
+        vpg=os.path.join(workflow.basedir, "algorithms", "vpg.py"),
+    output:
+        "results/{scale}/gradient_noise/{env}/seed{seed}.csv",
+    log:
+        "results/{scale}/logs/gradient_noise/{env}/seed{seed}.log",
+    benchmark:
+        "results/{scale}/benchmarks/gradient_noise/{env}/seed{seed}.tsv"
+    params:
+        batches=lambda wildcards: config["scales"][wildcards.scale]["gradient_noise"],
+        vpg_args=lambda wildcards: grid.cli_args(config, wildcards.scale, "vpg_gae", wildcards.env),
+        out=lambda wildcards, output: os.path.abspath(output[0]),
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=1500,
+    conda:
+        "../envs/pgrepro.yaml"
+    shell:
+        "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+        "python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
+        "--warmup-batches {params.batches[warmup_batches]} --batches {params.batches[batches]} --out {params.out:q} "
+        "-- --threads {threads} {params.vpg_args}) > {log:q} 2>&1"
