@@ -390,26 +390,31 @@ def fixed_policy_noise(scale_dir, config, scale):
     weights = list(dict.fromkeys(m.weight))
     by_run = m.set_index(["env_id", "seed", "weight"])
     per_run = lambda column, weight: by_run[column].xs(weight, level="weight")  # noqa: E731
-    rtg_norm = np.sqrt(per_run("mean_grad_sq", "reward_to_go").clip(lower=0))
+    # reward-to-go's expected gradient, the yardstick of the distances, where it stands out of its own noise
+    # (the same rule as for a distance: the estimated square exceeds the noise²), else NaN
+    rtg_sq, rtg_noise_sq = per_run("mean_grad_sq", "reward_to_go"), per_run("grad_variance", "reward_to_go") / m.batches.iloc[0]
+    rtg_norm = np.sqrt(rtg_sq.where(rtg_sq > rtg_noise_sq))
     m = m.join(pd.DataFrame({"total_variance": per_run("grad_variance", "total_return"), "rtg_norm": rtg_norm}),
                on=["env_id", "seed"])
     m["variance_vs_total"] = m.grad_variance / m.total_variance
     m["snr"] = m.mean_grad_sq / m.grad_variance
     m["distance_vs_rtg"] = np.sqrt(m.bias_sq_vs_reward_to_go.where(m.bias_sq_vs_reward_to_go > m.bias_noise_sq, 0)) / m.rtg_norm
     m["noise_vs_rtg"] = np.sqrt(m.bias_noise_sq) / m.rtg_norm
+    lost = rtg_norm[rtg_norm.isna()].index  # (env, seed) whose yardstick is lost in the noise
+    distances = m.dropna(subset=["rtg_norm"])
     seeds = len({seed for _, seed in pairs})
     envs = list(dict.fromkeys(env for env, _ in pairs))
 
     others = weights[1:]
 
-    def table(column, digits, rows=others, noise=None):
-        return seed_range_table(m[m.weight.isin(rows)].rename(columns={"env_id": "env"}), column, "weight", rows, envs,
-                                seeds, digits, "not measured", noise)
+    def table(column, digits, rows=others, noise=None, frame=m, missing="not measured"):
+        return seed_range_table(frame[frame.weight.isin(rows)].rename(columns={"env_id": "env"}), column, "weight", rows,
+                                envs, seeds, digits, missing, noise)
 
     setup = m.iloc[0]
     ordered = [env for env, g in m.groupby("env_id")
                if (g.groupby("weight").grad_variance.mean().reindex(weights).diff().dropna() <= 0).all()]
-    beyond = (m.bias_sq_vs_reward_to_go > m.bias_noise_sq).groupby(m.weight).agg(["sum", "size"])
+    beyond = (distances.bias_sq_vs_reward_to_go > distances.bias_noise_sq).groupby(distances.weight).agg(["sum", "size"])
     return "\n".join([
         f"One policy per seed, held at its initialisation; V fitted for {setup.warmup_batches:.0f} batches first; then "
         f"{setup.batches:.0f} batches of {setup.batch_size:,.0f} steps, each weighted four ways (`experiments/"
@@ -418,12 +423,17 @@ def fixed_policy_noise(scale_dir, config, scale):
         + ". Mean over seeds (min–max over seeds).", "",
         "Variance of one batch gradient, tr Cov(ĝ), as a fraction of the total return's:", "",
         table("variance_vs_total", ".3g"), "",
-        "Signal to noise of one batch gradient, ‖E ĝ‖² / tr Cov(ĝ):", "",
+        "Signal to noise of one batch gradient, ‖E ĝ‖² / tr Cov(ĝ), with ‖E ĝ‖² estimated as ‖mean of ĝ‖² less "
+        "tr Cov(ĝ) / batches (so it falls below 0 where the mean is lost in the noise):", "",
         table("snr", ".3g", weights), "",
         "Distance of the expected gradient from reward-to-go's, ‖E ĝ − E ĝ_rtg‖ / ‖E ĝ_rtg‖, and the noise of its "
         "estimate, √(tr Cov(ĝ − ĝ_rtg) / batches) / ‖E ĝ_rtg‖ (mean over seeds). The squared distance is estimated "
         "as ‖mean of ĝ − ĝ_rtg‖² less noise²; a run where that does not exceed noise² counts 0:", "",
-        table("distance_vs_rtg", ".2f", [w for w in weights if w != "reward_to_go"], noise="noise_vs_rtg"), "",
+        table("distance_vs_rtg", ".2f", [w for w in weights if w != "reward_to_go"], noise="noise_vs_rtg",
+              frame=distances, missing="no yardstick"), "",
+        *([f"- No yardstick: reward-to-go's own expected gradient is lost in its noise (the same rule) on "
+           + ", ".join(f"{env} seed {seed}" for env, seed in lost) + "; those runs have no distance.", ""]
+          if len(lost) else []),
         f"- The variance falls at every step total return → reward-to-go → value baseline → GAE on "
         f"{len(ordered)} of {m.env_id.nunique()} envs" + (f" ({', '.join(sorted(ordered))})" if ordered else "") + ".",
         "- Expected gradients: the value baseline should match reward-to-go (V(s_t) does not depend on a_t; only the "

@@ -365,13 +365,15 @@ def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
                                "experiments": {"baselines": {"envs": ["A", "B"], "seeds": [1, 2]}}}}}
     # env A, both seeds: variances 8, 4, 2, 1; ‖E ĝ‖² 16 each; rtg's norm 4. GAE's squared distance 4 with
     # noise² 1 (distance 2/4 = 0.50, noise 1/4 = 0.25); the value baseline's 0.5 ≤ noise² 1 counts 0.
-    # B has only seed 1, and there the variances do not fall at every step.
+    # B has only seed 1; there the variances do not fall at every step, and reward-to-go's ‖E ĝ‖² (0.5) is
+    # within its noise² (4 / 4 batches), so B has no yardstick for distances.
     for env, seed, variances in [("A", 1, [8, 4, 2, 1]), ("A", 2, [8, 4, 2, 1]), ("B", 1, [8, 4, 6, 1])]:
         path = tmp_path / "gradient_noise" / env / f"seed{seed}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"env_id": env, "seed": seed, "weight": ["total_return", "reward_to_go", "value_baseline", "gae"],
                       "warmup_batches": 1, "batches": 4, "batch_size": 100, "grad_variance": variances,
-                      "mean_grad_sq": 16.0, "bias_sq_vs_reward_to_go": [9.0, 0.0, 0.5, 4.0],
+                      "mean_grad_sq": [16.0, 16.0 if env == "A" else 0.5, 16.0, 16.0],
+                      "bias_sq_vs_reward_to_go": [9.0, 0.0, 0.5, 4.0],
                       "bias_noise_sq": [1.0, 0.0, 1.0, 1.0], "explained_variance": 0.5}).to_csv(path, index=False)
     text = fixed_policy_noise(tmp_path, config, "s")
     rows = {}
@@ -386,8 +388,10 @@ def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
     assert rows["gae"][2][0] == "0.50 (0.50–0.50), noise 0.25"
     assert rows["value_baseline"][2][0] == "0.00 (0.00–0.00), noise 0.25"
     assert rows["total_return"][1][0] == "0.75 (0.75–0.75), noise 0.25"
-    assert "on 1 of 2 envs (A)" in text and "gae 3 of 3; value_baseline" not in text
-    assert "total_return 3 of 3; value_baseline 0 of 3; gae 3 of 3." in text
+    assert rows["gae"][2][1] == "no yardstick"
+    assert "on 1 of 2 envs (A)" in text and "No yardstick: reward-to-go's own expected gradient is lost in its noise" \
+        " (the same rule) on B seed 1;" in text
+    assert "total_return 2 of 2; value_baseline 0 of 2; gae 2 of 2." in text
     assert fixed_policy_noise(tmp_path / "nothing", config, "s") == ""
 
 
