@@ -382,8 +382,8 @@ def fixed_policy_noise(scale_dir, config, scale):
     gradient_noise.py; one CSV per env and seed): variance against total return's, signal-to-noise, and
     how far each expected gradient lies from reward-to-go's. Cells: mean over seeds (min–max)."""
     pairs = grid.gradient_noise_runs(config, scale)
-    found = [(env, seed, scale_dir / "gradient_noise" / env / f"seed{seed}.csv") for env, seed in pairs]
-    frames = [pd.read_csv(path) for _, _, path in found if path.exists()]
+    paths = [scale_dir / "gradient_noise" / env / f"seed{seed}.csv" for env, seed in pairs]
+    frames = [pd.read_csv(path) for path in paths if path.exists()]
     if not frames:
         return ""
     m = pd.concat(frames)

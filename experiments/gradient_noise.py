@@ -23,14 +23,11 @@ expectation too: with γ < 1 it weights step t's reward-to-go by γ^t.
 
 The policy that acts is rebuilt here from the seed exactly as vpg.py builds it; every action of
 every batch is re-drawn from the rebuilt policy and must match (to float32 rounding), or the
-script stops. Writes one row
-per weight, published atomically (a killed run leaves only a .partial file).
+script stops. Writes one row per weight, published atomically (a killed run leaves only a .partial file).
 """
 import argparse
 import dataclasses
-import importlib.util
 import os
-import pathlib
 import sys
 import tempfile
 
@@ -38,17 +35,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from experiments import grid
+
 FROZEN_PI_LR = 1e-30  # policy step size: below every float32 weight's spacing, so the policy never moves
 COLUMNS = ["env_id", "seed", "weight", "warmup_batches", "batches", "batch_size", "grad_variance", "mean_grad_sq",
            "bias_sq_vs_reward_to_go", "bias_noise_sq", "explained_variance"]
-
-
-def load_vpg():
-    spec = importlib.util.spec_from_file_location("pgrepro_vpg", ROOT / "algorithms" / "vpg.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def rebuild_policy(vpg, args):
@@ -148,7 +139,7 @@ def main(argv=None):
         usage_error(f"--warmup-batches: must be >= 0, got {args.warmup_batches}")
     if args.batches < 2:
         usage_error(f"--batches: a variance needs at least 2 batches, got {args.batches}")
-    vpg = load_vpg()
+    vpg = grid.algorithm("vpg")
     with tempfile.TemporaryDirectory() as scratch:  # vpg.py checks its flags (and an --out) before any compute
         try:
             run = vpg.parse_args(["--env-id", args.env_id, "--seed", str(args.seed), "--out", scratch, *vpg_flags])

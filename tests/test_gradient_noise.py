@@ -50,12 +50,12 @@ def test_noise_statistics_by_hand():
     assert stats["w"]["bias_sq_vs_reward_to_go"] == pytest.approx(2 / 3)
 
 
-def test_measures_the_four_weights_of_one_frozen_policy(tmp_path):
+def test_measures_the_four_weights_of_one_frozen_policy(vpg, tmp_path):
     out = tmp_path / "gn.csv"
     gn.main(["--env-id", "CartPole-v1", "--seed", "3", "--warmup-batches", "2", "--batches", "4", "--out", str(out),
              "--", "--batch-size", "200", "--train-v-iters", "5"])
     frame = pd.read_csv(out)
-    assert list(frame.columns) == gn.COLUMNS and list(frame.weight) == list(gn.load_vpg().WEIGHTS)
+    assert list(frame.columns) == gn.COLUMNS and list(frame.weight) == list(vpg.WEIGHTS)
     assert (frame.seed == 3).all() and (frame.batches == 4).all() and (frame.batch_size == 200).all()
     assert (frame.grad_variance > 0).all() and frame.explained_variance.nunique() == 1
     rtg = frame.set_index("weight").loc["reward_to_go"]
@@ -67,9 +67,8 @@ def test_measures_the_four_weights_of_one_frozen_policy(tmp_path):
     assert again.read_text() == out.read_text()
 
 
-def test_stops_when_the_rebuilt_policy_is_not_the_one_that_acted(tmp_path, monkeypatch):
+def test_stops_when_the_rebuilt_policy_is_not_the_one_that_acted(vpg, tmp_path, monkeypatch):
     """The check that makes the measurement trustworthy: a policy built from another seed is caught."""
-    vpg = gn.load_vpg()
     rebuild = gn.rebuild_policy
     monkeypatch.setattr(gn, "rebuild_policy", lambda v, a: rebuild(v, dataclasses.replace(a, seed=a.seed + 1)))
     args = vpg.parse_args(["--env-id", "CartPole-v1", "--batch-size", "100", "--out", str(tmp_path / "x")])
