@@ -104,6 +104,14 @@ def test_curves_bin_and_carry_forward():
     np.testing.assert_array_equal(c["return"], [2.0, 2.0, 5.0, 5.0])
 
 
+def test_learning_speed_is_the_mean_of_the_learning_curve():
+    eps = pd.DataFrame({"variant": "v", "env": "E", "seed": [1, 1, 1, 2, 2], "global_step": [10, 20, 60, 60, 90],
+                        "ep_return": [1.0, 3.0, 5.0, 4.0, 6.0]})
+    speed = stats.learning_speed(eps, total_steps=100, points=4).set_index("seed").speed
+    assert speed[1] == (2 + 2 + 5 + 5) / 4  # the curve of the test above
+    assert speed[2] == (4 + 6) / 2  # no episode finished before step 50: those intervals do not count
+
+
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     ppo = load_algorithm("ppo")
@@ -219,6 +227,19 @@ def test_reading_says_how_few_seeds_its_intervals_rest_on():
         "- How sure: every interval, rank and share above comes from resampling each cell's own 2 seeds.")
     assert "only 3 distinct resamples" in reading_curves(table)
     assert "How sure" not in reading_curves(table.drop(columns="seeds"))
+
+
+def test_gae_reading_names_the_best_lambda_by_final_score_and_by_speed_and_its_rivals():
+    from analysis.report import reading_gae
+    table = pd.DataFrame({"env": "E", "variant": ["g0", "g95", "g1"], "lambda": [0.0, 0.95, 1.0], "seeds": 3,
+                          "mean": [100.0, 900.0, 850.0], "p_best": [0.0, 0.7, 0.3],
+                          "speed_mean": [50.0, 300.0, 420.0], "speed_p_best": [0.0, 0.04, 0.96]})
+    first = reading_gae(table).splitlines()[0]
+    assert first == ("- E: best final score at λ = 0.95 (900.0, best in 70% of seed resamples; also best in ≥ 5% of "
+                     "resamples: λ = 1 (30%); inside the GAE paper's range). Fastest learning (mean return over the "
+                     "whole run) at λ = 1 (420.0, best in 96% of seed resamples; no other λ is best in ≥ 5% of "
+                     "resamples; outside the GAE paper's range). λ = 0 scores 100.0, λ = 1 scores 850.0.")
+    assert "λ in [0.92, 0.98] (Fig. 2)" in reading_gae(table)
 
 
 def test_objectives_reading_states_the_interval_of_the_rank_correlation():
