@@ -542,7 +542,9 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
              f"- Intervals: 95% percentile bootstrap, {stats.BOOTSTRAP_REPS:,} resamples, seed {stats.BOOTSTRAP_SEED}; "
              "stratified by env when aggregating over envs (rliable's definitions); IQM = mean of the middle 50% of runs.",
              "- Learning curves: each run's episode returns averaged over 50 equal step intervals, carried forward "
-             "through intervals without a finished episode; mean over seeds with a 95% bootstrap band.", ""]
+             "through intervals without a finished episode; mean over seeds with a 95% bootstrap band.",
+             "- Learning speed of a run (GAE-λ section): the mean of its learning curve over those intervals, i.e. the "
+             "area under the curve divided by the steps; it rewards learning early as well as ending high.", ""]
     for name in ["random"] + EXPERIMENTS:
         chosen = sc["experiments"].get(name)
         if chosen:
