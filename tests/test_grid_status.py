@@ -157,6 +157,7 @@ def test_the_gae_reading_says_when_an_end_of_the_lambda_range_has_no_run_yet():
     from analysis.report import reading_gae
     table = pd.DataFrame({"env": "Hopper-v5", "variant": ["ppo_gae_0", "ppo_clip_0.2", "ppo_gae_1"],
                           "lambda": [0.0, 0.95, 1.0], "mean": [float("nan"), 2000.0, 900.0],
-                          "p_best": [float("nan"), 1.0, 0.0], "seeds": [0, 3, 3]})
+                          "p_best": [float("nan"), 1.0, 0.0], "speed_mean": [float("nan"), 1500.0, 700.0],
+                          "speed_p_best": [float("nan"), 1.0, 0.0], "seeds": [0, 3, 3]})
     text = reading_gae(table[table.seeds > 0])
     assert "λ = 0 has no run yet, λ = 1 scores 900.0." in text and "nan" not in text
