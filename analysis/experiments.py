@@ -53,6 +53,11 @@ class Data:
         best = stats.best_of_sweep(self.scores[self.scores.variant.isin(best_from)])
         return self.scores.assign(normalised=stats.normalise(self.scores, self.random_score, best))
 
+    def curves(self):
+        """Every run's learning curve (stats.curves), each env on its own step grid."""
+        return pd.concat([stats.curves(self.episodes[self.episodes.env == env], total_steps=self.steps[env])
+                          for env in self.envs if (self.episodes.env == env).any()], ignore_index=True)
+
     def seeds_note(self, n):
         """'' when a cell has every planned seed, else how many it has (a partial report says so in the cell)."""
         return "" if n >= self.planned_seeds else f" ({n} of {self.planned_seeds} seeds)"
@@ -76,9 +81,7 @@ def per_env_table(data, value="score", digits=1):
 
 
 def learning_curves(data):
-    curves = pd.concat([stats.curves(data.episodes[data.episodes.env == env], total_steps=data.steps[env])
-                        for env in data.envs if (data.episodes.env == env).any()], ignore_index=True)
-    grid_ = sns.relplot(data=curves, x="step", y="return", hue="variant", col="env", kind="line",
+    grid_ = sns.relplot(data=data.curves(), x="step", y="return", hue="variant", col="env", kind="line",
                         errorbar=("ci", 95), n_boot=1000, seed=stats.BOOTSTRAP_SEED, col_wrap=min(3, len(data.envs)),
                         facet_kws=dict(sharey=False), height=3.2, aspect=1.3, hue_order=data.variants)
     grid_.set_axis_labels("environment steps", "training episode return")
@@ -106,9 +109,8 @@ def table_gae_lambda(data):
     """Per λ and env: the final score and the learning speed (mean return over the whole run), each with its
     95% interval and the share of seed resamples in which that λ is best."""
     data.scores = data.scores.merge(data.runs[["variant", "env", "seed", "arg_gae_lambda"]], on=["variant", "env", "seed"])
-    speed = pd.concat([stats.learning_speed(data.episodes[data.episodes.env == env], data.steps[env])
-                       for env in data.envs if (data.episodes.env == env).any()], ignore_index=True)
-    data.scores = data.normalised(best_from=data.variants).merge(speed, on=["variant", "env", "seed"])
+    data.scores = data.normalised(best_from=data.variants).merge(stats.learning_speed(data.curves()),
+                                                                 on=["variant", "env", "seed"])
     table = per_env_table(data).merge(data.scores.groupby("variant").arg_gae_lambda.first().rename("lambda"),
                                       left_on="variant", right_index=True)
     norm = per_env_table(data, "normalised", digits=2).rename(columns={"mean": "normalised_mean", "text": "normalised"})

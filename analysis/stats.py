@@ -88,13 +88,13 @@ def curves(episodes, points=50, total_steps=None):
     return pd.concat(out, ignore_index=True)
 
 
-def learning_speed(episodes, total_steps, points=50):
-    """Each run's mean return over its whole training: the mean of its learning curve (`curves`, the
-    curve the figures draw) over the `points` grid steps, i.e. the area under that curve divided by
-    the steps. Unlike the final score it rewards learning early (the GAE paper's "fastest policy
+def learning_speed(curves_frame):
+    """Each run's mean return over its whole training: the mean of its learning curve (a `curves` frame,
+    the curve the figures draw) over the grid steps, i.e. the area under that curve divided by the
+    steps. Unlike the final score it rewards learning early (the GAE paper's "fastest policy
     improvement", Schulman et al. 2016 Fig. 2; Andrychowicz et al. 2021 score runs the same way). Grid
     intervals before a run's first finished episode have no return and do not count."""
-    per_run = curves(episodes, points, total_steps).groupby(["variant", "env", "seed"])["return"].mean()
+    per_run = curves_frame.groupby(["variant", "env", "seed"])["return"].mean()
     return per_run.rename("speed").reset_index()
 
 

@@ -107,7 +107,7 @@ def test_curves_bin_and_carry_forward():
 def test_learning_speed_is_the_mean_of_the_learning_curve():
     eps = pd.DataFrame({"variant": "v", "env": "E", "seed": [1, 1, 1, 2, 2], "global_step": [10, 20, 60, 60, 90],
                         "ep_return": [1.0, 3.0, 5.0, 4.0, 6.0]})
-    speed = stats.learning_speed(eps, total_steps=100, points=4).set_index("seed").speed
+    speed = stats.learning_speed(stats.curves(eps, points=4, total_steps=100)).set_index("seed").speed
     assert speed[1] == (2 + 2 + 5 + 5) / 4  # the curve of the test above
     assert speed[2] == (4 + 6) / 2  # no episode finished before step 50: those intervals do not count
 
