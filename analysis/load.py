@@ -11,6 +11,7 @@ is wrong. check_grid() then compares the runs with those the config plans for a 
 runs and stale runs (other arguments or another algorithm file than the config and code would
 use now) are errors unless the caller accepts them, and then they are reported.
 """
+import collections
 import csv
 import gzip
 import json
@@ -160,10 +161,26 @@ class GridStatus:
     `missing` (planned, no finished run) and `stale` ((run, reason): made with other arguments or
     another algorithm file than the config and the current code would use)."""
 
-    def __init__(self, scale_dir, config, scale, experiments):
+    def __init__(self, scale_dir, config, scale, experiments, gradient_noise=False):
         self.scale_dir, self.scale = pathlib.Path(scale_dir), scale
         self.planned = sorted({r for e in experiments for r in grid.experiment_runs(config, scale, e)})
         self.missing, self.stale = [], []
+        # with gradient_noise, the same for the scale's gradient-noise measurements, as (env, seed) pairs
+        self.noise_planned = grid.gradient_noise_runs(config, scale) if gradient_noise else []
+        self.noise_missing, self.noise_stale = [], []
+        for env, seed in self.noise_planned:
+            csv_path = self.scale_dir / "gradient_noise" / env / f"seed{seed}.csv"
+            record_path = csv_path.with_suffix(".json")
+            if not csv_path.exists():
+                self.noise_missing.append((env, seed))
+                continue
+            try:
+                record = json.loads(record_path.read_text()) if record_path.exists() else None
+            except ValueError as e:
+                raise RunContractError(f"{record_path}: not JSON ({e})") from None
+            reason = grid.gradient_noise_stale_reason(config, scale, env, record)
+            if reason:
+                self.noise_stale.append(((env, seed), reason))
         for run in self.planned:
             meta_path = self.scale_dir / "runs" / run.variant / run.env / f"seed{run.seed}" / "run.json"
             if not meta_path.exists():
@@ -189,6 +206,16 @@ class GridStatus:
             raise RunContractError(f"{self.scale_dir}/runs/{r.variant}/{r.env}/seed{r.seed}: stale, {why} "
                                    f"({len(self.stale)} stale runs in all); rerun them with the workflow, or pass "
                                    "--allow-stale for a report that flags them")
+        if self.noise_missing and not partial:
+            env, seed = self.noise_missing[0]
+            raise RunContractError(f"{self.scale_dir}/gradient_noise: {len(self.noise_missing)} of the "
+                                   f"{len(self.noise_planned)} planned gradient-noise measurements are missing (first: "
+                                   f"{env} seed {seed}); run the workflow, or pass --partial")
+        if self.noise_stale and not allow_stale:
+            (env, seed), why = self.noise_stale[0]
+            raise RunContractError(f"{self.scale_dir}/gradient_noise/{env}/seed{seed}.csv: stale, {why} "
+                                   f"({len(self.noise_stale)} stale measurements in all); rerun them with the "
+                                   "workflow, or pass --allow-stale")
         return self
 
     def lines(self):
@@ -198,13 +225,24 @@ class GridStatus:
             out.append(f"**Partial:** {len(self.missing)} of the {len(self.planned)} planned runs are missing: "
                        + "; ".join(self._missing_by_variant()) + ".")
         if self.stale:
-            reasons = {}
-            for r, why in self.stale:
-                reasons.setdefault(why.split(" (sha256")[0], []).append(r)
             out.append(f"**Stale:** {len(self.stale)} of the runs were made with other arguments or another algorithm "
                        "file than the config and the current code would use (`snakemake` reruns them): "
-                       + "; ".join(f"{len(rs)} runs: {why}" for why, rs in reasons.items()) + ".")
+                       + self._by_reason(self.stale, "runs") + ".")
+        if self.noise_missing:
+            out.append(f"**Partial (gradient noise):** {len(self.noise_missing)} of the {len(self.noise_planned)} "
+                       "measurements are missing: " + ", ".join(f"{env} seed {seed}" for env, seed in self.noise_missing)
+                       + ".")
+        if self.noise_stale:
+            out.append(f"**Stale (gradient noise):** {len(self.noise_stale)} of the measurements were made with other "
+                       "arguments or code than the config and the current code would use (`snakemake` remakes them): "
+                       + self._by_reason(self.noise_stale, "measurements") + ".")
         return out
+
+    @staticmethod
+    def _by_reason(stale, noun):
+        """'2 runs: why; 1 runs: another why': the (item, reason) pairs counted per reason, sha256s left out."""
+        counts = collections.Counter(why.split(" (sha256")[0] for _, why in stale)
+        return "; ".join(f"{n} {noun}: {why}" for why, n in counts.items())
 
     def _missing_by_variant(self):
         """One phrase per variant, short enough for a grid that is mostly missing: 'v (all 21 runs)',

@@ -520,7 +520,7 @@ def analysed(config, scale):
 
 def report(scale_dir, config, scale, partial=False, allow_stale=False):
     scale_dir = pathlib.Path(scale_dir)
-    status = GridStatus(scale_dir, config, scale, analysed(config, scale)).check(partial, allow_stale)
+    status = GridStatus(scale_dir, config, scale, analysed(config, scale), gradient_noise=True).check(partial, allow_stale)
     runs, progress, _ = load_runs(scale_dir, only=status.found())
     sc = config["scales"][scale]
     flags = (" --partial" if partial else "") + (" --allow-stale" if allow_stale else "")
@@ -528,7 +528,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
              f"Generated {datetime.date.today().isoformat()} by `python -m analysis.report {scale_dir} --scale {scale}"
              f"{flags}` from the runs under `{scale_dir}/runs` (regenerate everything with "
              f"`snakemake --cores 2 --config scale={scale}`).", ""]
-    if status.missing or status.stale:
+    if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += ["## Status: not the whole planned grid", ""] + grid_progress(config, scale, status) + [
             "- A table cell with fewer seeds than planned says how many it has.", ""]
     parts += budget_caveat(scale_dir, config, scale)

@@ -23,10 +23,14 @@ expectation too: with γ < 1 it weights step t's reward-to-go by γ^t.
 
 The policy that acts is rebuilt here from the seed exactly as vpg.py builds it; every action of
 every batch is re-drawn from the rebuilt policy and must match (to float32 rounding), or the
-script stops. Writes one row per weight, published atomically (a killed run leaves only a .partial file).
+script stops. Writes one row per weight, and beside it (<out>.json) its provenance: the arguments,
+the sha256 of vpg.py and of this script, the git commit and the library versions. The CSV is published
+first and the record last, each atomically: a killed run leaves .partial files, or a CSV with no record,
+which the workflow and the report treat as not made (experiments/grid.py, gradient_noise_stale_reason).
 """
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -139,16 +143,28 @@ def main(argv=None):
         usage_error(f"--warmup-batches: must be >= 0, got {args.warmup_batches}")
     if args.batches < 2:
         usage_error(f"--batches: a variance needs at least 2 batches, got {args.batches}")
+    if not args.out.endswith(".csv"):
+        usage_error(f"--out: must end in .csv (the provenance record goes beside it, as .json), got {args.out}")
     vpg = grid.algorithm("vpg")
     with tempfile.TemporaryDirectory() as scratch:  # vpg.py checks its flags (and an --out) before any compute
         try:
             run = vpg.parse_args(["--env-id", args.env_id, "--seed", str(args.seed), "--out", scratch, *vpg_flags])
         except vpg.UsageError as e:
             usage_error(str(e))
+    code = vpg.code_version()  # taken before the compute, as vpg.py does for a run
+    record = {"env_id": args.env_id, "seed": args.seed, "warmup_batches": args.warmup_batches,
+              "batches": args.batches, "vpg_flags": vpg_flags, "vpg_sha256": code["script_sha256"],
+              "script_sha256": grid.file_sha256(__file__), "git_commit": code["git_commit"],
+              "versions": vpg.run_metadata(run, code, 0, 0, 0)["versions"]}  # of a run's metadata, only the versions
     frame = pd.DataFrame(measure(vpg, run, args.warmup_batches, args.batches), columns=COLUMNS)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    record_path = args.out[:-len(".csv")] + ".json"
     frame.to_csv(args.out + ".partial", index=False, float_format="%.6g")
+    with open(record_path + ".partial", "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
     os.replace(args.out + ".partial", args.out)
+    os.replace(record_path + ".partial", record_path)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import json
 import pathlib
+import shlex
 import tempfile
 from typing import NamedTuple
 
@@ -108,6 +109,37 @@ def gradient_noise_runs(config, scale):
     return [(env, seed) for env in chosen["envs"] for seed in chosen["seeds"]]
 
 
+def gradient_noise_args(config, scale, env):
+    """experiments/gradient_noise.py's arguments at this scale beyond env, seed and out, as its provenance
+    record (<out>.json) stores them: vpg.py's flags are the vpg_gae variant's, on one thread."""
+    measured = config["scales"][scale]["gradient_noise"]
+    return {"warmup_batches": measured["warmup_batches"], "batches": measured["batches"],
+            "vpg_flags": ["--threads", "1", *shlex.split(cli_args(config, scale, "vpg_gae", env))]}
+
+
+def gradient_noise_cli(config, scale, env):
+    """The same arguments as gradient_noise.py's command line: its own flags, then -- and vpg.py's."""
+    a = gradient_noise_args(config, scale, env)
+    return shlex.join(["--warmup-batches", str(a["warmup_batches"]), "--batches", str(a["batches"]), "--", *a["vpg_flags"]])
+
+
+def gradient_noise_stale_reason(config, scale, env, record):
+    """Why a gradient-noise measurement (its provenance record, or None if it has none) is not the one this
+    config and code would make, or None: the first argument that differs, else another vpg.py or
+    gradient_noise.py (sha256), as for a run (stale_reason)."""
+    if record is None:
+        return "no provenance record (the .json beside the .csv)"
+    for key, want in gradient_noise_args(config, scale, env).items():
+        if record.get(key) != want:
+            return f"argument {key}: the measurement has {record.get(key)!r}, the config and code give {want!r}"
+    for key, path in [("vpg_sha256", ROOT / "algorithms" / "vpg.py"),
+                      ("script_sha256", ROOT / "experiments" / "gradient_noise.py")]:
+        now = file_sha256(path)
+        if record.get(key) != now:
+            return f"made by another {path.name} (sha256 {str(record.get(key))[:12]}, now {now[:12]})"
+    return None
+
+
 def steps(config, scale, env):
     return config["scales"][scale].get("env_steps", {}).get(env, config["scales"][scale]["steps"])
 
@@ -149,8 +181,12 @@ def expected_args(config, scale, run):
 
 
 @functools.cache
+def file_sha256(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
 def script_sha256(algo):
-    return hashlib.sha256((ROOT / "algorithms" / f"{algo}.py").read_bytes()).hexdigest()
+    return file_sha256(ROOT / "algorithms" / f"{algo}.py")
 
 
 def stale_reason(config, scale, run, meta):

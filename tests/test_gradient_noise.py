@@ -1,13 +1,19 @@
 """experiments/gradient_noise.py: the batch gradients against a per-sample loop, the noise statistics
 against hand-computed values, the frozen policy against the one vpg.py acts with, and bad input."""
+import copy
 import dataclasses
+import json
+import shlex
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from analysis.load import GridStatus, RunContractError
 from experiments import gradient_noise as gn
+from experiments import grid
 
 
 @pytest.mark.parametrize("discrete", [False, True])
@@ -60,11 +66,50 @@ def test_measures_the_four_weights_of_one_frozen_policy(vpg, tmp_path):
     assert (frame.grad_variance > 0).all() and frame.explained_variance.nunique() == 1
     rtg = frame.set_index("weight").loc["reward_to_go"]
     assert rtg.bias_sq_vs_reward_to_go == 0 and rtg.bias_noise_sq == 0
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob("*.partial")) and (tmp_path / "gn.json").is_file()
     again = tmp_path / "again.csv"  # deterministic: the same seed measures the same numbers
     gn.main(["--env-id", "CartPole-v1", "--seed", "3", "--warmup-batches", "2", "--batches", "4", "--out", str(again),
              "--", "--batch-size", "200", "--train-v-iters", "5"])
     assert again.read_text() == out.read_text()
+    assert (tmp_path / "again.json").read_text() == (tmp_path / "gn.json").read_text()  # no clock, no host in it
+
+
+def test_the_provenance_record_makes_a_measurement_stale_when_its_arguments_or_code_change(tmp_path):
+    """<out>.json says which arguments and code made the CSV; grid.gradient_noise_stale_reason holds it
+    to the config and the current files, as grid.stale_reason holds a run, and the report's GridStatus
+    stops on a missing or stale measurement unless asked for a partial or flagged report."""
+    config = copy.deepcopy(grid.load())
+    config["scales"]["smoke"]["experiments"]["baselines"] = {"envs": ["CartPole-v1"], "seeds": [1, 2]}
+    scale_dir = tmp_path / "smoke"
+    out = scale_dir / "gradient_noise" / "CartPole-v1" / "seed1.csv"
+    gn.main(["--env-id", "CartPole-v1", "--seed", "1", "--out", str(out),
+             *shlex.split(grid.gradient_noise_cli(config, "smoke", "CartPole-v1"))])
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["vpg_sha256"] == grid.script_sha256("vpg") and record["versions"]["torch"] == torch.__version__
+    assert record["vpg_flags"][:2] == ["--threads", "1"] and "--batch-size" in record["vpg_flags"]
+    reason = lambda r: grid.gradient_noise_stale_reason(config, "smoke", "CartPole-v1", r)  # noqa: E731
+    assert reason(record) is None
+    assert reason({**record, "batches": 99}) == \
+        f"argument batches: the measurement has 99, the config and code give {record['batches']}"
+    assert reason({**record, "vpg_sha256": "0" * 64}).startswith("made by another vpg.py (sha256 000000000000, now")
+    assert reason({**record, "script_sha256": "1" * 64}).startswith("made by another gradient_noise.py (sha256 111")
+    assert reason(None) == "no provenance record (the .json beside the .csv)"
+
+    with pytest.raises(RunContractError, match=r"1 of the 2 planned gradient-noise measurements are missing "
+                                               r"\(first: CartPole-v1 seed 2\)"):
+        GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check()
+    status = GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check(partial=True)
+    assert status.lines() == ["**Partial (gradient noise):** 1 of the 2 measurements are missing: CartPole-v1 seed 2."]
+    shutil.copy(out, out.with_name("seed2.csv"))  # a CSV without its record, as a run killed between the two leaves
+    with pytest.raises(RunContractError, match=r"gradient_noise/CartPole-v1/seed2.csv: stale, no provenance record"):
+        GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check()
+    status = GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check(allow_stale=True)
+    assert status.lines()[0].startswith("**Stale (gradient noise):** 1 of the measurements")
+    assert GridStatus(scale_dir, config, "smoke", []).check().lines() == []  # only the report asks about them
+
+    with pytest.raises(SystemExit) as exit_info:  # the record needs a name: the CSV's, as .json
+        gn.main(["--env-id", "CartPole-v1", "--out", str(tmp_path / "gn.txt")])
+    assert exit_info.value.code == 2 and not (tmp_path / "gn.txt").exists()
 
 
 def test_stops_when_the_rebuilt_policy_is_not_the_one_that_acted(vpg, tmp_path, monkeypatch):

@@ -69,6 +69,7 @@ def test_the_missing_runs_are_summarised_per_variant_so_a_mostly_missing_grid_st
     status = GridStatus.__new__(GridStatus)
     status.planned = [grid.Run(v, e, s) for v in ("a", "b") for e in ("E1", "E2") for s in (1, 2, 3)]
     status.missing, status.stale = [r for r in status.planned if r.variant == "a" or r.env == "E1" or r.seed == 2], []
+    status.noise_missing, status.noise_stale = [], []
     assert status.lines() == ["**Partial:** 10 of the 12 planned runs are missing: a (all 6 runs); "
                               "b: E1 (all seeds), E2 seed 2."]
 

@@ -1,6 +1,7 @@
 """The Snakemake workflow for real, at the smoke scale: every figure, table and the report are
 produced; killing the workflow mid-run and starting it again gives the same files as an
 uninterrupted run; changing one variant's arguments reruns only that variant's jobs."""
+import json
 import os
 import pathlib
 import re
@@ -79,6 +80,8 @@ def test_smoke_produces_every_run_figure_table_and_report(smoke):
     for env, seed in measured:
         frame = pd.read_csv(smoke / "gradient_noise" / env / f"seed{seed}.csv")
         assert list(frame.weight) == ["total_return", "reward_to_go", "value_baseline", "gae"]
+        record = json.loads((smoke / "gradient_noise" / env / f"seed{seed}.json").read_text())
+        assert grid.gradient_noise_stale_reason(config, "smoke", env, record) is None
     assert "**Gradient noise at one fixed policy, measured.**" in report
 
 
@@ -145,6 +148,11 @@ def test_a_fresh_clone_reruns_the_runs_whose_arguments_changed(smoke, tmp_path):
     override.write_text("variants:\n  ppo_gae_1: {algo: ppo, args: {gae_lambda: 0.99}}\n")
     stats = job_counts(snakemake(clone, "-n", overrides=[override]))
     assert stats["train"] == 4  # ppo_gae_1 × 2 envs × 2 seeds, and nothing else
+    assert "gradient_noise" not in stats
+    # the gradient-noise measurements hold their arguments (and code) in a record beside each CSV
+    override.write_text("scales:\n  smoke:\n    gradient_noise: {warmup_batches: 1, batches: 3}\n")
+    stats = job_counts(snakemake(clone, "-n", overrides=[override]))
+    assert stats["gradient_noise"] == len(grid.gradient_noise_runs(grid.load(), "smoke")) and "train" not in stats
 
 
 def processes_mentioning(text):

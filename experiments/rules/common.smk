@@ -99,17 +99,32 @@ def stale_why(wildcards):
     return grid.stale_reason(config, wildcards.scale, run, meta)
 
 
-def stale_marker(wildcards):
-    """For a stale run, a file written now that says why: newer than the run's outputs, it makes the
-    train job rerun by modification time, which needs no .snakemake/ metadata. [] for a fresh run."""
-    why = stale_why(wildcards)
+def write_marker(marker, why):
+    """For a stale output, a file written now that says why: newer than the outputs, it makes the job
+    rerun by modification time, which needs no .snakemake/ metadata. [] for a fresh one (why is None)."""
     if why is None:
         return []
-    marker = f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt"
     os.makedirs(os.path.dirname(marker), exist_ok=True)
     with open(marker, "w") as f:
         f.write(why + "\n")
     return marker
+
+
+def stale_marker(wildcards):
+    return write_marker(f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt",
+                        stale_why(wildcards))
+
+
+def gradient_noise_stale_marker(wildcards):
+    """As stale_marker, for a gradient-noise measurement: made, but by other arguments or code, or with no
+    provenance record (then the record is also a missing output, and the job reruns anyway)."""
+    csv = f"results/{wildcards.scale}/gradient_noise/{wildcards.env}/seed{wildcards.seed}.csv"
+    if not os.path.exists(csv):
+        return []
+    record = csv[:-len(".csv")] + ".json"
+    meta = json.load(open(record)) if os.path.exists(record) else None
+    return write_marker(f"results/{wildcards.scale}/stale/gradient_noise/{wildcards.env}/seed{wildcards.seed}.txt",
+                        grid.gradient_noise_stale_reason(config, wildcards.scale, wildcards.env, meta))
 
 
 def train_script(wildcards):

@@ -68,16 +68,18 @@ rule gradient_noise:
     input:
         script=os.path.join(workflow.basedir, "experiments", "gradient_noise.py"),
         vpg=os.path.join(workflow.basedir, "algorithms", "vpg.py"),
+        # as for train: a measurement this config and code would not make again gets a newer marker file
+        stale=gradient_noise_stale_marker,
     output:
-        "results/{scale}/gradient_noise/{env}/seed{seed}.csv",
+        csv="results/{scale}/gradient_noise/{env}/seed{seed}.csv",
+        record="results/{scale}/gradient_noise/{env}/seed{seed}.json",
     log:
         "results/{scale}/logs/gradient_noise/{env}/seed{seed}.log",
     benchmark:
         "results/{scale}/benchmarks/gradient_noise/{env}/seed{seed}.tsv"
     params:
-        batches=lambda wildcards: config["scales"][wildcards.scale]["gradient_noise"],
-        vpg_args=lambda wildcards: grid.cli_args(config, wildcards.scale, "vpg_gae", wildcards.env),
-        out=lambda wildcards, output: os.path.abspath(output[0]),
+        flags=lambda wildcards: grid.gradient_noise_cli(config, wildcards.scale, wildcards.env),
+        out=lambda wildcards, output: os.path.abspath(output.csv),
     threads: 1
     resources:
         runtime=60,
@@ -85,7 +87,7 @@ rule gradient_noise:
     conda:
         "../envs/pgrepro.yaml"
     shell:
+        # gradient_noise.py passes vpg.py one thread (--threads 1 among the flags after --), the rule's threads
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
-        "--warmup-batches {params.batches[warmup_batches]} --batches {params.batches[batches]} --out {params.out:q} "
-        "-- --threads {threads} {params.vpg_args}) > {log:q} 2>&1"
+        "python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} --out {params.out:q} "
+        "{params.flags}) > {log:q} 2>&1 && rm -f {input.stale:q}"
