@@ -169,18 +169,11 @@ class GridStatus:
         self.noise_planned = grid.gradient_noise_runs(config, scale) if gradient_noise else []
         self.noise_missing, self.noise_stale = [], []
         for env, seed in self.noise_planned:
-            csv_path = self.scale_dir / "gradient_noise" / env / f"seed{seed}.csv"
-            record_path = csv_path.with_suffix(".json")
-            if not csv_path.exists():
+            state = grid.gradient_noise_state(config, scale, self.scale_dir, env, seed)
+            if state == grid.MISSING:
                 self.noise_missing.append((env, seed))
-                continue
-            try:
-                record = json.loads(record_path.read_text()) if record_path.exists() else None
-            except ValueError as e:
-                raise RunContractError(f"{record_path}: not JSON ({e})") from None
-            reason = grid.gradient_noise_stale_reason(config, scale, env, record)
-            if reason:
-                self.noise_stale.append(((env, seed), reason))
+            elif state:
+                self.noise_stale.append(((env, seed), state))
         for run in self.planned:
             meta_path = self.scale_dir / "runs" / run.variant / run.env / f"seed{run.seed}" / "run.json"
             if not meta_path.exists():

@@ -10,7 +10,9 @@ steps), and each algorithm's own cost per step on top of the simulator (two shor
 of real training on Hopper-v5, the second one timed). A run then costs
 steps × (1 / env speed + algorithm cost per step). Only runs still to do count: those without
 a finished run.json, and stale ones (other arguments or another algorithm file). Each run
-counts once, under the first experiment of the config that plans it. Wall time on N cores is
+counts once, under the first experiment of the config that plans it. VPG's gradient-noise
+measurements still to do (missing or stale) count as vpg.py runs of their
+(warmup + measured batches) × batch size steps. Wall time on N cores is
 the core-hours over N, but never less than the longest single run.
 
 --check DIR compares the projection with the wall times that finished runs under DIR record
@@ -89,6 +91,17 @@ def still_to_do(config, scale, scale_dir):
     return todo
 
 
+def gradient_noise_to_do(config, scale, scale_dir):
+    """(env, seed, steps) of the gradient-noise measurements without a finished, fresh CSV under scale_dir."""
+    todo = []
+    for env, seed in grid.gradient_noise_runs(config, scale):
+        if grid.gradient_noise_state(config, scale, scale_dir, env, seed) is not None:
+            measured = grid.gradient_noise_args(config, scale, env)
+            batch_size = grid.expected_args(config, scale, grid.Run("vpg_gae", env, seed))["batch_size"]
+            todo.append((env, seed, (measured["warmup_batches"] + measured["batches"]) * batch_size))
+    return todo
+
+
 def hours(seconds):
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.0f} min"
 
@@ -105,8 +118,15 @@ def projection(config, scale, scale_dir, cores, calibration):
                    for r in runs]
         rows.append({"experiment": experiment, "runs to do": len(runs), "core-hours": sum(seconds) / 3600,
                      "longest run": max(seconds)})
+    noise_todo = gradient_noise_to_do(config, scale, scale_dir)
+    if noise_todo:
+        seconds = [calibration.run_seconds("vpg", env, steps) for env, _, steps in noise_todo]
+        rows.append({"experiment": "gradient_noise (measurements)", "runs to do": len(noise_todo),
+                     "core-hours": sum(seconds) / 3600, "longest run": max(seconds)})
     table = pd.DataFrame(rows)
-    lines = [f"{scale} scale: {len(todo)} of {planned} planned runs still to do."]
+    noise_planned = len(grid.gradient_noise_runs(config, scale))
+    lines = [f"{scale} scale: {len(todo)} of {planned} planned runs still to do"
+             + (f", and {len(noise_todo)} of {noise_planned} gradient-noise measurements." if noise_planned else ".")]
     if len(table):
         total, longest = table["core-hours"].sum() * 3600, table["longest run"].max()
         wall = max(total / cores, longest)

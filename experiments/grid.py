@@ -123,6 +123,23 @@ def gradient_noise_cli(config, scale, env):
     return shlex.join(["--warmup-batches", str(a["warmup_batches"]), "--batches", str(a["batches"]), "--", *a["vpg_flags"]])
 
 
+MISSING = "missing"
+
+
+def gradient_noise_state(config, scale, scale_dir, env, seed):
+    """MISSING when the measurement's CSV is not under scale_dir; else why it is stale (its record, the .json
+    beside it, read by gradient_noise_stale_reason); else None: made by this config and code."""
+    csv_path = pathlib.Path(scale_dir, "gradient_noise", env, f"seed{seed}.csv")
+    if not csv_path.exists():
+        return MISSING
+    record_path = csv_path.with_suffix(".json")
+    try:
+        record = json.loads(record_path.read_text()) if record_path.exists() else None
+    except ValueError:
+        return "its provenance record is not JSON"
+    return gradient_noise_stale_reason(config, scale, env, record)
+
+
 def gradient_noise_stale_reason(config, scale, env, record):
     """Why a gradient-noise measurement (its provenance record, or None if it has none) is not the one this
     config and code would make, or None: the first argument that differs, else another vpg.py or

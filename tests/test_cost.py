@@ -93,3 +93,26 @@ def test_time_projection_counts_only_the_runs_still_to_do(tmp_path, tiny):
     assert "Total 1.9 core-hours; on 2 cores about 1.0 h of wall time" in text  # 3 × 2304 s / 2 cores = 3456 s
     # on 4 cores 1728 s, but never less than the longest run: 2304 s
     assert "on 4 cores about 0.6 h of wall time" in cost.projection(tiny, "smoke", scale_dir, 4, calibration)
+
+
+def test_time_projection_counts_the_gradient_noise_measurements_still_to_do(tmp_path, tiny):
+    config = copy.deepcopy(tiny)
+    config["scales"]["smoke"]["experiments"]["baselines"] = {"envs": ["CartPole-v1"], "seeds": [1, 2],
+                                                             "variants": ["vpg_gae"]}
+    scale_dir = tmp_path / "results" / "smoke"
+    measured = scale_dir / "gradient_noise" / "CartPole-v1"  # seed 1 measured by this config and code
+    write(measured / "seed1.csv", b"weight\n")
+    write(measured / "seed1.json", json.dumps({**grid.gradient_noise_args(config, "smoke", "CartPole-v1"),
+                                               "vpg_sha256": grid.script_sha256("vpg"),
+                                               "script_sha256": grid.file_sha256(grid.ROOT / "experiments" /
+                                                                                 "gradient_noise.py")}).encode())
+    calibration = cost.Calibration.__new__(cost.Calibration)
+    calibration.env = {"CartPole-v1": 1.0, "InvertedPendulum-v5": 1.0}
+    calibration.algo = {"ppo": 0.5, "vpg": 0.25}
+    text = cost.projection(config, "smoke", scale_dir, 1, calibration)
+    assert text.startswith("smoke scale: 6 of 6 planned runs still to do, and 1 of 2 gradient-noise measurements.")
+    # seed 2: (2 warm-up + 3 measured batches) × 256 steps × (1.0 + 0.25) s = 1600 s
+    noise_row = next(line for line in text.splitlines() if line.startswith("| gradient_noise"))
+    assert [c.strip() for c in noise_row.split("|")[2:5]] == ["1", "0.4", "0.4 h"]
+    (measured / "seed1.json").unlink()  # a CSV without its record is still to do
+    assert "2 of 2 gradient-noise measurements" in cost.projection(config, "smoke", scale_dir, 1, calibration)

@@ -118,13 +118,9 @@ def stale_marker(wildcards):
 def gradient_noise_stale_marker(wildcards):
     """As stale_marker, for a gradient-noise measurement: made, but by other arguments or code, or with no
     provenance record (then the record is also a missing output, and the job reruns anyway)."""
-    csv = f"results/{wildcards.scale}/gradient_noise/{wildcards.env}/seed{wildcards.seed}.csv"
-    if not os.path.exists(csv):
-        return []
-    record = csv[:-len(".csv")] + ".json"
-    meta = json.load(open(record)) if os.path.exists(record) else None
+    state = grid.gradient_noise_state(config, wildcards.scale, f"results/{wildcards.scale}", wildcards.env, wildcards.seed)
     return write_marker(f"results/{wildcards.scale}/stale/gradient_noise/{wildcards.env}/seed{wildcards.seed}.txt",
-                        grid.gradient_noise_stale_reason(config, wildcards.scale, wildcards.env, meta))
+                        None if state == grid.MISSING else state)
 
 
 def train_script(wildcards):
