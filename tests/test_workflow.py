@@ -49,6 +49,10 @@ def test_the_variants_with_a_lower_priority_start_last(smoke):
     assert sorted(started) == sorted(r.variant for r in grid.runs(config, "smoke"))
     late = [i for i, variant in enumerate(started) if config["variants"][variant].get("priority", 0) < 0]
     assert late and min(late) == len(started) - len(late), started
+    # the gradient-noise measurements (priority 10 in the rule) start before any training run
+    rules = re.findall(r"^\s*(?:local)?rule (\w+):", log, re.M)  # every job, in start order
+    assert rules.count("gradient_noise") == len(grid.gradient_noise_runs(config, "smoke"))
+    assert max(i for i, r in enumerate(rules) if r == "gradient_noise") < rules.index("train"), rules
 
 
 def png_size(path):

@@ -81,6 +81,8 @@ rule gradient_noise:
         flags=lambda wildcards: grid.gradient_noise_cli(config, wildcards.scale, wildcards.env),
         out=lambda wildcards, output: os.path.abspath(output.csv),
     threads: 1
+    # minutes each, and the report reads them: ahead of the training runs
+    priority: 10
     resources:
         runtime=60,
         mem_mb=1500,
