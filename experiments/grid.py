@@ -242,6 +242,8 @@ def check(config):
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{key}: {error.message}")
+    if "gradient_noise" in config["variants"]:  # the measurements' stale markers live at stale/gradient_noise/
+        raise ConfigError("variants.gradient_noise: a reserved name (the gradient-noise measurements'); choose another")
     for name, exp in config["experiments"].items():
         for i, variant in enumerate(exp["variants"]):
             if variant not in config["variants"]:

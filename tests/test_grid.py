@@ -66,6 +66,7 @@ BAD = [
     (("scales", "quick", "steps"), KeyError, "scales.quick: 'steps' is a required property"),
     (("variants", "ppo1_none", "priority"), "last", "variants.ppo1_none.priority: 'last' is not of type 'integer'"),
     (("scales", "paper", "gradient_noise", "batches"), 1, "scales.paper.gradient_noise.batches: 1 is less than the minimum of 2"),
+    (("variants", "gradient_noise"), {"algo": "vpg", "args": {}}, "variants.gradient_noise: a reserved name"),
 ]
 
 

@@ -111,6 +111,7 @@ def write_marker(marker, why):
 
 
 def stale_marker(wildcards):
+    """The train rule's marker for a stale run (stale_why); [] for a fresh one."""
     return write_marker(f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt",
                         stale_why(wildcards))
 
