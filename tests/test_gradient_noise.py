@@ -106,6 +106,9 @@ def test_the_provenance_record_makes_a_measurement_stale_when_its_arguments_or_c
     status = GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check(allow_stale=True)
     assert status.lines()[0].startswith("**Stale (gradient noise):** 1 of the measurements")
     assert GridStatus(scale_dir, config, "smoke", []).check().lines() == []  # only the report asks about them
+    out.with_suffix(".json").write_text("{cut short")  # a broken record is stale, not an error: the workflow remakes it
+    assert grid.gradient_noise_state(config, "smoke", scale_dir, "CartPole-v1", 1) == "its provenance record is not JSON"
+    assert grid.gradient_noise_state(config, "smoke", scale_dir, "CartPole-v1", 3) == grid.MISSING
 
     with pytest.raises(SystemExit) as exit_info:  # the record needs a name: the CSV's, as .json
         gn.main(["--env-id", "CartPole-v1", "--out", str(tmp_path / "gn.txt")])
