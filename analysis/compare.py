@@ -13,6 +13,12 @@ Exit status 0 when identical; otherwise 1, with one line per difference.
 checks that a change to the code (a speed-up, a refactor, a new flag) computes the same numbers:
 the code fields of run.json (commit, dirty flag, script hash) may differ, and so may the set of
 arguments (a flag added or renamed); every argument both runs record must agree, as must the rest.
+
+  python -m analysis.compare --reruns results/paper /tmp/rerun/results/paper
+
+checks that committed runs reproduce: DIR_B holds reruns of some of DIR_A's runs (made by the
+workflow with --directory, see the README), and each must equal its original. Only the git commit
+and dirty flag may differ (a rerun is made at a later commit); the algorithm file's hash may not.
 """
 import argparse
 import csv
@@ -55,14 +61,19 @@ def meta_without_machine(path):
     return {"args": args, **{k: meta.get(k) for k in SAME_META}}
 
 
-def differences(dir_a, dir_b, code_may_differ=False):
+def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
     """Lines describing every way the runs under dir_a and dir_b differ (empty: the same runs).
-    With code_may_differ, run.json's code fields are not compared."""
+    With code_may_differ, run.json's code fields are not compared. With reruns, dir_b may hold a subset
+    of dir_a's runs, and of the code fields only the commit and dirty flag may differ."""
     dir_a, dir_b = pathlib.Path(dir_a), pathlib.Path(dir_b)
     runs_a, runs_b = run_dirs(dir_a), run_dirs(dir_b)
     if not runs_a and not runs_b:
         return [f"no runs under {dir_a}/runs or {dir_b}/runs"]
-    found = [f"{run}: only in {dir_a if run in runs_a else dir_b}" for run in sorted(runs_a ^ runs_b)]
+    if reruns and not runs_b:
+        return [f"no runs under {dir_b}/runs"]
+    alone = runs_b - runs_a if reruns else runs_a ^ runs_b
+    ignored = [k for k in CODE_META if code_may_differ or (reruns and k != "script_sha256")]
+    found = [f"{run}: only in {dir_a if run in runs_a else dir_b}" for run in sorted(alone)]
     for run in sorted(runs_a & runs_b):
         a, b = dir_a / run, dir_b / run
         for name in ("progress", "episodes"):
@@ -75,7 +86,7 @@ def differences(dir_a, dir_b, code_may_differ=False):
             shared = meta_a["args"].keys() & meta_b["args"].keys()
             meta_a["args"], meta_b["args"] = ({k: m["args"][k] for k in shared} for m in (meta_a, meta_b))
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
-                  for key in meta_a if meta_a[key] != meta_b[key] and not (code_may_differ and key in CODE_META)]
+                  for key in meta_a if meta_a[key] != meta_b[key] and key not in ignored]
     return found
 
 
@@ -85,14 +96,18 @@ def main(argv=None):
     parser.add_argument("dir_b")
     parser.add_argument("--code-may-differ", action="store_true",
                         help="do not compare run.json's git commit, dirty flag and script hash, nor arguments only one run records")
+    parser.add_argument("--reruns", action="store_true",
+                        help="DIR_B holds reruns of some of DIR_A's runs: compare those only; the commit may differ, "
+                             "the algorithm file's hash may not")
     args = parser.parse_args(argv)
-    found = differences(args.dir_a, args.dir_b, args.code_may_differ)
+    found = differences(args.dir_a, args.dir_b, args.code_may_differ, args.reruns)
     for line in found:
         print(line)
     if found:
         sys.exit(1)
-    print(f"{len(run_dirs(args.dir_a))} runs identical (progress.csv and episodes.csv except {', '.join(CLOCK_COLUMNS)}; "
-          f"run.json arguments, versions{' (arguments both record)' if args.code_may_differ else ' and code'})")
+    code = " (arguments both record)" if args.code_may_differ else " and algorithm file" if args.reruns else " and code"
+    print(f"{len(run_dirs(args.dir_b if args.reruns else args.dir_a))} runs identical (progress.csv and episodes.csv "
+          f"except {', '.join(CLOCK_COLUMNS)}; run.json arguments, versions{code})")
 
 
 if __name__ == "__main__":

@@ -202,6 +202,24 @@ def test_compare_lets_only_the_code_fields_differ_when_asked(good_run, tmp_path)
         "runs/ppo_clip_0.2/CartPole-v1/seed1/run.json: threads differs (1 vs 2)"]
 
 
+def test_compare_reruns_checks_a_subset_against_the_originals_at_any_commit_of_the_same_file(good_run, tmp_path):
+    scale_a, scale_b = tmp_path / "scale_a", tmp_path / "scale_b"
+    for seed in (1, 2):  # the originals: two runs
+        shutil.copytree(good_run, scale_a / "runs" / "ppo_clip_0.2" / "CartPole-v1" / f"seed{seed}")
+    run_b = scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"  # the rerun: one of them, at another commit
+    shutil.copytree(good_run, run_b)
+    meta = json.loads((run_b / "run.json").read_text())
+    (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "git_dirty": True}))
+    assert compare.differences(scale_a, scale_b, reruns=True) == []
+    assert "runs/ppo_clip_0.2/CartPole-v1/seed2: only in " + str(scale_a) in compare.differences(scale_a, scale_b)
+    (run_b / "run.json").write_text(json.dumps({**meta, "script_sha256": "0" * 64}))  # another algorithm file
+    assert [line.split(": ")[1].split(" ")[0] for line in compare.differences(scale_a, scale_b, reruns=True)] == \
+        ["script_sha256"]
+    shutil.copytree(good_run, scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed3")  # no original
+    assert "runs/ppo_clip_0.2/CartPole-v1/seed3: only in " + str(scale_b) in compare.differences(scale_a, scale_b, reruns=True)
+    assert compare.differences(scale_a, tmp_path / "empty", reruns=True) == [f"no runs under {tmp_path / 'empty'}/runs"]
+
+
 def test_reading_shows_ties_as_ties():
     from analysis.report import reading_curves
     table = pd.DataFrame({"env": ["CartPole-v1"] * 3, "variant": ["a", "b", "c"], "mean": [500.0, 239.0, 500.0],
