@@ -95,6 +95,23 @@ def runs(config, scale):
     return sorted({r for exp in config["experiments"] for r in experiment_runs(config, scale, exp)})
 
 
+def env_order(config, scale):
+    """The scale's envs in the order its experiments first name them (config order)."""
+    order = []
+    for chosen in config["scales"][scale]["experiments"].values():
+        order += [env for env in chosen["envs"] if env not in order]
+    return order
+
+
+def train_priority(config, scale, variant, env):
+    """A training job's start order among ready jobs, higher first: the variant's config priority
+    (default 0), then env by env in env_order. Table 1 normalises each env by its best setting, so a
+    partial grid is readable env by env; an interleaved one is readable only when complete. The env's
+    share stays below 1, so it never crosses a variant's integer priority. Orders jobs, never changes one."""
+    order = env_order(config, scale)
+    return config["variants"][variant].get("priority", 0) - order.index(env) / len(order)
+
+
 def random_envs(config, scale):
     exps = config["scales"][scale]["experiments"]
     return sorted({env for name in exps for env in exps[name]["envs"]})

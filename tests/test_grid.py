@@ -28,6 +28,20 @@ def test_run_counts_per_scale_and_sharing(config):
     assert sum(r.variant == "ppo_clip_0.2" for r in quick) == 2 * 3  # 2 envs × 3 seeds, trained once
 
 
+def test_training_priority_is_the_variants_then_env_by_env(config):
+    # the paper scale names 8 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th
+    assert grid.env_order(config, "paper")[0] == "HalfCheetah-v5" and grid.env_order(config, "paper")[7] == "Ant-v5"
+    assert grid.train_priority(config, "paper", "ppo_gae_0", "HalfCheetah-v5") == 1            # priority 1
+    assert grid.train_priority(config, "paper", "ppo_gae_0", "Ant-v5") == 1 - 7 / 8
+    assert grid.train_priority(config, "paper", "ppo_none", "Hopper-v5") == -1 / 8               # default 0
+    assert grid.train_priority(config, "paper", "ppo1_none", "HalfCheetah-v5") == -1            # priority -1
+    # an env never lifts a run above a variant of higher priority
+    paper = [(r.variant, r.env) for r in grid.runs(config, "paper")]
+    by_variant = sorted(paper, key=lambda run: -grid.train_priority(config, "paper", *run))
+    assert [config["variants"][v].get("priority", 0) for v, _ in by_variant] == sorted(
+        (config["variants"][v].get("priority", 0) for v, _ in paper), reverse=True)
+
+
 def test_cli_args_are_stable_and_complete(config):
     assert grid.cli_args(config, "quick", "ppo_kl_adaptive_0.01", "Hopper-v5") == "--d-targ 0.01 --objective kl_adaptive"
     assert grid.cli_args(config, "quick", "vpg_gae", "CartPole-v1") == "--pi-lr 0.01 --weight gae"

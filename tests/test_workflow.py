@@ -40,15 +40,20 @@ def smoke(tmp_path_factory):
     return workdir / "results" / "smoke"
 
 
-def test_the_variants_with_a_lower_priority_start_last(smoke):
+def test_the_variants_with_a_lower_priority_start_last_and_each_priority_env_by_env(smoke):
     """config.yaml gives the ppo1_* variants priority -1: with more runs ready than cores, every other
-    training run starts before the first of them (the paper scale's other results are complete first)."""
+    training run starts before the first of them (the paper scale's other results are complete first).
+    Within one variant priority the runs start env by env, in the order the scale names its envs."""
     config = grid.load()
     log = (smoke.parent.parent / "snakemake.log").read_text()
-    started = re.findall(r"wildcards: scale=smoke, variant=([^,]+), env=", log)  # training jobs, in start order
-    assert sorted(started) == sorted(r.variant for r in grid.runs(config, "smoke"))
-    late = [i for i, variant in enumerate(started) if config["variants"][variant].get("priority", 0) < 0]
+    started = re.findall(r"wildcards: scale=smoke, variant=([^,]+), env=([^,]+), seed=", log)  # in start order
+    assert sorted(started) == sorted((r.variant, r.env) for r in grid.runs(config, "smoke"))
+    late = [i for i, (variant, _) in enumerate(started) if config["variants"][variant].get("priority", 0) < 0]
     assert late and min(late) == len(started) - len(late), started
+    first_env, second_env = grid.env_order(config, "smoke")
+    for priority in {config["variants"][variant].get("priority", 0) for variant, _ in started}:
+        envs = [env for variant, env in started if config["variants"][variant].get("priority", 0) == priority]
+        assert envs == sorted(envs, key=[first_env, second_env].index), (priority, envs)
     # the gradient-noise measurements (priority 10 in the rule) start before any training run
     rules = re.findall(r"^\s*(?:local)?rule (\w+):", log, re.M)  # every job, in start order
     assert rules.count("gradient_noise") == len(grid.gradient_noise_runs(config, "smoke"))

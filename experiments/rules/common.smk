@@ -137,8 +137,8 @@ def train_steps(wildcards):
 
 
 def train_priority(wildcards):
-    """The variant's config priority (default 0): among ready jobs, the higher starts first."""
-    return config["variants"][wildcards.variant].get("priority", 0)
+    """Among ready jobs, the higher starts first: the variant's config priority, then env by env."""
+    return grid.train_priority(config, wildcards.scale, wildcards.variant, wildcards.env)
 
 
 def train_runtime(wildcards):
