@@ -354,9 +354,7 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
         fig, ax = plt.subplots(figsize=(6, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{experiment} ({scale} scale): no runs yet", ha="center", va="center")
-        for ext in ("png", "pdf"):
-            fig.savefig(out / "figures" / f"{experiment}.{ext}", dpi=130)
-        plt.close(fig)
+        save_figure(fig, out / "figures" / experiment)
         return None
     data = Data(scale_dir, config, scale, experiment, status)
     table, wide, fig = BUILDERS[experiment](data)
@@ -367,10 +365,16 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
     (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
     partial = (f"; partial: {len(status.found())} of {len(status.planned)} planned runs" if status.missing else "")
     fig.suptitle(f"{experiment} ({scale} scale{partial})", y=1.02)  # a figure seen alone says it is partial
-    for ext in ("png", "pdf"):
-        fig.savefig(out / "figures" / f"{experiment}.{ext}", bbox_inches="tight", dpi=130)
-    plt.close(fig)
+    save_figure(fig, out / "figures" / experiment, bbox_inches="tight")
     return data
+
+
+def save_figure(fig, stem, **kwargs):
+    """stem.png and stem.pdf, then close the figure. The PDF gets no creation date, so the same runs
+    give the same bytes (the PNG has none by default)."""
+    fig.savefig(stem.parent / f"{stem.name}.png", dpi=130, **kwargs)
+    fig.savefig(stem.parent / f"{stem.name}.pdf", dpi=130, metadata={"CreationDate": None}, **kwargs)
+    plt.close(fig)
 
 
 def add_grid_flags(parser):
