@@ -64,6 +64,7 @@ class Data:
 
 
 MISSING = "missing run"  # a table cell whose runs are not there yet (a partial report)
+NOT_ON_WHOLE_ENVS = "runs only on envs not yet whole"  # Table 1 aggregates over whole envs (whole_envs)
 
 
 def ci_text(point, low, high, digits=1):
@@ -197,9 +198,11 @@ def objectives_one_regime(data, regime, paper):
     (Table 1's rule), mean and IQM with intervals, ranks with their seed-bootstrap intervals, P(best) and
     Spearman's ρ with the paper's column (point and interval)."""
     prefix = REGIME_PREFIX[regime]
-    t1 = [prefix + s[len("ppo_"):] for s in TABLE1_SETTINGS]
     variants = [v for v in data.variants if regime_of(v) == regime]
-    scores = data.scores[data.scores.variant.isin(variants)]
+    t1 = [prefix + s[len("ppo_"):] for s in TABLE1_SETTINGS if prefix + s[len("ppo_"):] in variants]
+    all_scores = data.scores[data.scores.variant.isin(variants)]
+    envs = whole_envs(all_scores[all_scores.variant.isin(t1)], t1, data.planned_seeds)
+    scores = all_scores[all_scores.env.isin(envs)]  # what the aggregates, ranks and ρ are over
     t1_scores = scores[scores.variant.isin(t1)]
     if t1_scores.empty:
         return pd.DataFrame()
@@ -207,17 +210,19 @@ def objectives_one_regime(data, regime, paper):
     scores = scores.assign(normalised=stats.normalise(scores, data.random_score, best))
     rows = []
     for variant in variants:
-        g = scores[scores.variant == variant]
-        if g.empty:
+        g, raw = scores[scores.variant == variant], all_scores[all_scores.variant == variant]
+        if raw.empty:
             continue
-        mean = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.aggregate_mean)
-        iqm = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.iqm)
         key = paper_name(variant)
         row = dict(regime=regime, variant=variant, setting=paper.setting.get(key, key),
                    paper=paper.paper_normalised_score.get(key, np.nan), runs=len(g),
-                   mean=mean[0], mean_ci_low=mean[1], mean_ci_high=mean[2], iqm=iqm[0], iqm_ci_low=iqm[1],
-                   iqm_ci_high=iqm[2])
-        for env, e in g.groupby("env"):
+                   aggregated_envs=", ".join(sorted(envs)))
+        if len(g):
+            mean = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.aggregate_mean)
+            iqm = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.iqm)
+            row.update(mean=mean[0], mean_ci_low=mean[1], mean_ci_high=mean[2], iqm=iqm[0], iqm_ci_low=iqm[1],
+                       iqm_ci_high=iqm[2])
+        for env, e in raw.groupby("env"):  # every env's raw score, held whole or not
             row[f"{env} score"], row[f"{env} seeds"] = e.score.mean(), len(e)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -235,6 +240,17 @@ def objectives_one_regime(data, regime, paper):
         table["rho"] = stats.spearman(table.set_index("variant")["mean"], paper_t1)
         table["rho_ci_low"], table["rho_ci_high"] = np.nanquantile(rho_reps, [0.025, 0.975])
     return table
+
+
+def whole_envs(t1_scores, t1, planned_seeds):
+    """The envs a regime's Table 1 aggregates over. Each env is normalised by its best setting, so an env
+    where some setting's seeds are still missing would be normalised by a best that may yet change, and
+    settings with runs on different envs would be averaged over unlike tasks. So in a partial grid, once
+    some env holds every setting with all its seeds, only such envs count; before that, every env with
+    runs does (each setting's mean over its own envs; the reading says so)."""
+    seeds = t1_scores.groupby(["env", "variant"]).size().unstack(fill_value=0).reindex(columns=t1, fill_value=0)
+    whole = seeds.index[(seeds >= planned_seeds).all(axis=1)]
+    return list(whole) if len(whole) else list(seeds.index)
 
 
 def table_ppo_objectives(data):
@@ -264,8 +280,8 @@ def table_ppo_objectives(data):
     for regime in regimes:
         def cell(setting, text):
             return text(cells.loc[(setting, regime)]) if (setting, regime) in cells.index else absent(setting, regime)
-        wide[f"{regime}: mean [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2))
-                                            for s in settings]
+        wide[f"{regime}: mean [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2)
+                                                 if pd.notna(r["mean"]) else NOT_ON_WHOLE_ENVS) for s in settings]
         wide[f"{regime}: rank [95% CI]"] = [cell(s, lambda r: f"{r['rank']:.0f} [{r.rank_ci_low:.0f}, "
                                                  f"{r.rank_ci_high:.0f}]" if pd.notna(r["rank"]) else "")
                                             for s in settings]
@@ -276,6 +292,11 @@ def table_ppo_objectives(data):
     for env in data.envs:
         per_env[env] = [" / ".join(cell_score(data, cells, s, r, env) if (s, r) in cells.index
                                    else absent(s, r) for r in regimes) for s in settings]
+    # a partial grid aggregates each regime over the envs it holds whole (whole_envs): say which, where fewer
+    with_runs = {regime: {c[:-len(" seeds")] for c in t.dropna(axis=1, how="all").columns if c.endswith(" seeds")}
+                 for regime, t in table.groupby("regime")}
+    scope = {regime: t.aggregated_envs.iloc[0] for regime, t in table.groupby("regime")
+             if len(t.aggregated_envs.iloc[0].split(", ")) < len(with_runs[regime])}
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
     y = np.arange(len(settings))
     offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
@@ -285,6 +306,7 @@ def table_ppo_objectives(data):
         label = f"{regime} regime: mean, 95% CI" + (f"; ρ with the paper {rho.iloc[0]:.2f} "
                                                     f"[{t.rho_ci_low.dropna().iloc[0]:.2f}, "
                                                     f"{t.rho_ci_high.dropna().iloc[0]:.2f}]" if len(rho) else "")
+        label += f"; over {scope[regime]} only" if regime in scope else ""
         ax.errorbar(t["mean"], y + offsets[regime], xerr=[t["mean"] - t.mean_ci_low, t.mean_ci_high - t["mean"]],
                     fmt=marker, label=label)
     ax.plot(by_setting.paper.reindex(settings), y, "kx", markersize=9, mew=2, label="PPO paper, Table 1")
@@ -300,6 +322,8 @@ def table_ppo_objectives(data):
     data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
         f"{r.regime} regime {r.rho:.2f} [95% seed-bootstrap interval {r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]"
         for r in rhos.itertuples()) + "." if len(rhos) else ""
+    data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
+                         "hold every setting with all its seeds so far." for regime, envs in scope.items())
     return table, [wide, per_env], fig
 
 

@@ -230,7 +230,12 @@ def reading_objectives(table):
                          f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
         if len(t1):
             has_runs = t1.filter(like=" seeds").notna()  # setting × env, in a partial grid
-            if (has_runs.nunique() > 1).any():  # some env has runs of one setting and not of another
+            aggregated = t1.aggregated_envs.iloc[0].split(", ")
+            if len(aggregated) < has_runs.any().sum():  # a partial grid holding some envs whole
+                lines.append(f"  - Over {len(aggregated)} env(s) so far, the ones holding every setting with all its "
+                             f"seeds: {', '.join(aggregated)}. The means, ranks and ρ are over these; the other envs' "
+                             "runs are in the per-env table below.")
+            elif (has_runs.nunique() > 1).any():  # some env has runs of one setting and not of another
                 lines.append(f"  - Caution: so far the settings have runs on different envs ({has_runs.sum(axis=1).min()} to "
                              f"{has_runs.sum(axis=1).max()} each), so each mean below is over its own envs: the best, the worst "
                              "and the ranks compare unlike things until every setting has runs on the same envs.")
@@ -250,7 +255,7 @@ def reading_objectives(table):
             lines.append("  - settings whose rank is the same in 95% of resamples: " +
                          (", ".join(f"{r.setting} (rank {r.rank:.0f})" for r in firm.itertuples()) if len(firm) else "none") +
                          f"; the median width of a rank interval is {(t1.rank_ci_high - t1.rank_ci_low).median():.0f} places.")
-        for r in rt[~rt.variant.map(paper_name).isin(TABLE1_SETTINGS)].itertuples():
+        for r in rt[~rt.variant.map(paper_name).isin(TABLE1_SETTINGS)].dropna(subset=["mean"]).itertuples():
             lines.append(f"  - {r.setting}: {r.mean:.2f} [{r.mean_ci_low:.2f}, {r.mean_ci_high:.2f}] (not in the paper).")
     engstrom = pd.read_csv(PUBLISHED / "engstrom2020.csv")
     hopper = engstrom[engstrom.env == "Hopper"].set_index("algo").value

@@ -268,7 +268,7 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
                           "runs": 6, "mean": np.linspace(0, 1, n), "mean_ci_low": 0.0, "mean_ci_high": 1.0,
                           "p_best": [0.0] * (n - 2) + [0.1, 0.9], "rank": np.arange(n, 0, -1),
                           "rank_ci_low": 1.0, "rank_ci_high": 3.0, "rho": 1.0, "rho_ci_low": 0.4, "rho_ci_high": 1.0,
-                          "X score": 1.0, "X seeds": 3, "Y score": 1.0, "Y seeds": 3})
+                          "X score": 1.0, "X seeds": 3, "Y score": 1.0, "Y seeds": 3, "aggregated_envs": "X, Y"})
     text = reading_objectives(table)
     assert ("**ppo2 regime**: Spearman's ρ with the paper over 11 settings = 1.00, 95% seed-bootstrap interval "
             "[0.40, 1.00]; the interval excludes 0: the ordering agrees") in text
@@ -278,10 +278,16 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     assert "includes 0: these seeds cannot tell" in reading_objectives(table)
     # a partial grid: one cell so far has a single seed, another env none at all (the paper scale's first runs)
     table["X seeds"], table["Y seeds"], table["runs"] = [1] + [3] * (n - 1), np.nan, [1] + [3] * (n - 1)
+    table["aggregated_envs"] = "X"  # no env whole: every env with runs (whole_envs)
     assert "some cells have a single seed so far" in reading_objectives(table)
     assert "Caution" not in reading_objectives(table)  # every setting has runs on X alone: the same envs
-    table.loc[0, "Y seeds"] = 2  # one setting now also has runs on Y
+    table.loc[0, "Y seeds"], table["aggregated_envs"] = 2, "X, Y"  # one setting now also has runs on Y
     assert "Caution: so far the settings have runs on different envs (1 to 2 each)" in reading_objectives(table)
+    # X is whole, Y not: the aggregates are over X alone, and the reading says so instead of the caution
+    table["X seeds"], table["runs"], table["aggregated_envs"] = 3, 3, "X"
+    text = reading_objectives(table)
+    assert "Over 1 env(s) so far, the ones holding every setting with all its seeds: X." in text
+    assert "Caution" not in text
 
 
 def test_published_reading_places_each_published_mean_against_our_interval_at_the_same_budget_only():
@@ -309,8 +315,9 @@ def test_published_reading_places_each_published_mean_against_our_interval_at_th
 
 
 def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
-    """ρ with the paper's column compares normalised scores across settings; a partial grid where one
-    setting lacks an env averages it over other tasks, so ρ is withheld there, and below 4 settings."""
+    """ρ with the paper's column compares normalised scores across settings. A partial grid aggregates
+    over the envs that hold every setting with all its seeds; with no such env, one setting lacking an env
+    would be averaged over other tasks, so ρ is withheld. Below 4 settings there is no ρ either."""
     from types import SimpleNamespace
     from analysis.experiments import PUBLISHED, objectives_one_regime
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
@@ -319,16 +326,54 @@ def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
     scores = pd.DataFrame([dict(variant=v, env=e, seed=s, score=x + s) for v, x in level.items()
                            for e in ("A", "B") for s in (1, 2, 3)])
 
-    def rho(scores):
-        data = SimpleNamespace(scores=scores, variants=list(dict.fromkeys(scores.variant)),
+    def table(scores):
+        data = SimpleNamespace(scores=scores, variants=list(dict.fromkeys(scores.variant)), planned_seeds=3,
                                random_score=pd.Series({"A": 0.0, "B": 0.0}))
-        table = objectives_one_regime(data, "ppo2", paper)
-        return table["rho"].iloc[0] if "rho" in table else np.nan
+        return objectives_one_regime(data, "ppo2", paper).set_index("variant")
+
+    def rho(scores):
+        t = table(scores)
+        return t["rho"].iloc[0] if "rho" in t else np.nan
 
     assert rho(scores) == pytest.approx(1.0)
+    assert table(scores).aggregated_envs.eq("A, B").all()
+    # B lacks a setting: A alone is whole, so the aggregates and ρ are over A; B's raw scores stay in the table
     one_env_short = scores[~((scores.variant == "ppo_clip_0.2") & (scores.env == "B"))]
-    assert np.isnan(rho(one_env_short))
+    short = table(one_env_short)
+    assert rho(one_env_short) == pytest.approx(1.0) and short.aggregated_envs.eq("A").all()
+    assert short.loc["ppo_none", "mean"] == pytest.approx(12 / 42)  # (10 + mean seed 2) / best (40 + 2), on A only
+    assert short.loc["ppo_none", "B score"] == 12 and np.isnan(short.loc["ppo_clip_0.2", "B score"])
+    # and A lacks a seed too: no env is whole, each setting's mean is over its own envs, and ρ is withheld
+    no_env_whole = one_env_short[~((one_env_short.variant == "ppo_none") & (one_env_short.env == "A") &
+                                   (one_env_short.seed == 3))]
+    assert np.isnan(rho(no_env_whole)) and table(no_env_whole).aggregated_envs.eq("A, B").all()
     assert np.isnan(rho(scores[scores.variant != "ppo_none"]))  # 3 settings
+
+
+def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so():
+    """Env A holds every planned setting with all 3 seeds, env B lacks one; the early-stopping variant
+    has runs on B only. The table, its note and the figure aggregate over A and say so; B's runs stay
+    in the per-env table."""
+    from types import SimpleNamespace
+    import matplotlib.pyplot as plt
+    from analysis.experiments import NOT_ON_WHOLE_ENVS, table_ppo_objectives
+    level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.2": 40.0}
+    rows = [dict(variant=v, env=e, seed=s, score=x + s) for v, x in level.items() for e in ("A", "B")
+            for s in (1, 2, 3) if (v, e) != ("ppo_clip_0.2", "B")]
+    rows += [dict(variant="ppo_none_es_0.01", env="B", seed=1, score=25.0)]
+    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=[*level, "ppo_none_es_0.01"], envs=["A", "B"],
+                           planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
+                           seeds_note=lambda n: "" if n >= 3 else f" ({n} of 3 seeds)")
+    table, (wide, per_env), fig = table_ppo_objectives(data)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert [label for label in labels if label.startswith("ppo2 regime")][0].endswith("; over A only"), labels
+    plt.close(fig)
+    assert "the ppo2 regime's means, ranks and ρ are over A only" in data.note
+    ours = wide["ppo2: mean [95% CI]"]
+    assert ours["No clipping or penalty"] == "0.29 [0.26, 0.31]"  # seeds 11, 12, 13 over A's best, 42
+    assert ours["No clipping + KL early stopping (target 0.01)"] == NOT_ON_WHOLE_ENVS
+    assert per_env.loc["No clipping + KL early stopping (target 0.01)", "B"] == "25 (1 of 3 seeds)"
+    assert per_env.loc["No clipping or penalty", "B"] == "12"
 
 
 def test_a_one_seed_result_is_never_ordered_nor_placed_against_a_published_number():
