@@ -253,6 +253,14 @@ def whole_envs(t1_scores, t1, planned_seeds):
     return list(whole) if len(whole) else list(seeds.index)
 
 
+def narrowed_envs(regime_table):
+    """The envs a regime's aggregates are over (whole_envs) where they are fewer than the envs its Table 1
+    settings have runs on (a partial grid); else None."""
+    t1 = regime_table[regime_table.variant.map(paper_name).isin(TABLE1_SETTINGS)]
+    envs = t1.aggregated_envs.iloc[0].split(", ")
+    return envs if len(envs) < t1.filter(like=" seeds").notna().any().sum() else None
+
+
 def table_ppo_objectives(data):
     """Table 1 under both code-level regimes side by side, each against the paper's column."""
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
@@ -293,10 +301,7 @@ def table_ppo_objectives(data):
         per_env[env] = [" / ".join(cell_score(data, cells, s, r, env) if (s, r) in cells.index
                                    else absent(s, r) for r in regimes) for s in settings]
     # a partial grid aggregates each regime over the envs it holds whole (whole_envs): say which, where fewer
-    with_runs = {regime: {c[:-len(" seeds")] for c in t.dropna(axis=1, how="all").columns if c.endswith(" seeds")}
-                 for regime, t in table.groupby("regime")}
-    scope = {regime: t.aggregated_envs.iloc[0] for regime, t in table.groupby("regime")
-             if len(t.aggregated_envs.iloc[0].split(", ")) < len(with_runs[regime])}
+    scope = {regime: ", ".join(envs) for regime, t in table.groupby("regime") if (envs := narrowed_envs(t))}
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
     y = np.arange(len(settings))
     offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))

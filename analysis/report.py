@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis import setups, stats
 from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, gae_paper_range,
-                                  paper_name)
+                                  narrowed_envs, paper_name)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -230,8 +230,8 @@ def reading_objectives(table):
                          f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
         if len(t1):
             has_runs = t1.filter(like=" seeds").notna()  # setting × env, in a partial grid
-            aggregated = t1.aggregated_envs.iloc[0].split(", ")
-            if len(aggregated) < has_runs.any().sum():  # a partial grid holding some envs whole
+            aggregated = narrowed_envs(t1)
+            if aggregated:  # a partial grid holding some envs whole
                 lines.append(f"  - Over {len(aggregated)} env(s) so far, the ones holding every setting with all its "
                              f"seeds: {', '.join(aggregated)}. The means, ranks and ρ are over these; the other envs' "
                              "runs are in the per-env table below.")
