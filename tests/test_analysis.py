@@ -288,6 +288,7 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     text = reading_objectives(table)
     assert "Over 1 env(s) so far, the ones holding every setting with all its seeds: X." in text
     assert "Caution" not in text
+    assert "resampling each cell's own 3 seeds" in text  # the caveat counts the seeds of X's cells, not Y's 2
 
 
 def test_published_reading_places_each_published_mean_against_our_interval_at_the_same_budget_only():
