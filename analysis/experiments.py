@@ -253,11 +253,16 @@ def whole_envs(t1_scores, t1, planned_seeds):
     return list(whole) if len(whole) else list(seeds.index)
 
 
+def aggregated_envs(regime_table):
+    """The envs a regime's aggregates are over (whole_envs), as its table's aggregated_envs column names them."""
+    return regime_table.aggregated_envs.iloc[0].split(", ")
+
+
 def narrowed_envs(regime_table):
     """The envs a regime's aggregates are over (whole_envs) where they are fewer than the envs its Table 1
     settings have runs on (a partial grid); else None."""
     t1 = regime_table[regime_table.variant.map(paper_name).isin(TABLE1_SETTINGS)]
-    envs = t1.aggregated_envs.iloc[0].split(", ")
+    envs = aggregated_envs(t1)
     return envs if len(envs) < t1.filter(like=" seeds").notna().any().sum() else None
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, gae_paper_range,
-                                  narrowed_envs, paper_name)
+from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, aggregated_envs,
+                                  gae_paper_range, narrowed_envs, paper_name)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -272,7 +272,7 @@ def reading_objectives(table):
 def aggregated_seeds(table):
     """The fewest seeds of any cell the Table 1 aggregates resample: per regime, its cells on the envs it
     aggregates over (a partial grid's other envs appear only in the per-env table)."""
-    return min(int(rt[[f"{env} seeds" for env in rt.aggregated_envs.iloc[0].split(", ")]].min().min())
+    return min(int(rt[[f"{env} seeds" for env in aggregated_envs(rt)]].min().min())
                for _, rt in table.groupby("regime", sort=False))
 
 
