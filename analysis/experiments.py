@@ -176,6 +176,10 @@ TABLE1_SETTINGS = ["ppo_none", "ppo_clip_0.1", "ppo_clip_0.2", "ppo_clip_0.3", "
                    "ppo_kl_adaptive_0.01", "ppo_kl_adaptive_0.03", "ppo_kl_fixed_0.3", "ppo_kl_fixed_1",
                    "ppo_kl_fixed_3", "ppo_kl_fixed_10"]
 REGIME_PREFIX = {"ppo2": "ppo_", "ppo1": "ppo1_"}  # ppo.py --regime → variant prefix
+RHO_CHECKS = ("seed_pair_rho", "seed_pair_rho_min", "seed_pair_rho_max", "rerun_rho", "rerun_rho_min", "rerun_rho_max",
+              "held_out_rho", "held_out_rho_predicted")  # how far seed noise lets ρ reach (objectives_one_regime)
+RHO_COLUMNS = ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS + tuple(
+    c + "_without_none" for c in ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS)
 MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing; and all on the same envs
 
 
@@ -239,6 +243,30 @@ def objectives_one_regime(data, regime, paper):
         rho_reps = stats.spearman(replicates, paper_t1)
         table["rho"] = stats.spearman(table.set_index("variant")["mean"], paper_t1)
         table["rho_ci_low"], table["rho_ci_high"] = np.nanquantile(rho_reps, [0.025, 0.975])
+        # What could ρ reach? Seed noise alone caps how well two grids of 3 seeds can agree: our own seeds'
+        # orderings against each other (stats.seed_split_agreement), and Spearman–Brown for two whole grids
+        # (stats.predicted_agreement). Over all the settings, and without the one both put last.
+        seeds = t1_scores.seed.nunique()
+        others = paper_t1.drop(REGIME_PREFIX[regime] + "none", errors="ignore")
+        for suffix, ranked in (("", paper_t1.index), ("_without_none", others.index)):
+            if len(ranked) < MIN_SETTINGS_FOR_RHO or (suffix and len(ranked) == len(paper_t1)):
+                continue
+            if suffix:
+                table["rho" + suffix] = stats.spearman(table.set_index("variant")["mean"], others)
+                table["rho_ci_low" + suffix], table["rho_ci_high" + suffix] = np.nanquantile(
+                    stats.spearman(replicates, others), [0.025, 0.975])
+            split = stats.seed_split_agreement(t1_scores, data.random_score, ranked)
+            if not split:
+                continue
+            pairs, held_out = split
+            table["seed_pair_rho" + suffix] = np.mean(pairs)
+            table["seed_pair_rho_min" + suffix], table["seed_pair_rho_max" + suffix] = min(pairs), max(pairs)
+            for name, r in (("rerun_rho", np.mean(pairs)), ("rerun_rho_min", min(pairs)),
+                            ("rerun_rho_max", max(pairs))):
+                table[name + suffix] = stats.predicted_agreement(r, seeds, seeds)
+            if held_out:  # the model's check: one seed against the others, observed and predicted
+                table["held_out_rho" + suffix] = np.mean(held_out)
+                table["held_out_rho_predicted" + suffix] = stats.predicted_agreement(np.mean(pairs), 1, seeds - 1)
     return table
 
 
@@ -271,7 +299,7 @@ def table_ppo_objectives(data):
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     parts = [objectives_one_regime(data, regime, paper) for regime in REGIME_PREFIX]
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    for column in ("rho", "rho_ci_low", "rho_ci_high"):  # ρ needs MIN_SETTINGS_FOR_RHO settings with a paper value
+    for column in RHO_COLUMNS:  # ρ needs MIN_SETTINGS_FOR_RHO settings with a paper value; its checks need seeds
         table[column] = table.get(column, np.nan)
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
     regimes = list(dict.fromkeys(map(regime_of, data.variants)))  # planned, with runs or not (a partial grid)
@@ -332,9 +360,36 @@ def table_ppo_objectives(data):
     data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
         f"{r.regime} regime {r.rho:.2f} [95% seed-bootstrap interval {r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]"
         for r in rhos.itertuples()) + "." if len(rhos) else ""
+    data.note += "".join(f"\n\n{r.regime} regime: {checks}" for _, r in rhos.iterrows()
+                         if (checks := rho_checks_text(r)))
     data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
                          "hold every setting with all its seeds so far." for regime, envs in scope.items())
     return table, [wide, per_env], fig
+
+
+def rho_checks_text(r):
+    """How far seed noise lets a regime's ρ with the paper reach (a row of its table, a Series;
+    stats.seed_split_agreement, stats.predicted_agreement), over all the settings and without No clipping;
+    '' when not measured."""
+    r = r.reindex(r.index.union(RHO_COLUMNS))  # a table without these columns has measured none of them
+    parts = []
+    if pd.notna(r.rerun_rho):
+        text = (f"two independent grids with as many seeds as ours would order the settings alike at about "
+                f"ρ {r.rerun_rho:.2f} ({r.rerun_rho_min:.2f} to {r.rerun_rho_max:.2f} from the least and the most "
+                f"agreeing pair of our seeds, whose single-seed grids agree at ρ {r.seed_pair_rho_min:.2f} to "
+                f"{r.seed_pair_rho_max:.2f}; Spearman–Brown")
+        if pd.notna(r.held_out_rho):
+            text += (f", which predicts {r.held_out_rho_predicted:.2f} for one seed against the others where we "
+                     f"observe {r.held_out_rho:.2f}")
+        parts.append(text + ")")
+    if pd.notna(r.rho_without_none):
+        text = (f"without No clipping or penalty, ρ with the paper over the other settings is "
+                f"{r.rho_without_none:.2f} [{r.rho_ci_low_without_none:.2f}, {r.rho_ci_high_without_none:.2f}]")
+        if pd.notna(r.rerun_rho_without_none):
+            text += (f", where two such grids would agree at about {r.rerun_rho_without_none:.2f} "
+                     f"({r.rerun_rho_min_without_none:.2f} to {r.rerun_rho_max_without_none:.2f})")
+        parts.append(text)
+    return "; ".join(parts) + "." if parts else ""
 
 
 def cell_score(data, cells, setting, regime, env):

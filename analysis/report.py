@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, TABLE1_SETTINGS, add_grid_flags, aggregated_envs,
-                                  gae_paper_range, narrowed_envs, paper_name)
+from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, RHO_COLUMNS, TABLE1_SETTINGS, add_grid_flags,
+                                  aggregated_envs, gae_paper_range, narrowed_envs, paper_name, rho_checks_text)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -225,6 +225,8 @@ def reading_objectives(table):
                        "includes 0: these seeds cannot tell whether the ordering agrees with the paper's")
             lines.append(f"- **{regime} regime**: Spearman's ρ with the paper over {len(t1)} settings = {r.rho:.2f}, "
                          f"95% seed-bootstrap interval [{r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]; the interval {verdict}.")
+            if checks := rho_checks_text(r):
+                lines.append(f"  - What seed noise allows: {checks} {rerun_reading(r)}".rstrip())
         else:
             lines.append(f"- **{regime} regime**: no rank correlation with the paper yet: it needs at least 4 Table 1 "
                          f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
@@ -267,6 +269,41 @@ def reading_objectives(table):
                  "(`analysis/published/engstrom2020.csv`, `andrychowicz2021.csv`).")
     lines.append(seed_caveat(aggregated_seeds(table)))
     return "\n".join(lines)
+
+
+RERUN_CONCLUSIONS = {"reaches": "seed noise alone can explain the disagreement",
+                     "below": "seed noise alone does not explain the disagreement, and part of it is systematic "
+                              "(task versions, code, normalisation anchors)",
+                     "between": "seed noise explains much of the disagreement, and these seeds cannot tell whether "
+                                "part of it is systematic"}
+
+
+def rerun_verdict(r, suffix=""):
+    """Where ρ with the paper (over all the settings, or with suffix '_without_none' without No clipping) stands
+    against what seed noise alone allows: (a RERUN_CONCLUSIONS key, the facts), or None where not measured."""
+    r = r.reindex(r.index.union(RHO_COLUMNS))  # a table without these columns has measured none of them
+    low, high = r["rho_ci_low" + suffix], r["rho_ci_high" + suffix]
+    rerun, rerun_min, rerun_max = r["rerun_rho" + suffix], r["rerun_rho_min" + suffix], r["rerun_rho_max" + suffix]
+    if pd.isna(r["rho" + suffix]) or pd.isna(rerun):
+        return None
+    what = f"{'without No clipping' if suffix else 'over all the settings'}, ρ's interval [{low:.2f}, {high:.2f}]"
+    if high >= rerun:
+        return "reaches", f"{what} reaches a rerun's {rerun:.2f}"
+    if high < rerun_min:
+        return "below", f"{what} lies below even the least agreeing pair's {rerun_min:.2f}"
+    return "between", (f"{what} ends below a rerun's {rerun:.2f} but inside the pairs' range "
+                       f"{rerun_min:.2f}–{rerun_max:.2f}")
+
+
+def rerun_reading(r):
+    """The reading's sentence on what seed noise allows ρ (rho_checks_text, then rerun_verdict's conclusions)."""
+    verdicts = [v for v in (rerun_verdict(r), rerun_verdict(r, "_without_none")) if v]
+    if not verdicts:
+        return ""
+    text = "So, if the paper's 3-seed grid is about as noisy as ours: "
+    if len({kind for kind, _ in verdicts}) == 1:
+        return text + "; ".join(fact for _, fact in verdicts) + f". {RERUN_CONCLUSIONS[verdicts[0][0]].capitalize()}."
+    return text + "; ".join(f"{fact}: {RERUN_CONCLUSIONS[kind]}" for kind, fact in verdicts) + "."
 
 
 def aggregated_seeds(table):

@@ -1,6 +1,7 @@
 """Scores and statistics (docs/DESIGN.md §7): final scores, normalisation, mean and IQM with 95%
 stratified-bootstrap intervals (rliable's definitions, Agarwal et al. 2021), learning curves
 on a fixed step grid."""
+import itertools
 import math
 
 import numpy as np
@@ -141,3 +142,42 @@ def spearman(ours, reference):
     a, b = a - a.mean(axis=1, keepdims=True), b - b.mean()
     rho = a @ b / np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum())
     return float(rho[0]) if isinstance(ours, pd.Series) else rho
+
+
+def normalised_means(scores, random_score):
+    """Each variant's mean normalised score over envs (Table 1's aggregate) of a grid normalised on its own:
+    random → 0, the grid's best variant per env → 1. Assumes every (variant, env) cell holds the same seeds."""
+    normalised = normalise(scores, random_score, best_of_sweep(scores))
+    return normalised.groupby(scores.variant, sort=False).mean()
+
+
+def seed_split_agreement(scores, random_score, ranked=None):
+    """How well a grid's own seeds agree on the ordering of its variants: Spearman's ρ between the Table 1
+    orderings of grids made from disjoint seed sets, each normalised on its own (normalised_means), over the
+    variants in `ranked` (default: all). Returns (pairs, held_out): ρ for every pair of single seeds, and for
+    each seed, ρ between its grid and the grid of the other seeds (empty with 2 seeds); None unless every cell
+    holds the same 2 or more seeds."""
+    seed_sets = scores.groupby(["variant", "env"]).seed.agg(frozenset)
+    if seed_sets.nunique() != 1 or len(seed_sets.iloc[0]) < 2:
+        return None
+    seeds = sorted(seed_sets.iloc[0])
+
+    def ordering(kept):
+        means = normalised_means(scores[scores.seed.isin(kept)], random_score)
+        return means if ranked is None else means[list(ranked)]
+
+    pairs = [spearman(ordering([a]), ordering([b])) for a, b in itertools.combinations(seeds, 2)]
+    held_out = ([spearman(ordering([s]), ordering([t for t in seeds if t != s])) for s in seeds]
+                if len(seeds) > 2 else [])
+    return pairs, held_out
+
+
+def predicted_agreement(r, k, m):
+    """Classical test theory (Spearman 1910; Brown 1910): when two single measurements correlate r, a mean of k
+    independent measurements and a mean of m others correlate √(R_k R_m), with the Spearman–Brown reliability
+    R_n = n r / (1 + (n − 1) r); for k = m = n that is R_n. Applied to rank correlations of seed-averaged scores
+    it is an approximation (check it against an observed split). NaN for r ≤ 0, where it means nothing."""
+    if not r > 0:
+        return float("nan")
+    reliability = lambda n: n * r / (1 + (n - 1) * r)  # noqa: E731
+    return math.sqrt(reliability(k) * reliability(m))

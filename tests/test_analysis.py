@@ -96,6 +96,48 @@ def test_spearman_by_hand():
     np.testing.assert_allclose(stats.spearman(frame, ref), [1.0, -1.0])
 
 
+def test_normalised_means_normalise_each_env_by_the_grids_own_best():
+    # A: best d = 4, random 0 → a..d = 0.25, 0.5, 0.75, 1; B: best a = 400, random 100 → 1, 2/3, 1/3, 0
+    scores = pd.DataFrame([dict(variant=v, env=e, seed=1, score=x) for e, xs in (("A", (1, 2, 3, 4)), ("B", (400, 300, 200, 100)))
+                           for v, x in zip("abcd", xs)])
+    means = stats.normalised_means(scores, pd.Series({"A": 0.0, "B": 100.0}))
+    np.testing.assert_allclose(means[list("abcd")], [0.625, (0.5 + 2 / 3) / 2, (0.75 + 1 / 3) / 2, 0.5])
+
+
+def test_seed_split_agreement_by_hand():
+    # one env, random 0; seed 2 swaps c and d, seed 3 reverses seed 1's order
+    order = {1: (1, 2, 3, 4), 2: (1, 2, 4, 3), 3: (4, 3, 2, 1)}
+    scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=x) for s, xs in order.items() for v, x in zip("abcd", xs)])
+    random = pd.Series({"A": 0.0})
+    pairs, held_out = stats.seed_split_agreement(scores, random)
+    # ρ = 1 − 6 Σd² / (n (n² − 1)) without ties: (1, 2) Σd² = 2 → 0.8; (1, 3) → −1; (2, 3) Σd² = 18 → −0.8
+    np.testing.assert_allclose(pairs, [0.8, -1.0, -0.8])
+    # seed 1 against seeds 2+3, whose means (2.5, 2.5, 3, 2) rank (2.5, 2.5, 4, 1): ρ = −1.5 / √(4.5 · 5)
+    assert held_out[0] == pytest.approx(-1.5 / math.sqrt(22.5))
+    assert len(held_out) == 3
+    # only a, b, c ranked: seeds 1 and 2 now agree
+    pairs, _ = stats.seed_split_agreement(scores, random, ranked=list("abc"))
+    np.testing.assert_allclose(pairs, [1.0, -1.0, -1.0])
+    # cells with other seeds, or a single seed: no split
+    assert stats.seed_split_agreement(scores.iloc[:-1], random) is None
+    assert stats.seed_split_agreement(scores[scores.seed == 1], random) is None
+    pairs, held_out = stats.seed_split_agreement(scores[scores.seed < 3], random)
+    assert pairs == [pytest.approx(0.8)] and held_out == []
+
+
+def test_predicted_agreement_by_hand_and_against_a_simulation():
+    # Spearman–Brown by hand: r = 0.5 → R_3 = 1.5 / 2 = 0.75; one against two: √(0.5 · 1 / 1.5) = √(1/3)
+    assert stats.predicted_agreement(0.5, 3, 3) == pytest.approx(0.75)
+    assert stats.predicted_agreement(0.5, 1, 2) == pytest.approx(math.sqrt(1 / 3))
+    assert math.isnan(stats.predicted_agreement(-0.1, 3, 3)) and math.isnan(stats.predicted_agreement(0.0, 3, 3))
+    # the model it assumes: a true value plus independent noise of the same variance (single r = 0.5)
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=200_000)
+    mean_of = lambda n: true + rng.normal(size=(n, true.size)).mean(axis=0)  # noqa: E731
+    assert np.corrcoef(mean_of(3), mean_of(3))[0, 1] == pytest.approx(0.75, abs=0.01)
+    assert np.corrcoef(mean_of(1), mean_of(2))[0, 1] == pytest.approx(math.sqrt(1 / 3), abs=0.01)
+
+
 def test_curves_bin_and_carry_forward():
     eps = pd.DataFrame({"variant": "v", "env": "E", "seed": 1, "global_step": [10, 20, 60],
                         "ep_return": [1.0, 3.0, 5.0]})
@@ -349,6 +391,57 @@ def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
                                    (one_env_short.seed == 3))]
     assert np.isnan(rho(no_env_whole)) and table(no_env_whole).aggregated_envs.eq("A, B").all()
     assert np.isnan(rho(scores[scores.variant != "ppo_none"]))  # 3 settings
+
+
+def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_seeds():
+    """Beside ρ with the paper: ρ without the no-clipping setting, and how well our own seeds agree
+    (single-seed grids against each other, Spearman–Brown for a rerun, one seed against the others)."""
+    from types import SimpleNamespace
+    from analysis.experiments import PUBLISHED, objectives_one_regime
+    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    # ordered as the paper orders these 5 (-0.39 < 0.62 < 0.70 < 0.76 < 0.82) in seeds 1 and 2; seed 3 swaps
+    # the two clipping settings at the top
+    level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.1": 35.0, "ppo_clip_0.2": 40.0}
+    swap = {"ppo_clip_0.1": 8.0, "ppo_clip_0.2": -8.0}
+    scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=x + (swap.get(v, 0.0) if s == 3 else 0.0))
+                           for v, x in level.items() for s in (1, 2, 3)])
+    data = SimpleNamespace(scores=scores, variants=list(level), planned_seeds=3, random_score=pd.Series({"A": 0.0}))
+    row = objectives_one_regime(data, "ppo2", paper).iloc[0]
+    # single seeds, by hand (n = 5, 1 − 6 Σd² / 120): (1, 2) → 1; (1, 3) and (2, 3): Σd² = 2 → 0.9
+    assert (row.seed_pair_rho_min, row.seed_pair_rho_max) == (pytest.approx(0.9), pytest.approx(1.0))
+    r = (1 + 0.9 + 0.9) / 3
+    assert row.seed_pair_rho == pytest.approx(r) and row.rerun_rho == pytest.approx(3 * r / (1 + 2 * r))
+    assert row.held_out_rho_predicted == pytest.approx(math.sqrt(r * 2 * r / (1 + r)))
+    # one seed against the other two: seed 3 against seeds 1+2 swaps the top two (0.9); seeds 2+3 (or 1+3) put
+    # clip 0.1 (39) above clip 0.2 (36), so seed 1 (or 2) against them swaps them too (0.9)
+    assert row.held_out_rho == pytest.approx(0.9)
+    # without No clipping, 4 settings: in the mean clip 0.1 (35 + 8/3) passes clip 0.2 (40 − 8/3), a swap
+    # against the paper's order, Σd² = 2: ρ = 1 − 12 / 60 = 0.8
+    assert row.rho_without_none == pytest.approx(0.8)
+    # one setting fewer: 3 left without No clipping, too few for a ρ of its own
+    fewer = objectives_one_regime(SimpleNamespace(**{**vars(data), "scores": scores[scores.variant != "ppo_clip_0.3"],
+                                                     "variants": [v for v in level if v != "ppo_clip_0.3"]}), "ppo2", paper)
+    assert "rho_without_none" not in fewer and fewer.rerun_rho.notna().all()
+
+
+def test_the_reading_says_whether_seed_noise_alone_explains_the_rank_correlation():
+    from analysis.report import rerun_reading
+    row = pd.Series({"rho": 0.32, "rho_ci_low": 0.04, "rho_ci_high": 0.62, "rerun_rho": 0.75, "rerun_rho_min": 0.58,
+                     "rerun_rho_max": 0.92})
+    assert rerun_reading(row).endswith("over all the settings, ρ's interval [0.04, 0.62] ends below a rerun's 0.75 but "
+                                       "inside the pairs' range 0.58–0.92. Seed noise explains much of the disagreement, "
+                                       "and these seeds cannot tell whether part of it is systematic.")
+    assert "Seed noise alone can explain" in rerun_reading(row.replace(0.62, 0.8))
+    assert "below even the least agreeing pair's 0.58" in rerun_reading(row.replace(0.62, 0.5))
+    # two verdicts that differ each keep their own conclusion
+    both = pd.concat([row.replace(0.62, 0.8), pd.Series({"rho_without_none": 0.1, "rho_ci_low_without_none": -0.3,
+                      "rho_ci_high_without_none": 0.3, "rerun_rho_without_none": 0.6, "rerun_rho_min_without_none": 0.4,
+                      "rerun_rho_max_without_none": 0.8})])
+    text = rerun_reading(both)
+    assert "reaches a rerun's 0.75: seed noise alone can explain" in text
+    assert "without No clipping, ρ's interval [-0.30, 0.30] lies below even the least agreeing pair's 0.40: seed noise " \
+           "alone does not explain" in text
+    assert rerun_reading(pd.Series({"rho": 0.3, "rho_ci_low": 0.0, "rho_ci_high": 0.6})) == ""  # not measured
 
 
 def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so():
