@@ -30,9 +30,17 @@ FINGERPRINT = "<!-- written from the table with fingerprint {} -->"
 
 def table_fingerprint(table):
     """sha256 of a results table's cells as the report prints them (rounded text, not the floats, whose last
-    digits may differ between machines), so a discussion can tell whether the numbers under it changed."""
-    shown = table[[c for c in ("variant", "env", "seeds", "text") if c in table]].to_csv(index=False)
-    return hashlib.sha256(shown.encode()).hexdigest()[:16]
+    digits may differ between machines), so a discussion can tell whether the numbers under it changed. A table
+    with a `text` column prints that; one without (Table 1) prints its numbers: raw scores to units, the rest
+    (normalised scores, ranks, shares, ρ) to 2 decimals."""
+    if "text" in table:
+        shown = table[[c for c in ("variant", "env", "seeds", "text") if c in table]]
+    else:
+        def printed(column):
+            digits = "{:.0f}" if column.name.endswith(" score") else "{:.2f}"
+            return column.map(digits.format) if pd.api.types.is_float_dtype(column) else column
+        shown = table.apply(printed)
+    return hashlib.sha256(shown.to_csv(index=False).encode()).hexdigest()[:16]
 
 
 def discussion(table, scale, experiment, root=DISCUSSION):

@@ -499,6 +499,13 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
     changed = discussion(table.assign(text="2400.0 [2100.0, 2750.0]"), "paper", "algorithms", root=tmp_path)
     assert changed[0].startswith("**Discussion withheld:**") and "TRPO is fine." not in "".join(changed)
     assert discussion(table.assign(seeds=2), "paper", "algorithms", root=tmp_path)[0].startswith("**Discussion withheld")
+    # Table 1 has no text column: its numbers as printed count (scores to units, the rest to 2 decimals)
+    t1 = pd.DataFrame({"regime": ["ppo2"], "variant": ["ppo_clip_0.2"], "mean": [0.8412], "rho": [0.48],
+                       "Hopper-v5 score": [2017.2], "Hopper-v5 seeds": [3]})
+    assert table_fingerprint(t1) == table_fingerprint(t1.assign(mean=0.8441, **{"Hopper-v5 score": 2016.9}))
+    for changed in ({"mean": 0.8512}, {"rho": 0.47}, {"Hopper-v5 score": 2030.0}, {"Hopper-v5 seeds": 2},
+                    {"variant": "ppo_clip_0.1"}):
+        assert table_fingerprint(t1.assign(**changed)) != table_fingerprint(t1), changed
 
 
 def test_late_per_run_takes_each_runs_own_late_iterations():
