@@ -6,13 +6,15 @@ factual reading of each beside the published result.
 
 The readings are generated from the tables, so they always describe the numbers shown. A discussion
 written by hand (analysis/discussion/<scale>/<experiment>.md) is shown only beside the numbers it was
-written from: its first line holds the fingerprint of its experiment's table.
+written from: its first line holds the fingerprint of its experiment's table (or, part by part, of the rows of
+one Table 1 regime).
 """
 import argparse
 import datetime
 import hashlib
 import math
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,9 @@ from experiments import grid
 EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
 DISCUSSION = grid.ROOT / "analysis" / "discussion"
 FINGERPRINT = "<!-- written from the table with fingerprint {} -->"
+PART_FINGERPRINT = "<!-- written from the table's {} rows with fingerprint {} -->"  # one regime's rows (Table 1)
+HEAD = re.compile(r"^<!-- written from the table(?:'s (?P<regime>\S+) rows)? "
+                  r"with fingerprint (?P<fingerprint>\w+) -->[ \t]*$", re.MULTILINE)
 
 
 def table_fingerprint(table):
@@ -43,20 +48,40 @@ def table_fingerprint(table):
     return hashlib.sha256(shown.to_csv(index=False).encode()).hexdigest()[:16]
 
 
+def discussion_parts(text):
+    """A discussion file's parts: (regime or None for the whole table, the fingerprint it was written from, its
+    text). Each part is headed by a FINGERPRINT line (the whole table) or a PART_FINGERPRINT line (the rows of
+    one regime, for Table 1, whose regimes are complete at different times); a file without one is one part
+    written from no known numbers."""
+    heads = list(HEAD.finditer(text))
+    if not heads or heads[0].start() != 0:
+        return [(None, None, text)]
+    ends = [h.start() for h in heads[1:]] + [len(text)]
+    return [(h["regime"], h["fingerprint"], text[h.end():end].strip()) for h, end in zip(heads, ends)]
+
+
 def discussion(table, scale, experiment, root=DISCUSSION):
-    """The hand-written discussion of an experiment, if there is one and it was written from these numbers;
-    otherwise a line saying it is withheld and why."""
+    """The hand-written discussion of an experiment, each part shown only if it was written from these numbers
+    (its fingerprint matches the table's, or its regime's rows'); a part that was not says it is withheld, why,
+    and the fingerprint to write it from."""
     path = root / scale / f"{experiment}.md"
     if not path.exists():
         return []
-    first, _, text = path.read_text().partition("\n")
     rel = path.relative_to(grid.ROOT) if path.is_relative_to(grid.ROOT) else path
-    fingerprint = table_fingerprint(table)
-    if first.strip() != FINGERPRINT.format(fingerprint):
-        return [f"**Discussion withheld:** `{rel}` was written from other numbers than this table's "
-                f"(fingerprint {fingerprint}); it needs rewriting for these.", ""]
-    return [f"**Discussion** (written by hand from the numbers above, `{rel}`; the tables and readings are "
-            "generated, this text is not).", "", text.strip(), ""]
+    lines, shown = [], False
+    for regime, written_from, text in discussion_parts(path.read_text()):
+        rows = table if regime is None else table[table.regime == regime]
+        fingerprint = table_fingerprint(rows)
+        if written_from == fingerprint and len(rows):
+            lines += [text, ""]
+            shown = True
+        else:
+            part, numbers = (f"`{rel}`", "this table's") if regime is None else (
+                f"the {regime} part of `{rel}`", f"the table's {regime} rows'")
+            lines += [f"**Discussion withheld:** {part} was written from other numbers than {numbers} (fingerprint "
+                      f"{fingerprint}); it needs rewriting for these.", ""]
+    return ([f"**Discussion** (written by hand from the numbers above, `{rel}`; the tables and readings are "
+             "generated, this text is not).", ""] if shown else []) + lines
 
 
 def seed_caveat(seeds):

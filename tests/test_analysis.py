@@ -485,7 +485,7 @@ def test_a_one_seed_result_is_never_ordered_nor_placed_against_a_published_numbe
 
 
 def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_written_from(tmp_path):
-    from analysis.report import FINGERPRINT, discussion, table_fingerprint
+    from analysis.report import FINGERPRINT, PART_FINGERPRINT, discussion, table_fingerprint
     table = pd.DataFrame({"variant": ["trpo"], "env": ["Hopper-v5"], "seeds": [3], "mean": [2374.0000000001],
                           "text": ["2374.0 [2086.2, 2746.3]"]})
     assert discussion(table, "paper", "algorithms", root=tmp_path) == []  # none written
@@ -506,6 +506,22 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
     for changed in ({"mean": 0.8512}, {"rho": 0.47}, {"Hopper-v5 score": 2030.0}, {"Hopper-v5 seeds": 2},
                     {"variant": "ppo_clip_0.1"}):
         assert table_fingerprint(t1.assign(**changed)) != table_fingerprint(t1), changed
+    # a discussion in parts, one per regime: each shown while its own regime's rows are unchanged
+    both = pd.concat([t1, t1.assign(regime="ppo1", mean=0.5)], ignore_index=True)
+    path = tmp_path / "paper" / "ppo_objectives.md"
+    path.write_text(PART_FINGERPRINT.format("ppo2", table_fingerprint(both[both.regime == "ppo2"])) + "\nppo2 text.\n"
+                    + PART_FINGERPRINT.format("ppo1", table_fingerprint(both[both.regime == "ppo1"])) + "\nppo1 text.\n")
+    shown = discussion(both, "paper", "ppo_objectives", root=tmp_path)
+    assert shown[0].startswith("**Discussion** (written by hand") and shown[2:] == ["ppo2 text.", "", "ppo1 text.", ""]
+    later = both.copy()
+    later.loc[later.regime == "ppo1", "mean"] = 0.6  # more ppo1 runs: its part is withheld, ppo2's stays
+    shown = discussion(later, "paper", "ppo_objectives", root=tmp_path)
+    assert shown[2] == "ppo2 text." and "ppo1 text." not in shown
+    fingerprint = table_fingerprint(later[later.regime == "ppo1"])
+    assert shown[4] == (f"**Discussion withheld:** the ppo1 part of `{path}` was written from other numbers than the "
+                        f"table's ppo1 rows' (fingerprint {fingerprint}); it needs rewriting for these.")
+    assert discussion(later[later.regime == "ppo1"], "paper", "ppo_objectives", root=tmp_path)[0].startswith(
+        "**Discussion withheld:** the ppo2 part")  # no ppo2 rows at all: withheld, never shown
 
 
 def test_late_per_run_takes_each_runs_own_late_iterations():
