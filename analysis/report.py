@@ -37,13 +37,15 @@ def table_fingerprint(table):
     """sha256 of a results table's cells as the report prints them (rounded text, not the floats, whose last
     digits may differ between machines), so a discussion can tell whether the numbers under it changed. A table
     with a `text` column prints that; one without (Table 1) prints its numbers: raw scores to units, the rest
-    (normalised scores, ranks, shares, ρ) to 2 decimals."""
+    (normalised scores, ranks, shares, ρ, seed counts) to 2 decimals, ints and floats alike (a column of seed
+    counts is read as floats while some cell is empty, as ints once none is)."""
     if "text" in table:
         shown = table[[c for c in ("variant", "env", "seeds", "text") if c in table]]
     else:
         def printed(column):
             digits = "{:.0f}" if column.name.endswith(" score") else "{:.2f}"
-            return column.map(digits.format) if pd.api.types.is_float_dtype(column) else column
+            numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            return column.astype(float).map(digits.format) if numeric else column
         shown = table.apply(printed)
     return hashlib.sha256(shown.to_csv(index=False).encode()).hexdigest()[:16]
 

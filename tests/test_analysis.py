@@ -503,6 +503,7 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
     t1 = pd.DataFrame({"regime": ["ppo2"], "variant": ["ppo_clip_0.2"], "mean": [0.8412], "rho": [0.48],
                        "Hopper-v5 score": [2017.2], "Hopper-v5 seeds": [3]})
     assert table_fingerprint(t1) == table_fingerprint(t1.assign(mean=0.8441, **{"Hopper-v5 score": 2016.9}))
+    assert table_fingerprint(t1) == table_fingerprint(t1.assign(**{"Hopper-v5 seeds": 3.0}))  # int or float
     for changed in ({"mean": 0.8512}, {"rho": 0.47}, {"Hopper-v5 score": 2030.0}, {"Hopper-v5 seeds": 2},
                     {"variant": "ppo_clip_0.1"}):
         assert table_fingerprint(t1.assign(**changed)) != table_fingerprint(t1), changed
