@@ -86,14 +86,15 @@ def discussion(table, scale, experiment, root=DISCUSSION):
              "generated, this text is not).", ""] if shown else []) + lines
 
 
-def seed_caveat(seeds):
+def seed_caveat(seeds, scope=""):
     """Why the seed-bootstrap statements above are optimistic, for `seeds` runs per cell (the fewest of any
-    cell, in a partial report)."""
+    cell, in a partial report); `scope` names what it is about when parts differ (e.g. 'ppo1 regime')."""
+    how_sure = f"- How sure{f' ({scope})' if scope else ''}:"
     if seeds < 2:
-        return ("- How sure: some cells have a single seed so far; a bootstrap over one seed has zero width, so their "
+        return (f"{how_sure} some cells have a single seed so far; a bootstrap over one seed has zero width, so their "
                 "intervals, ranks and shares say nothing yet. Read them as one sample.")
     distinct = math.comb(2 * seeds - 1, seeds)
-    return (f"- How sure: every interval, rank and share above comes from resampling each cell's own {seeds} seeds. "
+    return (f"{how_sure} every interval, rank and share above comes from resampling each cell's own {seeds} seeds. "
             f"That sees only the spread among those seeds and is too narrow: the bootstrap variance of a mean of "
             f"{seeds} is {seeds - 1}/{seeds} of the usual s²/n, and there are only {distinct} distinct resamples. Treat an "
             "ordering as settled only where the intervals are disjoint, and a share of 100% as 'these seeds agree'.")
@@ -302,7 +303,11 @@ def reading_objectives(table):
                  "gradient clipping; ours keeps the paper's 3e-4 for every setting. Andrychowicz et al. 2021 recommend the "
                  "clipped loss (start at ε = 0.25) and find no evidence that KL regularisers help "
                  "(`analysis/published/engstrom2020.csv`, `andrychowicz2021.csv`).")
-    lines.append(seed_caveat(aggregated_seeds(table)))
+    seeds = aggregated_seeds(table)
+    if len(set(seeds.values())) == 1:
+        lines.append(seed_caveat(min(seeds.values())))
+    else:  # a partial grid: one regime complete, the other not yet
+        lines += [seed_caveat(n, f"{regime} regime") for regime, n in seeds.items()]
     return "\n".join(lines)
 
 
@@ -342,10 +347,10 @@ def rerun_reading(r):
 
 
 def aggregated_seeds(table):
-    """The fewest seeds of any cell the Table 1 aggregates resample: per regime, its cells on the envs it
+    """Per regime, the fewest seeds of any cell its Table 1 aggregates resample: its cells on the envs it
     aggregates over (a partial grid's other envs appear only in the per-env table)."""
-    return min(int(rt[[f"{env} seeds" for env in aggregated_envs(rt)]].min().min())
-               for _, rt in table.groupby("regime", sort=False))
+    return {regime: int(rt[[f"{env} seeds" for env in aggregated_envs(rt)]].min().min())
+            for regime, rt in table.groupby("regime", sort=False)}
 
 
 def published_placements(table, steps):

@@ -331,6 +331,11 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     assert "Over 1 env(s) so far, the ones holding every setting with all its seeds: X." in text
     assert "Caution" not in text
     assert "resampling each cell's own 3 seeds" in text  # the caveat counts the seeds of X's cells, not Y's 2
+    # two regimes, one complete and one with single seeds so far: a caveat for each, saying which
+    ppo1 = table.assign(regime="ppo1", variant="ppo1_" + table.variant.str[len("ppo_"):], **{"X seeds": 1})
+    text = reading_objectives(pd.concat([table, ppo1], ignore_index=True))
+    assert "- How sure (ppo2 regime): every interval, rank and share above comes from resampling each cell's own 3" in text
+    assert "- How sure (ppo1 regime): some cells have a single seed so far" in text
 
 
 def test_published_reading_places_each_published_mean_against_our_interval_at_the_same_budget_only():
