@@ -165,8 +165,24 @@ def versions_text(runs):
     cols = [c for c in runs.columns if c.startswith("v_")]
     versions = runs[cols].drop_duplicates()
     lines = [", ".join(f"{c[2:]} {v}" for c, v in row.items()) for _, row in versions.iterrows()]
-    commits = ", ".join(sorted(runs.git_commit.str[:7].unique()))
-    return "; ".join(lines) + f". Code: git commit(s) {commits}. CPU: {', '.join(runs.cpu.unique())}."
+    return "; ".join(lines) + f". {code_text(runs)} CPU: {', '.join(runs.cpu.unique())}."
+
+
+def runs_count(n):
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def code_text(runs):
+    """Which code made the runs. A run's numbers depend on its algorithm file alone, so name each file by the
+    sha256 its runs recorded and say whether it is this checkout's file; the git commits only say when."""
+    files = []
+    for (algo, sha), group in runs.groupby(["algo", "script_sha256"]):
+        other = "" if sha == grid.script_sha256(algo) else ", not the file in this checkout"
+        files.append(f"{algo}.py {sha[:12]} ({runs_count(len(group))}{other})")
+    dirty = int((runs.git_dirty == True).sum())  # noqa: E712 (None = not recorded)
+    dirty_text = f", {runs_count(dirty)} from a working tree with uncommitted changes" if dirty else ""
+    return (f"Code: algorithm files by sha256, {', '.join(files)}; the runs were started at "
+            f"{runs.git_commit.nunique()} git commit(s) (run.json's `git_commit`){dirty_text}.")
 
 
 def compute_text(scale_dir, runs):

@@ -530,6 +530,21 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
         "**Discussion withheld:** the ppo2 part")  # no ppo2 rows at all: withheld, never shown
 
 
+def test_the_report_names_the_code_by_each_algorithm_files_hash_and_flags_one_not_in_this_checkout():
+    from analysis.report import code_text
+    from experiments.grid import script_sha256
+    ppo_now = script_sha256("ppo")
+    runs = pd.DataFrame({"algo": ["ppo", "ppo", "ppo", "vpg"],
+                         "script_sha256": [ppo_now, ppo_now, "f" * 64, "c" * 64],  # "f"*64 sorts last
+                         "git_commit": ["1" * 40, "2" * 40, "2" * 40, "3" * 40],
+                         "git_dirty": [False, None, True, False]})
+    assert code_text(runs) == (f"Code: algorithm files by sha256, ppo.py {ppo_now[:12]} (2 runs), ppo.py ffffffffff"
+                               f"ff (1 run, not the file in this checkout), vpg.py cccccccccccc (1 run, not the file "
+                               f"in this checkout); the runs were started at 3 git commit(s) (run.json's `git_commit`)"
+                               f", 1 run from a working tree with uncommitted changes.")
+    assert code_text(runs.assign(git_dirty=False)).endswith("(run.json's `git_commit`).")
+
+
 def test_late_per_run_takes_each_runs_own_late_iterations():
     from analysis import stats
     # run a: 4 iterations over 400 steps; run b: 2 iterations over 100 steps (its own total sets "late")
