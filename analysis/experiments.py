@@ -270,15 +270,65 @@ def objectives_one_regime(data, regime, paper):
     return table
 
 
+REGIMES_COLUMNS = ("regimes_envs", "regimes_rho", "regimes_rho_ci_low", "regimes_rho_ci_high", "regimes_rho_ceiling",
+                   "regimes_rho_paper_ppo1", "regimes_rho_paper_ppo2", "delta_rho", "delta_rho_ci_low",
+                   "delta_rho_ci_high")  # ppo1 against ppo2 (regime_comparison): the same in every row
+
+
+def regime_comparison(data, paper):
+    """Does the paper-era code (ppo1) order the 11 Table 1 settings differently from ppo2, and closer to the
+    paper? Over the envs where both regimes hold every setting with all its seeds, each regime normalised on
+    its own (Table 1's rule): Spearman's ρ between the two regimes' orderings with its seed-bootstrap interval;
+    the ρ seed noise alone would leave if both regimes had the same true ordering, √(R₁ R₂) with R each
+    regime's Spearman–Brown reliability of a 3-seed grid (Spearman's attenuation, 1904); and ρ(ppo1, paper) −
+    ρ(ppo2, paper) with its interval. The two regimes' runs are resampled independently (different RNG
+    streams): a conservative choice, since runs that share a seed number also share their reset streams.
+    A dict of REGIMES_COLUMNS, or {} until both regimes hold some env whole."""
+    paper_t1 = paper.paper_normalised_score.reindex(TABLE1_SETTINGS)
+    regime_scores, envs = {}, None
+    for regime, prefix in REGIME_PREFIX.items():
+        names = {prefix + s[len("ppo_"):]: s for s in TABLE1_SETTINGS}  # this regime's variant → ppo2 name
+        if not set(names) <= set(data.variants):
+            return {}
+        scores = data.scores[data.scores.variant.isin(names)]
+        whole = set(complete_envs(scores, list(names), data.planned_seeds))
+        envs = whole if envs is None else envs & whole
+        regime_scores[regime] = scores.assign(variant=scores.variant.map(names))
+    if not envs:
+        return {}
+    means, replicates, reliability = {}, {}, {}
+    for seed_offset, (regime, scores) in enumerate(regime_scores.items()):
+        scores = scores[scores.env.isin(envs)]
+        means[regime] = stats.normalised_means(scores, data.random_score)
+        replicates[regime] = stats.normalise_replicates(
+            stats.bootstrap_cell_means(scores, seed=stats.BOOTSTRAP_SEED + seed_offset), data.random_score)
+        split = stats.seed_split_agreement(scores, data.random_score)
+        seeds = scores.seed.nunique()
+        reliability[regime] = stats.predicted_agreement(np.mean(split[0]), seeds, seeds) if split else np.nan
+    rho_reps = stats.spearman_rows(replicates["ppo1"][TABLE1_SETTINGS], replicates["ppo2"])
+    rho_paper = {regime: stats.spearman(means[regime], paper_t1) for regime in means}
+    delta_reps = stats.spearman(replicates["ppo1"], paper_t1) - stats.spearman(replicates["ppo2"], paper_t1)
+    return dict(zip(REGIMES_COLUMNS, (
+        ", ".join(sorted(envs)), stats.spearman(means["ppo1"], means["ppo2"][TABLE1_SETTINGS]),
+        *np.nanquantile(rho_reps, [0.025, 0.975]), np.sqrt(reliability["ppo1"] * reliability["ppo2"]),
+        rho_paper["ppo1"], rho_paper["ppo2"], rho_paper["ppo1"] - rho_paper["ppo2"],
+        *np.nanquantile(delta_reps, [0.025, 0.975]))))
+
+
 def whole_envs(t1_scores, t1, planned_seeds):
     """The envs a regime's Table 1 aggregates over. Each env is normalised by its best setting, so an env
     where some setting's seeds are still missing would be normalised by a best that may yet change, and
     settings with runs on different envs would be averaged over unlike tasks. So in a partial grid, once
     some env holds every setting with all its seeds, only such envs count; before that, every env with
     runs does (each setting's mean over its own envs; the reading says so)."""
-    seeds = t1_scores.groupby(["env", "variant"]).size().unstack(fill_value=0).reindex(columns=t1, fill_value=0)
-    whole = seeds.index[(seeds >= planned_seeds).all(axis=1)]
-    return list(whole) if len(whole) else list(seeds.index)
+    whole = complete_envs(t1_scores, t1, planned_seeds)
+    return whole if whole else sorted(t1_scores.env.unique())
+
+
+def complete_envs(scores, variants, planned_seeds):
+    """The envs on which every one of `variants` has all its planned seeds."""
+    seeds = scores.groupby(["env", "variant"]).size().unstack(fill_value=0).reindex(columns=variants, fill_value=0)
+    return list(seeds.index[(seeds >= planned_seeds).all(axis=1)])
 
 
 def aggregated_envs(regime_table):
@@ -301,6 +351,9 @@ def table_ppo_objectives(data):
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)
     for column in RHO_COLUMNS:  # ρ needs MIN_SETTINGS_FOR_RHO settings with a paper value; its checks need seeds
         table[column] = table.get(column, np.nan)
+    comparison = regime_comparison(data, paper)
+    for column in REGIMES_COLUMNS:
+        table[column] = comparison.get(column, np.nan)
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
     regimes = list(dict.fromkeys(map(regime_of, data.variants)))  # planned, with runs or not (a partial grid)
     # one row per planned setting, with runs or not: its display name → its ppo2-regime name
@@ -362,6 +415,7 @@ def table_ppo_objectives(data):
         for r in rhos.itertuples()) + "." if len(rhos) else ""
     data.note += "".join(f"\n\n{r.regime} regime: {checks}" for _, r in rhos.iterrows()
                          if (checks := rho_checks_text(r)))
+    data.note += f"\n\nppo1 against ppo2: {regimes_text(table.iloc[0])}" if comparison else ""
     data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
                          "hold every setting with all its seeds so far." for regime, envs in scope.items())
     return table, [wide, per_env], fig
@@ -390,6 +444,26 @@ def rho_checks_text(r):
                      f"({r.rerun_rho_min_without_none:.2f} to {r.rerun_rho_max_without_none:.2f})")
         parts.append(text)
     return "; ".join(parts) + "." if parts else ""
+
+
+def regimes_text(r):
+    """ppo1 against ppo2 (a row of the Table 1 table, a Series; regime_comparison), or '' when not compared."""
+    r = r.reindex(r.index.union(REGIMES_COLUMNS))
+    if pd.isna(r.regimes_rho):
+        return ""
+    text = (f"over {r.regimes_envs} (the envs both regimes hold whole), the two order the "
+            f"{len(TABLE1_SETTINGS)} settings alike at ρ {r.regimes_rho:.2f} [95% seed-bootstrap interval "
+            f"{r.regimes_rho_ci_low:.2f}, {r.regimes_rho_ci_high:.2f}]")
+    if pd.notna(r.regimes_rho_ceiling):
+        text += (f"; with the same true ordering, seed noise alone would leave about {r.regimes_rho_ceiling:.2f}, so "
+                 + ("these seeds cannot tell the two orderings apart" if r.regimes_rho_ci_high >= r.regimes_rho_ceiling
+                    else "the regimes order the settings differently, beyond seed noise"))
+    closer = ("excludes 0: the paper-era code orders the settings closer to the paper" if r.delta_rho_ci_low > 0 else
+              "excludes 0: the paper-era code orders the settings further from the paper" if r.delta_rho_ci_high < 0
+              else "includes 0: these seeds cannot tell which regime orders the settings closer to the paper")
+    return (text + f". ρ with the paper over these envs: ppo1 {r.regimes_rho_paper_ppo1:.2f}, ppo2 "
+            f"{r.regimes_rho_paper_ppo2:.2f}; the difference, {r.delta_rho:+.2f} [{r.delta_rho_ci_low:+.2f}, "
+            f"{r.delta_rho_ci_high:+.2f}], {closer}.")
 
 
 def cell_score(data, cells, setting, regime, env):

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, RHO_COLUMNS, TABLE1_SETTINGS, add_grid_flags,
-                                  aggregated_envs, gae_paper_range, narrowed_envs, paper_name, rho_checks_text)
+from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, REGIMES_COLUMNS, RHO_COLUMNS, TABLE1_SETTINGS,
+                                  add_grid_flags, aggregated_envs, gae_paper_range, narrowed_envs, paper_name,
+                                  regimes_text, rho_checks_text)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -72,7 +73,9 @@ def discussion(table, scale, experiment, root=DISCUSSION):
     rel = path.relative_to(grid.ROOT) if path.is_relative_to(grid.ROOT) else path
     lines, shown = [], False
     for regime, written_from, text in discussion_parts(path.read_text()):
-        rows = table if regime is None else table[table.regime == regime]
+        # a regime's part is written from its own rows' numbers; the two regimes' comparison is in every row
+        rows = table if regime is None else table[table.regime == regime].drop(columns=list(REGIMES_COLUMNS),
+                                                                               errors="ignore")
         fingerprint = table_fingerprint(rows)
         if written_from == fingerprint and len(rows):
             lines += [text, ""]
@@ -311,6 +314,8 @@ def reading_objectives(table):
                          f"; the median width of a rank interval is {(t1.rank_ci_high - t1.rank_ci_low).median():.0f} places.")
         for r in rt[~rt.variant.map(paper_name).isin(TABLE1_SETTINGS)].dropna(subset=["mean"]).itertuples():
             lines.append(f"  - {r.setting}: {r.mean:.2f} [{r.mean_ci_low:.2f}, {r.mean_ci_high:.2f}] (not in the paper).")
+    if comparison := regimes_text(table.iloc[0]):
+        lines.append(f"- **ppo1 against ppo2**: {comparison}")
     engstrom = pd.read_csv(PUBLISHED / "engstrom2020.csv")
     hopper = engstrom[engstrom.env == "Hopper"].set_index("algo").value
     lines.append(f"- Published context: Engstrom et al. 2020 (Tables 2-3, Hopper-v2, 1M steps) find PPO-NoClip "

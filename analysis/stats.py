@@ -137,11 +137,20 @@ def spearman(ours, reference):
     """Spearman's ρ between the columns of `ours` (a Series, or a frame of replicates in rows) and the
     `reference` Series over the same labels: the Pearson correlation of average ranks (ties share a rank)."""
     frame = pd.DataFrame([ours]) if isinstance(ours, pd.Series) else ours
-    a = frame[reference.index].rank(axis=1).to_numpy()
-    b = reference.rank().to_numpy()
-    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean()
-    rho = a @ b / np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum())
+    rho = pearson_rows(frame[reference.index].rank(axis=1).to_numpy(), reference.rank().to_numpy())
     return float(rho[0]) if isinstance(ours, pd.Series) else rho
+
+
+def spearman_rows(a, b):
+    """Spearman's ρ row by row between two frames over the same columns: row i of `a` against row i of `b`
+    (e.g. bootstrap replicates of two grids' scores, to put an interval on the ρ between their orderings)."""
+    return pearson_rows(a.rank(axis=1).to_numpy(), b[a.columns].rank(axis=1).to_numpy())
+
+
+def pearson_rows(a, b):
+    """Pearson's correlation of each row of the array `a` with the same row of `b`, or with `b` if 1-D."""
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=-1, keepdims=True)
+    return (a * b).sum(axis=1) / np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum(axis=-1))
 
 
 def normalised_means(scores, random_score):

@@ -94,6 +94,9 @@ def test_spearman_by_hand():
     assert stats.spearman(pd.Series({"x": 5.0, "y": 5.0, "z": 9.0}), ref) == pytest.approx(math.sqrt(3) / 2)
     frame = pd.DataFrame([{"x": 1, "y": 2, "z": 3}, {"x": 3, "y": 2, "z": 1}])
     np.testing.assert_allclose(stats.spearman(frame, ref), [1.0, -1.0])
+    # row by row: row 0 against (3, 2, 1) is −1; row 1, (3, 2, 1) against ranks (1.5, 1.5, 3) is −√3 / 2
+    other = pd.DataFrame([{"z": 1, "y": 2, "x": 3}, {"x": 5.0, "y": 5.0, "z": 9.0}])
+    np.testing.assert_allclose(stats.spearman_rows(frame, other), [-1.0, -math.sqrt(3) / 2])
 
 
 def test_normalised_means_normalise_each_env_by_the_grids_own_best():
@@ -429,6 +432,53 @@ def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_see
     assert "rho_without_none" not in fewer and fewer.rerun_rho.notna().all()
 
 
+def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_computed_rank_correlations():
+    from types import SimpleNamespace
+    from analysis.experiments import PUBLISHED, TABLE1_SETTINGS, regime_comparison, regimes_text
+    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    column = paper.paper_normalised_score.reindex(TABLE1_SETTINGS)
+    position = dict(zip(column.sort_values(kind="stable").index, range(11)))  # 0 = the paper's worst
+    rows = []
+    for setting in TABLE1_SETTINGS:
+        i, one = position[setting], "ppo1_" + setting[len("ppo_"):]
+        # env A: ppo2 ascends with the paper's order i, but seed 2 puts setting 0 (2.5) above setting 1 (1);
+        # ppo1 descends, in both seeds
+        rows += [(setting, "A", 1, i + 1.0), (setting, "A", 2, {0: 2.5, 1: 1.0}.get(i, i + 1.0)),
+                 (one, "A", 1, 11.0 - i), (one, "A", 2, 11.0 - i)]
+        # env B, which would reverse the comparison, is not whole in ppo1 (setting 0 lacks seed 2): left out
+        rows += [(setting, "B", 1, 11.0 - i), (setting, "B", 2, 11.0 - i)]
+        rows += [(one, "B", 1, i + 1.0)] + ([(one, "B", 2, i + 1.0)] if i else [])
+    scores = pd.DataFrame(rows, columns=["variant", "env", "seed", "score"])
+    data = SimpleNamespace(scores=scores, variants=list(scores.variant.unique()), planned_seeds=2,
+                           random_score=pd.Series({"A": 0.0, "B": 0.0}))
+    c = regime_comparison(data, paper)
+    assert c["regimes_envs"] == "A"
+    # ranks by hand (n = 11, ρ = 1 − 6 Σd² / 1320): ppo2 puts setting 0 second, setting 1 first, setting i ≥ 2 at
+    # i + 1; ppo1 puts setting i at 11 − i: Σd² = 81 + 81 + Σ(2i − 10)² over i = 2..10 = 438
+    assert c["regimes_rho"] == pytest.approx(1 - 6 * 438 / 1320)
+    # ppo2's two seeds differ by one adjacent swap (Σd² = 2), ppo1's agree: R = 2r / (1 + r) for each
+    r = 1 - 12 / 1320
+    assert c["regimes_rho_ceiling"] == pytest.approx(math.sqrt(2 * r / (1 + r) * 1.0))
+    # resampling ppo2's seeds gives the order with or without the swap (or a tie): ρ with ppo1 between −1 and −r
+    assert (c["regimes_rho_ci_low"], c["regimes_rho_ci_high"]) == (pytest.approx(-1.0), pytest.approx(-r))
+    ppo2_means = [{0: 1.75, 1: 1.5}.get(position[s], position[s] + 1.0) for s in TABLE1_SETTINGS]
+    ppo1_means = [11.0 - position[s] for s in TABLE1_SETTINGS]
+    def rank_correlation(a, b):  # Pearson's r of average ranks (the paper's column has a tie at 0.71)
+        return np.corrcoef(pd.Series(a).rank(), pd.Series(b).rank())[0, 1]
+    expected = {"ppo1": rank_correlation(ppo1_means, column), "ppo2": rank_correlation(ppo2_means, column)}
+    assert c["regimes_rho_paper_ppo1"] == pytest.approx(expected["ppo1"])
+    assert c["regimes_rho_paper_ppo2"] == pytest.approx(expected["ppo2"])
+    assert c["delta_rho"] == pytest.approx(expected["ppo1"] - expected["ppo2"])
+    assert c["delta_rho_ci_low"] <= c["delta_rho"] <= c["delta_rho_ci_high"] < 0  # ppo1 reverses the paper's order
+    assert expected["ppo2"] > 0.98 and expected["ppo1"] < -0.99
+    text = regimes_text(pd.Series(c))
+    assert "the regimes order the settings differently, beyond seed noise" in text
+    assert text.endswith("excludes 0: the paper-era code orders the settings further from the paper.")
+    # no env whole in both regimes yet: nothing to compare
+    assert regime_comparison(SimpleNamespace(**{**vars(data), "scores": scores[scores.env == "B"]}), paper) == {}
+    assert regimes_text(pd.Series({"rho": 0.4})) == ""
+
+
 def test_the_reading_says_whether_seed_noise_alone_explains_the_rank_correlation():
     from analysis.report import rerun_reading
     row = pd.Series({"rho": 0.32, "rho_ci_low": 0.04, "rho_ci_high": 0.62, "rerun_rho": 0.75, "rerun_rho_min": 0.58,
@@ -519,6 +569,8 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
                     + PART_FINGERPRINT.format("ppo1", table_fingerprint(both[both.regime == "ppo1"])) + "\nppo1 text.\n")
     shown = discussion(both, "paper", "ppo_objectives", root=tmp_path)
     assert shown[0].startswith("**Discussion** (written by hand") and shown[2:] == ["ppo2 text.", "", "ppo1 text.", ""]
+    # the two regimes' comparison, the same in every row, belongs to neither regime's part
+    assert discussion(both.assign(regimes_rho=0.51, delta_rho=0.7), "paper", "ppo_objectives", root=tmp_path) == shown
     later = both.copy()
     later.loc[later.regime == "ppo1", "mean"] = 0.6  # more ppo1 runs: its part is withheld, ppo2's stays
     shown = discussion(later, "paper", "ppo_objectives", root=tmp_path)
