@@ -192,6 +192,11 @@ def paper_name(variant):
     return "ppo_" + variant[len("ppo1_"):] if variant.startswith("ppo1_") else variant
 
 
+def regime_variant(setting, regime):
+    """A Table 1 setting's variant under a regime (the inverse of paper_name): ppo_clip_0.2 → ppo1_clip_0.2."""
+    return REGIME_PREFIX[regime] + setting[len("ppo_"):]
+
+
 def paper_ranks(paper):
     """Each Table 1 setting's rank in the paper's column, among all 11 (1 = best)."""
     return paper.paper_normalised_score.reindex(TABLE1_SETTINGS).rank(ascending=False)
@@ -201,9 +206,8 @@ def objectives_one_regime(data, regime, paper):
     """Table 1 for one code-level regime: scores normalised with this regime's own best setting per env
     (Table 1's rule), mean and IQM with intervals, ranks with their seed-bootstrap intervals, P(best) and
     Spearman's ρ with the paper's column (point and interval)."""
-    prefix = REGIME_PREFIX[regime]
     variants = [v for v in data.variants if regime_of(v) == regime]
-    t1 = [prefix + s[len("ppo_"):] for s in TABLE1_SETTINGS if prefix + s[len("ppo_"):] in variants]
+    t1 = [regime_variant(s, regime) for s in TABLE1_SETTINGS if regime_variant(s, regime) in variants]
     all_scores = data.scores[data.scores.variant.isin(variants)]
     envs = whole_envs(all_scores[all_scores.variant.isin(t1)], t1, data.planned_seeds)
     scores = all_scores[all_scores.env.isin(envs)]  # what the aggregates, ranks and ρ are over
@@ -247,7 +251,7 @@ def objectives_one_regime(data, regime, paper):
         # orderings against each other (stats.seed_split_agreement), and Spearman–Brown for two whole grids
         # (stats.predicted_agreement). Over all the settings, and without the one both put last.
         seeds = t1_scores.seed.nunique()
-        others = paper_t1.drop(REGIME_PREFIX[regime] + "none", errors="ignore")
+        others = paper_t1.drop(regime_variant("ppo_none", regime), errors="ignore")
         for suffix, ranked in (("", paper_t1.index), ("_without_none", others.index)):
             if len(ranked) < MIN_SETTINGS_FOR_RHO or (suffix and len(ranked) == len(paper_t1)):
                 continue
@@ -286,14 +290,14 @@ def regime_comparison(data, paper):
     A dict of REGIMES_COLUMNS, or {} until both regimes hold some env whole."""
     paper_t1 = paper.paper_normalised_score.reindex(TABLE1_SETTINGS)
     regime_scores, envs = {}, None
-    for regime, prefix in REGIME_PREFIX.items():
-        names = {prefix + s[len("ppo_"):]: s for s in TABLE1_SETTINGS}  # this regime's variant → ppo2 name
-        if not set(names) <= set(data.variants):
+    for regime in REGIME_PREFIX:
+        t1 = [regime_variant(s, regime) for s in TABLE1_SETTINGS]
+        if not set(t1) <= set(data.variants):
             return {}
-        scores = data.scores[data.scores.variant.isin(names)]
-        whole = set(complete_envs(scores, list(names), data.planned_seeds))
+        scores = data.scores[data.scores.variant.isin(t1)]
+        whole = set(complete_envs(scores, t1, data.planned_seeds))
         envs = whole if envs is None else envs & whole
-        regime_scores[regime] = scores.assign(variant=scores.variant.map(names))
+        regime_scores[regime] = scores.assign(variant=scores.variant.map(paper_name))  # ppo2 names, to compare
     if not envs:
         return {}
     means, replicates, reliability = {}, {}, {}
@@ -369,7 +373,7 @@ def table_ppo_objectives(data):
 
     def absent(setting, regime):
         """What a cell without runs says: planned and not run yet, or not planned for this regime."""
-        return MISSING if REGIME_PREFIX[regime] + key_of[setting][len("ppo_"):] in data.variants else "not planned"
+        return MISSING if regime_variant(key_of[setting], regime) in data.variants else "not planned"
 
     for regime in regimes:
         def cell(setting, text):

@@ -135,7 +135,8 @@ def load_runs(scale_dir, allow_mixed_versions=False, only=None):
         meta, prog, eps = load_run(run_dir)
         rows.append({**key, "algo": meta["algo"], "steps": int(prog.global_step.iloc[-1]),
                      "walltime_s": meta["walltime_s"], "peak_rss_mb": meta.get("peak_rss_mb"),
-                     "git_commit": meta["git_commit"], "git_dirty": meta.get("git_dirty"), "script_sha256": meta["script_sha256"], "cpu": meta["cpu"],
+                     "git_commit": meta["git_commit"], "git_dirty": meta.get("git_dirty"),
+                     "script_sha256": meta["script_sha256"], "cpu": meta["cpu"],
                      **{f"v_{k}": meta["versions"][k] for k in VERSION_KEYS},
                      "args": meta["args"], **{f"arg_{k}": v for k, v in meta["args"].items()}})
         progress.append(prog.assign(**key))

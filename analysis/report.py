@@ -182,7 +182,7 @@ def code_text(runs):
     for (algo, sha), group in runs.groupby(["algo", "script_sha256"]):
         other = "" if sha == grid.script_sha256(algo) else ", not the file in this checkout"
         files.append(f"{algo}.py {sha[:12]} ({runs_count(len(group))}{other})")
-    dirty = int((runs.git_dirty == True).sum())  # noqa: E712 (None = not recorded)
+    dirty = int(runs.git_dirty.eq(True).sum())  # None: not recorded
     dirty_text = f", {runs_count(dirty)} from a working tree with uncommitted changes" if dirty else ""
     return (f"Code: algorithm files by sha256, {', '.join(files)}; the runs were started at "
             f"{runs.git_commit.nunique()} git commit(s) (run.json's `git_commit`){dirty_text}.")
