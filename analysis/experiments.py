@@ -445,7 +445,8 @@ def rho_checks_text(r):
                 f"{r.rho_without_none:.2f} [{r.rho_ci_low_without_none:.2f}, {r.rho_ci_high_without_none:.2f}]")
         if pd.notna(r.rerun_rho_without_none):
             text += (f", where two such grids would agree at about {r.rerun_rho_without_none:.2f} "
-                     f"({r.rerun_rho_min_without_none:.2f} to {r.rerun_rho_max_without_none:.2f})")
+                     f"({r.rerun_rho_min_without_none:.2f} to {r.rerun_rho_max_without_none:.2f}, from pairs of seeds that "
+                     f"agree at ρ {r.seed_pair_rho_min_without_none:.2f} to {r.seed_pair_rho_max_without_none:.2f})")
         parts.append(text)
     return "; ".join(parts) + "." if parts else ""
 

@@ -185,8 +185,11 @@ def predicted_agreement(r, k, m):
     """Classical test theory (Spearman 1910; Brown 1910): when two single measurements correlate r, a mean of k
     independent measurements and a mean of m others correlate √(R_k R_m), with the Spearman–Brown reliability
     R_n = n r / (1 + (n − 1) r); for k = m = n that is R_n. Applied to rank correlations of seed-averaged scores
-    it is an approximation (check it against an observed split). NaN for r ≤ 0, where it means nothing."""
-    if not r > 0:
+    it is an approximation (check it against an observed split). For r ≤ 0 the seeds share no ordering beyond
+    noise, and the reliability, a share of variance, is set to 0 as a negative variance estimate is; NaN for NaN."""
+    if math.isnan(r):
         return float("nan")
+    if r <= 0:
+        return 0.0
     reliability = lambda n: n * r / (1 + (n - 1) * r)  # noqa: E731
     return math.sqrt(reliability(k) * reliability(m))

@@ -132,7 +132,9 @@ def test_predicted_agreement_by_hand_and_against_a_simulation():
     # Spearman–Brown by hand: r = 0.5 → R_3 = 1.5 / 2 = 0.75; one against two: √(0.5 · 1 / 1.5) = √(1/3)
     assert stats.predicted_agreement(0.5, 3, 3) == pytest.approx(0.75)
     assert stats.predicted_agreement(0.5, 1, 2) == pytest.approx(math.sqrt(1 / 3))
-    assert math.isnan(stats.predicted_agreement(-0.1, 3, 3)) and math.isnan(stats.predicted_agreement(0.0, 3, 3))
+    # seeds that share no ordering (r ≤ 0): no agreement to predict, 0 (the formula's value at r = 0), never NaN
+    assert stats.predicted_agreement(-0.1, 3, 3) == 0.0 and stats.predicted_agreement(0.0, 3, 3) == 0.0
+    assert math.isnan(stats.predicted_agreement(float("nan"), 3, 3))
     # the model it assumes: a true value plus independent noise of the same variance (single r = 0.5)
     rng = np.random.default_rng(0)
     true = rng.normal(size=200_000)
@@ -430,6 +432,25 @@ def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_see
     fewer = objectives_one_regime(SimpleNamespace(**{**vars(data), "scores": scores[scores.variant != "ppo_clip_0.3"],
                                                      "variants": [v for v in level if v != "ppo_clip_0.3"]}), "ppo2", paper)
     assert "rho_without_none" not in fewer and fewer.rerun_rho.notna().all()
+
+
+def test_seeds_that_order_the_settings_oppositely_predict_no_agreement_and_never_print_nan():
+    from types import SimpleNamespace
+    from analysis.experiments import PUBLISHED, objectives_one_regime, rho_checks_text
+    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.1": 35.0, "ppo_clip_0.2": 40.0}
+    # seeds 1 and 2 as above; seed 3 reverses the four settings above No clipping (40 − x + 20 maps 20..40 onto 40..20)
+    scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=60.0 - x if s == 3 and v != "ppo_none" else x)
+                           for v, x in level.items() for s in (1, 2, 3)])
+    data = SimpleNamespace(scores=scores, variants=list(level), planned_seeds=3, random_score=pd.Series({"A": 0.0}))
+    row = objectives_one_regime(data, "ppo2", paper).iloc[0]
+    # without No clipping, by hand: seeds 1, 2 agree (1); seed 3 against either reverses 4 ranks (−1); mean −1/3
+    assert (row.seed_pair_rho_min_without_none, row.seed_pair_rho_max_without_none) == (-1.0, 1.0)
+    assert row.seed_pair_rho_without_none == pytest.approx(-1 / 3)
+    assert (row.rerun_rho_without_none, row.rerun_rho_min_without_none) == (0.0, 0.0)
+    assert row.rerun_rho_max_without_none == pytest.approx(1.0)
+    text = rho_checks_text(row)
+    assert "nan" not in text and "agree at about 0.00 (0.00 to 1.00, from pairs of seeds that agree at ρ -1.00 to 1.00)" in text
 
 
 def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_computed_rank_correlations():
