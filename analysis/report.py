@@ -22,7 +22,7 @@ import pandas as pd
 from analysis import setups, stats
 from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, REGIMES_COLUMNS, RHO_COLUMNS, TABLE1_SETTINGS,
                                   add_grid_flags, aggregated_envs, gae_paper_range, narrowed_envs, paper_name,
-                                  regimes_text, rho_checks_text)
+                                  regime_variant, regimes_text, rho_checks_text)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
@@ -267,9 +267,10 @@ def reading_gae(table):
     return "\n".join(lines)
 
 
-def reading_objectives(table):
+def reading_objectives(table, steps=""):
     """Per code-level regime: ρ with the paper and what its interval says, best and worst setting, where
-    'no clipping' lands; then the variants that are not in the paper; then the published context."""
+    'no clipping' lands; then the variants that are not in the paper; then the published context; then
+    `steps`, the regimes' update sizes measured (regime_steps)."""
     lines = []
     for regime, rt in table.groupby("regime", sort=False):
         t1 = rt[rt.variant.map(paper_name).isin(TABLE1_SETTINGS)].dropna(subset=["paper"])
@@ -329,7 +330,7 @@ def reading_objectives(table):
         lines.append(seed_caveat(min(seeds.values())))
     else:  # a partial grid: one regime complete, the other not yet
         lines += [seed_caveat(n, f"{regime} regime") for regime, n in seeds.items()]
-    return "\n".join(lines)
+    return "\n".join(lines) + (f"\n\n**How far each update moves the policy, measured.**\n\n{steps}" if steps else "")
 
 
 RERUN_CONCLUSIONS = {"reaches": "seed noise alone can explain the disagreement",
@@ -494,6 +495,59 @@ def late_diagnostics(progress, planned):
             parts += ["- Below 0: V predicts the batch's returns worse than their mean does. Expect it where the "
                       "returns hardly vary (a solved task whose every episode reaches the time limit), where the "
                       "ratio is of two small numbers.", ""]
+    return "\n".join(parts).strip()
+
+
+def regime_steps(table, progress, planned):
+    """How far each update moves the policy, and how broad it ends, per Table 1 setting and env, the two regimes
+    side by side ('ppo2 / ppo1'): the KL from the old to the new policy per update (approx_kl, median over the
+    second half of each run) and the policy's σ over its last 10% (stats.gaussian_sigma of the logged entropy,
+    mean). Cells: mean over seeds. Then ppo1's KL per update as a multiple of ppo2's, per family of settings."""
+    regimes = list(dict.fromkeys(table.regime))
+    settings = table.assign(key=table.variant.map(paper_name)).drop_duplicates("key").set_index("key").setting
+    variants = {r.variant for r in planned}
+    envs = sorted({r.env for r in planned})
+    seeds = len({r.seed for r in planned})
+    dims = setups.action_dims(envs)
+    progress = stats.planned_rows(progress, planned)
+    progress = progress[progress.env.map(dims).notna()]
+    if progress.empty or len(regimes) < 2:
+        return ""
+    progress = progress.assign(sigma=stats.gaussian_sigma(progress.entropy, progress.env.map(dims).astype(float)))
+    parts, kl = [], None
+    for title, column, start, statistic, digits in [
+            ("KL from the old to the new policy per update (`approx_kl`), median over the second half of each run",
+             "approx_kl", 0.5, "median", ".2g"),
+            ("σ of the policy (from its entropy, as in the algorithm comparison), mean over the last 10% of each run",
+             "sigma", 0.9, "mean", ".2f")]:
+        cells = (stats.late_per_run(progress, column, start, statistic).groupby(["variant", "env"])[column]
+                 .agg(["mean", "size"]))
+        kl = cells["mean"] if column == "approx_kl" else kl
+
+        def cell(key, regime, env):
+            variant = regime_variant(key, regime)
+            if (variant, env) not in cells.index:
+                return "missing run" if variant in variants else "not planned"
+            c = cells.loc[(variant, env)]
+            return f"{c['mean']:{digits}}" + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else "")
+
+        wide = pd.DataFrame({env: [" / ".join(cell(key, regime, env) for regime in regimes) for key in settings.index]
+                             for env in envs}, index=pd.Index(settings.values, name=" / ".join(regimes)))
+        parts += [f"{title}; mean over seeds ({' / '.join(regimes)}):", "", wide.to_markdown(disable_numparse=True), ""]
+    # ppo1 against ppo2, cell by cell where both have runs, as a median per family of objectives
+    ratio = pd.Series({(key, env): kl[(regime_variant(key, "ppo1"), env)] / kl[(regime_variant(key, "ppo2"), env)]
+                       for key in settings.index for env in envs
+                       if (regime_variant(key, "ppo1"), env) in kl.index and (regime_variant(key, "ppo2"), env) in kl.index})
+    families = {"clipping": "ppo_clip_", "adaptive KL": "ppo_kl_adaptive_", "fixed KL": "ppo_kl_fixed_",
+                "no clipping or penalty": "ppo_none"}
+    found = [(name, ratio[[k.startswith(prefix) and k in TABLE1_SETTINGS for k, _ in ratio.index]])
+             for name, prefix in families.items()]
+    found = [(name, r) for name, r in found if len(r)]
+    if found:
+        parts.append("- ppo1's KL per update as a multiple of ppo2's, setting by setting on each env (Table 1 settings "
+                     "with runs in both regimes): " + "; ".join(
+                         f"{name} median {r.median():.2f}× (range {r.min():.2f}–{r.max():.2f}, {len(r)} cell{'s' * (len(r) > 1)})"
+                         for name, r in found) + ".")
     return "\n".join(parts).strip()
 
 
@@ -667,7 +721,9 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
             f"{env} {g.ep_return.mean():.1f}" for env, g in rnd.groupby("env")) + "."]
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
     readings = {"baselines": lambda t: reading_baselines(t, runs, progress, config, scale, scale_dir),
-                "gae_lambda": reading_gae, "ppo_objectives": reading_objectives,
+                "gae_lambda": reading_gae,
+                "ppo_objectives": lambda t: reading_objectives(
+                    t, regime_steps(t, progress, grid.experiment_runs(config, scale, "ppo_objectives"))),
                 "algorithms": lambda t: reading_algorithms(t, runs, progress, config, scale)}
     for name in EXPERIMENTS:
         table_md = scale_dir / "tables" / f"{name}.md"

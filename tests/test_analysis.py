@@ -654,6 +654,47 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
     assert "| vb " in late_diagnostics(pd.DataFrame(rows), planned) and "- Below 0:" in late_diagnostics(pd.DataFrame(rows), planned)
 
 
+def test_the_regimes_update_sizes_side_by_side_against_hand_values():
+    from analysis.report import regime_steps
+    from experiments.grid import Run
+    settings = {"ppo_clip_0.2": "Clip", "ppo_kl_fixed_1": "Fixed", "ppo_clip_0.2_es_0.01": "ES"}
+    table = pd.DataFrame([{"regime": regime, "variant": variant.replace("ppo_", prefix, 1), "setting": name}
+                          for regime, prefix in (("ppo2", "ppo_"), ("ppo1", "ppo1_"))
+                          for variant, name in settings.items() if regime == "ppo2" or "_es_" not in variant])
+    envs = {"InvertedPendulum-v5": 1, "Hopper-v5": 3}  # action dimensions
+    planned = [Run(v, e, s) for v in table.variant for e in envs for s in (1, 2)]
+    # at step 200, the second half and the last 10% of each run; step 100 only tries to pull the statistics off
+    late = {("ppo_clip_0.2", "InvertedPendulum-v5"): [(0.01, 0.5), (0.03, 0.5)],
+            ("ppo1_clip_0.2", "InvertedPendulum-v5"): [(0.04, 1.0), (0.04, 2.0)],
+            ("ppo_clip_0.2", "Hopper-v5"): [(0.01, 0.5)],  # seed 2 missing; ppo1 has no run here
+            ("ppo_kl_fixed_1", "InvertedPendulum-v5"): [(0.02, 0.5), (0.02, 0.5)],
+            ("ppo1_kl_fixed_1", "InvertedPendulum-v5"): [(0.01, 0.5), (0.01, 0.5)],
+            ("ppo_kl_fixed_1", "Hopper-v5"): [(0.1, 2.0), (0.1, 2.0)],
+            ("ppo1_kl_fixed_1", "Hopper-v5"): [(0.3, 2.0), (0.3, 2.0)],
+            ("ppo_clip_0.2_es_0.01", "InvertedPendulum-v5"): [(0.005, 0.5), (0.005, 0.5)],
+            ("other", "InvertedPendulum-v5"): [(9.0, 9.0)]}  # not planned: left out
+    entropy = lambda sigma, d: d * (0.5 * math.log(2 * math.pi * math.e) + math.log(sigma))  # noqa: E731
+    progress = pd.DataFrame([{"variant": v, "env": e, "seed": seed, "global_step": step,
+                              "approx_kl": kl if step == 200 else 50.0,
+                              "entropy": entropy(sigma if step == 200 else 30.0, envs[e])}
+                             for (v, e), values in late.items() for seed, (kl, sigma) in enumerate(values, 1)
+                             for step in (100, 200)])
+    text = regime_steps(table, progress, planned)
+
+    def cells(markdown):  # setting → its cells, the envs sorted (Hopper first)
+        return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+                for line in markdown.splitlines() if line.startswith("| ") and "ppo2 / ppo1" not in line}
+    kl, sigma = map(cells, text.split("σ of the policy"))
+    assert kl == {"Clip": ["0.01 (1 of 2 seeds) / missing run", "0.02 / 0.04"], "Fixed": ["0.1 / 0.3", "0.02 / 0.01"],
+                  "ES": ["missing run / not planned", "0.005 / not planned"]}
+    assert sigma == {"Clip": ["0.50 (1 of 2 seeds) / missing run", "0.50 / 1.50"], "Fixed": ["2.00 / 2.00", "0.50 / 0.50"],
+                     "ES": ["missing run / not planned", "0.50 / not planned"]}
+    # ppo1 / ppo2 cell by cell: clipping 0.04 / 0.02 = 2 on one env; fixed KL 0.01 / 0.02 and 0.3 / 0.1
+    assert text.endswith("clipping median 2.00× (range 2.00–2.00, 1 cell); fixed KL median 1.75× "
+                         "(range 0.50–3.00, 2 cells).")
+    assert regime_steps(table[table.regime == "ppo2"], progress, planned) == ""  # one regime: nothing to compare
+
+
 def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
     from analysis.report import fixed_policy_noise
     config = {"scales": {"s": {"gradient_noise": {"warmup_batches": 1, "batches": 4},
