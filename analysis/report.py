@@ -504,6 +504,8 @@ def regime_steps(table, progress, planned):
     second half of each run) and the policy's σ over its last 10% (stats.gaussian_sigma of the logged entropy,
     mean). Cells: mean over seeds. Then ppo1's KL per update as a multiple of ppo2's, per family of settings."""
     regimes = list(dict.fromkeys(table.regime))
+    if len(regimes) < 2:
+        return ""
     settings = table.assign(key=table.variant.map(paper_name)).drop_duplicates("key").set_index("key").setting
     variants = {r.variant for r in planned}
     envs = sorted({r.env for r in planned})
@@ -511,18 +513,18 @@ def regime_steps(table, progress, planned):
     dims = setups.action_dims(envs)
     progress = stats.planned_rows(progress, planned)
     progress = progress[progress.env.map(dims).notna()]
-    if progress.empty or len(regimes) < 2:
+    if progress.empty:
         return ""
     progress = progress.assign(sigma=stats.gaussian_sigma(progress.entropy, progress.env.map(dims).astype(float)))
-    parts, kl = [], None
-    for title, column, start, statistic, digits in [
-            ("KL from the old to the new policy per update (`approx_kl`), median over the second half of each run",
-             "approx_kl", 0.5, "median", ".2g"),
-            ("σ of the policy (from its entropy, as in the algorithm comparison), mean over the last 10% of each run",
-             "sigma", 0.9, "mean", ".2f")]:
-        cells = (stats.late_per_run(progress, column, start, statistic).groupby(["variant", "env"])[column]
-                 .agg(["mean", "size"]))
-        kl = cells["mean"] if column == "approx_kl" else kl
+    measures = {"approx_kl": ("KL from the old to the new policy per update (`approx_kl`), median over the second "
+                              "half of each run", 0.5, "median", ".2g"),
+                "sigma": ("σ of the policy (from its entropy, as in the algorithm comparison), mean over the last 10% "
+                          "of each run", 0.9, "mean", ".2f")}
+    measured = {column: stats.late_per_run(progress, column, start, statistic).groupby(["variant", "env"])[column]
+                .agg(["mean", "size"]) for column, (_, start, statistic, _) in measures.items()}
+    parts = []
+    for column, (title, _, _, digits) in measures.items():
+        cells = measured[column]
 
         def cell(key, regime, env):
             variant = regime_variant(key, regime)
@@ -535,14 +537,14 @@ def regime_steps(table, progress, planned):
                              for env in envs}, index=pd.Index(settings.values, name=" / ".join(regimes)))
         parts += [f"{title}; mean over seeds ({' / '.join(regimes)}):", "", wide.to_markdown(disable_numparse=True), ""]
     # ppo1 against ppo2, cell by cell where both have runs, as a median per family of objectives
-    ratio = pd.Series({(key, env): kl[(regime_variant(key, "ppo1"), env)] / kl[(regime_variant(key, "ppo2"), env)]
-                       for key in settings.index for env in envs
-                       if (regime_variant(key, "ppo1"), env) in kl.index and (regime_variant(key, "ppo2"), env) in kl.index})
+    kl = measured["approx_kl"]["mean"]
+    ratio = pd.Series({(key, env): kl.get((regime_variant(key, "ppo1"), env), np.nan)
+                       / kl.get((regime_variant(key, "ppo2"), env), np.nan)
+                       for key in TABLE1_SETTINGS for env in envs}).dropna()
     families = {"clipping": "ppo_clip_", "adaptive KL": "ppo_kl_adaptive_", "fixed KL": "ppo_kl_fixed_",
                 "no clipping or penalty": "ppo_none"}
-    found = [(name, ratio[[k.startswith(prefix) and k in TABLE1_SETTINGS for k, _ in ratio.index]])
-             for name, prefix in families.items()]
-    found = [(name, r) for name, r in found if len(r)]
+    found = [(name, r) for name, prefix in families.items()
+             if len(r := ratio[[key.startswith(prefix) for key, _ in ratio.index]])]
     if found:
         parts.append("- ppo1's KL per update as a multiple of ppo2's, setting by setting on each env (Table 1 settings "
                      "with runs in both regimes): " + "; ".join(
