@@ -36,6 +36,7 @@ class Data:
 
     def __init__(self, scale_dir, config, scale, experiment, status):
         self.scale_dir, self.experiment, self.status = pathlib.Path(scale_dir), experiment, status
+        self.config, self.scale = config, scale
         self.missing = self.status.missing
         self.planned_seeds = len(config["scales"][scale]["experiments"][experiment]["seeds"])
         self.variants = grid.experiment_variants(config, scale, experiment)
@@ -504,8 +505,60 @@ def table_algorithms(data):
     return table, wide, fig
 
 
+OWN_TIME_LIMITS = "each regime's own time limit"  # ppo1 − ppo2 as the regimes run: Table 1's gap
+
+
+def time_limit_contrasts(cells):
+    """The differences the time_limits table reports, as (regime label, time-limit label, variant a, variant b)
+    for mean(a) − mean(b): within each regime, terminal − bootstrapped; then ppo1 − ppo2 as the two regimes run
+    (ppo1 terminal, ppo2 bootstrapped: Table 1's gap), and with the time limit handled alike."""
+    regimes = list(dict.fromkeys(regime for regime, _ in cells))
+    within = [(regime, "terminal − bootstrapped", cells[(regime, "terminal")], cells[(regime, "bootstrapped")])
+              for regime in regimes]
+    new, old = regimes[1], regimes[0]
+    across = [(f"{new} − {old}", OWN_TIME_LIMITS, cells[(new, "terminal")], cells[(old, "bootstrapped")])
+              ] + [(f"{new} − {old}", f"both {limit}", cells[(new, limit)], cells[(old, limit)]) for limit in grid.TIME_LIMITS]
+    return within + across
+
+
+def table_time_limits(data):
+    """Regime × time-limit handling for PPO-clip (grid.time_limit_cells): time_limit_rows and learning curves."""
+    return *time_limit_rows(data, grid.time_limit_cells(data.config, data.scale)), learning_curves(data)
+
+
+def time_limit_rows(data, cells):
+    """Per env: each cell's final score (mean over seeds, 95% bootstrap interval), then the differences of
+    time_limit_contrasts, each with the interval from resampling the two cells' seeds independently
+    (stats.bootstrap_cell_means). Returns the table (a row per cell and env, kind 'score', then per difference
+    variant − minus and env, kind 'difference') and its wide form."""
+    scores = per_env_table(data).set_index(["variant", "env"])
+    replicates = stats.bootstrap_cell_means(data.scores) if len(data.scores) else pd.DataFrame()
+    rows = []
+    for (regime, limit), variant in cells.items():
+        for env in data.envs:
+            row = scores.loc[(variant, env)].to_dict() if (variant, env) in scores.index else {"text": MISSING}
+            rows.append(dict(kind="score", label=f"{regime}, time limit {limit} ({variant})", regime=regime,
+                             time_limit=limit, variant=variant, env=env, **row))
+    for regime, limit, a, b in time_limit_contrasts(cells):
+        for env in data.envs:
+            row = dict(kind="difference", label=f"{regime}: {limit}", regime=regime, time_limit=limit,
+                       variant=a, minus=b, env=env, text=MISSING)
+            if (a, env) in replicates.columns and (b, env) in replicates.columns:
+                low, high = (replicates[(a, env)] - replicates[(b, env)]).quantile([0.025, 0.975])
+                point = scores.loc[(a, env), "mean"] - scores.loc[(b, env), "mean"]
+                seeds = int(min(scores.loc[(a, env), "seeds"], scores.loc[(b, env), "seeds"]))
+                row.update(seeds=seeds, mean=point, ci_low=low, ci_high=high,
+                           text=f"{point:+.1f} [{low:+.1f}, {high:+.1f}]" + data.seeds_note(seeds))
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    wide = table.pivot(index="label", columns="env", values="text").reindex(index=table.label.unique(),
+                                                                            columns=data.envs)
+    wide.index.name = "final score; then differences of two means"
+    return table, wide
+
+
 BUILDERS = {"baselines": table_curves, "gae_lambda": table_gae_lambda, "ppo_objectives": table_ppo_objectives,
-            "algorithms": table_algorithms}
+            "time_limits": table_time_limits, "algorithms": table_algorithms}
 
 
 def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False):

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.experiments import (PUBLISHED, PUBLISHED_MATCH, REGIMES_COLUMNS, RHO_COLUMNS, TABLE1_SETTINGS,
-                                  add_grid_flags, aggregated_envs, gae_paper_range, narrowed_envs, paper_name,
-                                  regime_variant, regimes_text, rho_checks_text)
+from analysis.experiments import (OWN_TIME_LIMITS, PUBLISHED, PUBLISHED_MATCH, REGIMES_COLUMNS, RHO_COLUMNS,
+                                  TABLE1_SETTINGS, add_grid_flags, aggregated_envs, gae_paper_range, narrowed_envs,
+                                  paper_name, regime_variant, regimes_text, rho_checks_text)
 from analysis.load import GridStatus, RunContractError, load_runs
 from experiments import grid
 
-EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+EXPERIMENTS = list(grid.ANALYSED)
 DISCUSSION = grid.ROOT / "analysis" / "discussion"
 FINGERPRINT = "<!-- written from the table with fingerprint {} -->"
 PART_FINGERPRINT = "<!-- written from the table's {} rows with fingerprint {} -->"  # one regime's rows (Table 1)
@@ -498,6 +498,26 @@ def late_diagnostics(progress, planned):
     return "\n".join(parts).strip()
 
 
+# How far each update moves a PPO policy and how broad it ends: column → (title, start, statistic, digits)
+UPDATE_MEASURES = {"approx_kl": ("KL from the old to the new policy per update (`approx_kl`), median over the second "
+                                 "half of each run", 0.5, "median", ".2g"),
+                   "sigma": ("σ of the policy (from its entropy, as in the algorithm comparison), mean over the last "
+                             "10% of each run", 0.9, "mean", ".2f")}
+
+
+def update_measures(progress, planned):
+    """Per planned run (grid.Run tuples) with a Gaussian policy, each of UPDATE_MEASURES: {column: frame keyed by
+    variant, env, seed}; {} when there is no such run. σ is stats.gaussian_sigma of the logged entropy."""
+    dims = setups.action_dims(sorted({r.env for r in planned}))
+    progress = stats.planned_rows(progress, planned)
+    progress = progress[progress.env.map(dims).notna()]
+    if progress.empty:
+        return {}
+    progress = progress.assign(sigma=stats.gaussian_sigma(progress.entropy, progress.env.map(dims).astype(float)))
+    return {column: stats.late_per_run(progress, column, start, statistic)
+            for column, (_, start, statistic, _) in UPDATE_MEASURES.items()}
+
+
 def regime_steps(table, progress, planned):
     """How far each update moves the policy, and how broad it ends, per Table 1 setting and env, the two regimes
     side by side ('ppo2 / ppo1'): the KL from the old to the new policy per update (approx_kl, median over the
@@ -510,20 +530,13 @@ def regime_steps(table, progress, planned):
     variants = {r.variant for r in planned}
     envs = sorted({r.env for r in planned})
     seeds = len({r.seed for r in planned})
-    dims = setups.action_dims(envs)
-    progress = stats.planned_rows(progress, planned)
-    progress = progress[progress.env.map(dims).notna()]
-    if progress.empty:
+    per_run = update_measures(progress, planned)
+    if not per_run:
         return ""
-    progress = progress.assign(sigma=stats.gaussian_sigma(progress.entropy, progress.env.map(dims).astype(float)))
-    measures = {"approx_kl": ("KL from the old to the new policy per update (`approx_kl`), median over the second "
-                              "half of each run", 0.5, "median", ".2g"),
-                "sigma": ("σ of the policy (from its entropy, as in the algorithm comparison), mean over the last 10% "
-                          "of each run", 0.9, "mean", ".2f")}
-    measured = {column: stats.late_per_run(progress, column, start, statistic).groupby(["variant", "env"])[column]
-                .agg(["mean", "size"]) for column, (_, start, statistic, _) in measures.items()}
+    measured = {column: frame.groupby(["variant", "env"])[column].agg(["mean", "size"])
+                for column, frame in per_run.items()}
     parts = []
-    for column, (title, _, _, digits) in measures.items():
+    for column, (title, _, _, digits) in UPDATE_MEASURES.items():
         cells = measured[column]
 
         def cell(key, regime, env):
@@ -551,6 +564,45 @@ def regime_steps(table, progress, planned):
                          f"{name} median {r.median():.2f}× (range {r.min():.2f}–{r.max():.2f}, {len(r)} cell{'s' * (len(r) > 1)})"
                          for name, r in found) + ".")
     return "\n".join(parts).strip()
+
+
+def reading_time_limits(table, progress, planned):
+    """The orderings per env; each difference of the table and whether its interval excludes 0; where the seeds see
+    a gap between the regimes as they run, how much of it is left once both bootstrap the time limit; then each
+    cell's update size and σ at the end (UPDATE_MEASURES)."""
+    scores = table[table.kind == "score"].dropna(subset=["mean"]).reset_index(drop=True)
+    diffs = table[table.kind == "difference"].dropna(subset=["mean"])
+    lines = []
+    for label, g in diffs.groupby("label", sort=False):
+        lines.append(f"- {label}: " + "; ".join(
+            f"{r.env} {r.text} ({'below 0' if r.ci_high < 0 else 'above 0' if r.ci_low > 0 else 'includes 0'})"
+            for r in g.itertuples()) + ".")
+    own = diffs[diffs.time_limit == OWN_TIME_LIMITS].set_index("env")
+    alike = diffs[diffs.time_limit == f"both {grid.TIME_LIMITS[0]}"].set_index("env")
+    for env in own.index.intersection(alike.index):
+        gap, left = own.loc[env], alike.loc[env]
+        if gap.ci_high < 0 or gap.ci_low > 0:  # a gap these seeds see
+            lines.append(f"- {env}: {gap.regime} is {gap['mean']:+.1f} as the regimes run and {left['mean']:+.1f} with "
+                         f"the time limit {grid.TIME_LIMITS[0]} in both (an interval that "
+                         + ("includes" if left.ci_low <= 0 <= left.ci_high else "excludes") + " 0): the time limit "
+                         f"accounts for {1 - left['mean'] / gap['mean']:.0%} of the gap (of the means).")
+    parts = [reading_curves(scores)]
+    if lines:
+        parts.append("**What the time limit changes.** Each difference of two cells' means, with its 95% interval "
+                     "(the two cells' seeds resampled independently):\n\n" + "\n".join(lines))
+    per_run = update_measures(progress, planned)
+    if per_run:
+        labels = table[table.kind == "score"].drop_duplicates("variant").set_index("variant").label
+        seeds = len({r.seed for r in planned})
+        envs = sorted({r.env for r in planned})
+        tables = []
+        for column, (title, _, _, digits) in UPDATE_MEASURES.items():
+            row = "regime, time limit (variant)"
+            frame = per_run[column].assign(**{row: per_run[column].variant.map(labels)}).dropna(subset=[row])
+            tables += [f"{title}; mean over seeds (min–max over seeds):", "",
+                       seed_range_table(frame, column, row, list(labels), envs, seeds, digits, "missing run"), ""]
+        parts.append("**How far each update moves the policy, measured.**\n\n" + "\n".join(tables).strip())
+    return "\n\n".join(parts)
 
 
 def fixed_policy_noise(scale_dir, config, scale):
@@ -726,6 +778,8 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
                 "gae_lambda": reading_gae,
                 "ppo_objectives": lambda t: reading_objectives(
                     t, regime_steps(t, progress, grid.experiment_runs(config, scale, "ppo_objectives"))),
+                "time_limits": lambda t: reading_time_limits(
+                    t, progress, grid.experiment_runs(config, scale, "time_limits")),
                 "algorithms": lambda t: reading_algorithms(t, runs, progress, config, scale)}
     for name in EXPERIMENTS:
         table_md = scale_dir / "tables" / f"{name}.md"

@@ -23,6 +23,8 @@ CONFIG = ROOT / "experiments" / "config.yaml"
 SCHEMA = ROOT / "experiments" / "config.schema.yaml"
 WORKFLOW_ARGS = {"env_id", "seed", "total_timesteps", "out", "threads", "overwrite", "compress"}  # set per job
 NOT_RUN_ARGS = {"out", "overwrite", "compress"}  # where and how the files are written, not what is computed
+# the experiments that get a figure, a table and a report section, in the report's order (random is their anchor)
+ANALYSED = ("baselines", "gae_lambda", "ppo_objectives", "time_limits", "algorithms")
 
 
 class ConfigError(ValueError):
@@ -214,6 +216,36 @@ def expected_args(config, scale, run):
     return {k: v for k, v in dataclasses.asdict(args).items() if k not in NOT_RUN_ARGS}
 
 
+TIME_LIMITS = ("bootstrapped", "terminal")  # how a variant's runs treat an episode cut by the time limit
+
+
+def time_limit_cells(config, scale):
+    """The time_limits experiment's 2 × 2 at a scale: {(regime, 'bootstrapped' | 'terminal'): variant}, in the
+    order ppo2, ppo1 × bootstrapped, terminal, each read from the variant's resolved arguments (so a variant that
+    sets bootstrap_truncation explicitly lands where its runs will). ConfigError unless its variants are PPO
+    variants that fill each of the four cells exactly once."""
+    chosen = config["scales"][scale]["experiments"]["time_limits"]
+    key = (f"scales.{scale}.experiments.time_limits.variants" if "variants" in chosen
+           else "experiments.time_limits.variants")
+    module = algorithm("ppo")
+    cells = {}
+    for variant in experiment_variants(config, scale, "time_limits"):
+        if config["variants"][variant]["algo"] != "ppo":
+            raise ConfigError(f"{key}: {variant} is not a PPO variant (the experiment crosses ppo.py's --regime with "
+                              "its --bootstrap-truncation)")
+        args = expected_args(config, scale, Run(variant, chosen["envs"][0], chosen["seeds"][0]))
+        cell = (args["regime"], TIME_LIMITS[not args["bootstrap_truncation"]])
+        if cell in cells:
+            raise ConfigError(f"{key}: {cells[cell]} and {variant} are both the {cell[0]} regime with the time limit "
+                              f"{cell[1]}; the experiment needs each regime × time limit once")
+        cells[cell] = variant
+    wanted = [(regime, limit) for regime in module.REGIME_NAMES for limit in TIME_LIMITS]
+    if missing := [c for c in wanted if c not in cells]:
+        raise ConfigError(f"{key}: no variant for " + ", ".join(f"the {r} regime with the time limit {t}"
+                                                                for r, t in missing))
+    return {c: cells[c] for c in wanted}
+
+
 @functools.cache
 def file_sha256(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
@@ -290,6 +322,8 @@ def check(config):
             for i, variant in enumerate(chosen.get("variants", [])):
                 if variant not in config["variants"]:
                     raise ConfigError(f"scales.{scale}.experiments.{exp}.variants[{i}]: unknown variant {variant!r}")
+        if "time_limits" in sc["experiments"]:
+            time_limit_cells(config, scale)
         _check_ranges(config, scale)
 
 

@@ -734,3 +734,55 @@ def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
 def test_the_gae_papers_range_is_read_from_its_published_row():
     from analysis.experiments import gae_paper_range
     assert gae_paper_range() == (0.9, 0.99)  # Schulman et al. 2016 §7: "in the range [0.9, 0.99]"
+
+
+def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
+    """Four cells (regime × time limit) on two envs: the differences of means by hand, each interval from
+    resamples of the two cells' own seeds, a missing cell named, and the share of ppo1's gap to ppo2 that is
+    left once both bootstrap the time limit."""
+    from types import SimpleNamespace
+    from analysis.experiments import time_limit_rows
+    from analysis.report import reading_time_limits
+    from experiments.grid import Run
+    cells = {("ppo2", "bootstrapped"): "p2b", ("ppo2", "terminal"): "p2t", ("ppo1", "bootstrapped"): "p1b",
+             ("ppo1", "terminal"): "p1t"}
+    a, b = "InvertedPendulum-v5", "Reacher-v5"
+    seeds = {("p2b", a): [10, 10, 10], ("p2t", a): [7, 8, 9], ("p1b", a): [9, 9, 9], ("p1t", a): [1, 2, 3],
+             ("p2b", b): [5, 6], ("p2t", b): [4, 6, 8], ("p1t", b): [4, 6, 8]}  # p1b has no run on b yet
+    scores = pd.DataFrame([dict(variant=v, env=e, seed=s, score=x) for (v, e), xs in seeds.items()
+                           for s, x in enumerate(xs, 1)])
+    data = SimpleNamespace(scores=scores, envs=[a, b], planned_seeds=3,
+                           seeds_note=lambda n: "" if n >= 3 else f" ({n} of 3 seeds)")
+    table, wide = time_limit_rows(data, cells)
+    diff = table[table.kind == "difference"].set_index(["label", "env"])
+    expected = {("ppo2: terminal − bootstrapped", a): -2, ("ppo1: terminal − bootstrapped", a): -7,
+                ("ppo1 − ppo2: each regime's own time limit", a): 2 - 10, ("ppo1 − ppo2: both bootstrapped", a): -1,
+                ("ppo1 − ppo2: both terminal", a): 2 - 8,
+                ("ppo2: terminal − bootstrapped", b): 6 - 5.5, ("ppo1 − ppo2: each regime's own time limit", b): 0.5,
+                ("ppo1 − ppo2: both terminal", b): 0}
+    assert diff["mean"].dropna().to_dict() == pytest.approx(expected)
+    assert list(diff.loc[("ppo1 − ppo2: each regime's own time limit", a), ["variant", "minus"]]) == ["p1t", "p2b"]
+    # a constant cell has no spread: the interval is the other cell's resampled means, shifted (multiples of 1/3)
+    low, high = diff.loc[("ppo2: terminal − bootstrapped", a), ["ci_low", "ci_high"]]
+    assert -3 <= low < -2 < high <= -1 and (3 * (low + 10)) == pytest.approx(round(3 * (low + 10)))
+    assert tuple(diff.loc[("ppo1 − ppo2: both bootstrapped", a), ["ci_low", "ci_high"]]) == (-1, -1)
+    assert diff.loc[("ppo2: terminal − bootstrapped", b), "text"].endswith("(2 of 3 seeds)")  # the fewer seeds
+    assert wide.loc["ppo1, time limit bootstrapped (p1b)", b] == "missing run"
+    assert wide.loc["ppo1 − ppo2: both bootstrapped", b] == "missing run"
+    assert list(wide.index[:4]) == [f"{r}, time limit {t} ({v})" for (r, t), v in cells.items()]
+
+    planned = [Run(v, e, s) for v in cells.values() for e in (a, b) for s in (1, 2, 3)]
+    entropy = 0.5 * math.log(2 * math.pi * math.e) + math.log(0.25)  # σ 0.25 in one action dimension
+    progress = pd.DataFrame([dict(variant="p1t", env=a, seed=s, global_step=100, approx_kl=0.01 * s, entropy=entropy)
+                             for s in (1, 2, 3)])
+    text = reading_time_limits(table, progress, planned)
+    assert ("- ppo1 − ppo2: each regime's own time limit: InvertedPendulum-v5 -8.0" in text
+            and "Reacher-v5 +0.5" in text)
+    # the gap is seen on a only: -8 as the regimes run, -1 with both bootstrapping, so 7/8 of it is the time limit
+    assert ("- InvertedPendulum-v5: ppo1 − ppo2 is -8.0 as the regimes run and -1.0 with the time limit bootstrapped "
+            "in both (an interval that excludes 0): the time limit accounts for 88% of the gap (of the means).") in text
+    assert "- Reacher-v5: ppo1 − ppo2 is" not in text
+    kl_row = next(line for line in text.splitlines() if line.startswith("| ppo1, time limit terminal (p1t)"))
+    assert [c.strip() for c in kl_row.split("|")[2:4]] == ["0.02 (0.01–0.03)", "missing run"]
+    sigma_row = [line for line in text.splitlines() if line.startswith("| ppo1, time limit terminal (p1t)")][1]
+    assert [c.strip() for c in sigma_row.split("|")[2:4]] == ["0.25 (0.25–0.25)", "missing run"]

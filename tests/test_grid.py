@@ -81,7 +81,29 @@ BAD = [
     (("variants", "ppo1_none", "priority"), "last", "variants.ppo1_none.priority: 'last' is not of type 'integer'"),
     (("scales", "paper", "gradient_noise", "batches"), 1, "scales.paper.gradient_noise.batches: 1 is less than the minimum of 2"),
     (("variants", "gradient_noise"), {"algo": "vpg", "args": {}}, "variants.gradient_noise: a reserved name"),
+    # the time_limits experiment is a 2 × 2 of regime × time limit, read from each variant's resolved arguments
+    (("experiments", "time_limits", "variants"), ["ppo_clip_0.2", "ppo_clip_0.1", "ppo1_clip_0.2_trunc_bootstrap",
+                                                  "ppo1_clip_0.2"],
+     "experiments.time_limits.variants: ppo_clip_0.2 and ppo_clip_0.1 are both the ppo2 regime with the time limit "
+     "bootstrapped; the experiment needs each regime × time limit once"),
+    (("scales", "paper", "experiments", "time_limits", "variants"), ["ppo_clip_0.2", "ppo1_clip_0.2"],
+     "scales.paper.experiments.time_limits.variants: no variant for the ppo2 regime with the time limit terminal, "
+     "the ppo1 regime with the time limit bootstrapped"),
+    (("experiments", "time_limits", "variants"), ["trpo"], "experiments.time_limits.variants: trpo is not a PPO variant"),
 ]
+
+
+def test_the_time_limit_cells_follow_each_variants_resolved_arguments(config):
+    """ppo_clip_0.2 sets neither --regime nor --bootstrap-truncation: ppo2's REGIMES value bootstraps. ppo1_clip_0.2
+    inherits ppo1's terminal time limit; the two others override their regime's value explicitly."""
+    assert grid.time_limit_cells(config, "paper") == {
+        ("ppo2", "bootstrapped"): "ppo_clip_0.2", ("ppo2", "terminal"): "ppo_clip_0.2_no_trunc_bootstrap",
+        ("ppo1", "bootstrapped"): "ppo1_clip_0.2_trunc_bootstrap", ("ppo1", "terminal"): "ppo1_clip_0.2"}
+    for run in grid.experiment_runs(config, "paper", "time_limits"):  # and the runs will record what the cells say
+        args = grid.expected_args(config, "paper", run)
+        assert (args["regime"], args["bootstrap_truncation"]) == {
+            "ppo_clip_0.2": ("ppo2", True), "ppo_clip_0.2_no_trunc_bootstrap": ("ppo2", False),
+            "ppo1_clip_0.2_trunc_bootstrap": ("ppo1", True), "ppo1_clip_0.2": ("ppo1", False)}[run.variant]
 
 
 @pytest.mark.parametrize("path,value,message", BAD)

@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT, read_csv, without_clock
 from experiments import grid
 
-EXPERIMENTS = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+EXPERIMENTS = grid.ANALYSED
 
 
 def snakemake(workdir, *args, overrides=(), **kwargs):

@@ -28,7 +28,7 @@ wildcard_constraints:
     env=r"[^/]+",
 
 
-ANALYSED = ["baselines", "gae_lambda", "ppo_objectives", "algorithms"]
+ANALYSED = grid.ANALYSED
 
 
 def run_files(scale, runs, name):
