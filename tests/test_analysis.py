@@ -770,6 +770,10 @@ def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
     assert wide.loc["ppo1, time limit bootstrapped (p1b)", b] == "missing run"
     assert wide.loc["ppo1 − ppo2: both bootstrapped", b] == "missing run"
     assert list(wide.index[:4]) == [f"{r}, time limit {t} ({v})" for (r, t), v in cells.items()]
+    # a discussion's fingerprint covers which difference each row is, not only its variant and text
+    from analysis.report import table_fingerprint
+    relabelled = table.replace({"label": {"ppo1 − ppo2: both terminal": "ppo1 − ppo2: both bootstrapped"}})
+    assert table_fingerprint(relabelled) != table_fingerprint(table)
 
     planned = [Run(v, e, s) for v in cells.values() for e in (a, b) for s in (1, 2, 3)]
     entropy = 0.5 * math.log(2 * math.pi * math.e) + math.log(0.25)  # σ 0.25 in one action dimension
