@@ -512,12 +512,11 @@ def time_limit_contrasts(cells):
     """The differences the time_limits table reports, as (regime label, time-limit label, variant a, variant b)
     for mean(a) − mean(b): within each regime, terminal − bootstrapped; then ppo1 − ppo2 as the two regimes run
     (ppo1 terminal, ppo2 bootstrapped: Table 1's gap), and with the time limit handled alike."""
-    regimes = list(dict.fromkeys(regime for regime, _ in cells))
-    within = [(regime, "terminal − bootstrapped", cells[(regime, "terminal")], cells[(regime, "bootstrapped")])
-              for regime in regimes]
-    new, old = regimes[1], regimes[0]
-    across = [(f"{new} − {old}", OWN_TIME_LIMITS, cells[(new, "terminal")], cells[(old, "bootstrapped")])
-              ] + [(f"{new} − {old}", f"both {limit}", cells[(new, limit)], cells[(old, limit)]) for limit in grid.TIME_LIMITS]
+    old, new = dict.fromkeys(regime for regime, _ in cells)  # ppo2, ppo1
+    boot, term = grid.TIME_LIMITS
+    within = [(regime, f"{term} − {boot}", cells[(regime, term)], cells[(regime, boot)]) for regime in (old, new)]
+    across = [(f"{new} − {old}", OWN_TIME_LIMITS, cells[(new, term)], cells[(old, boot)])] + [
+        (f"{new} − {old}", f"both {limit}", cells[(new, limit)], cells[(old, limit)]) for limit in grid.TIME_LIMITS]
     return within + across
 
 
@@ -532,7 +531,7 @@ def time_limit_rows(data, cells):
     (stats.bootstrap_cell_means). Returns the table (a row per cell and env, kind 'score', then per difference
     variant − minus and env, kind 'difference') and its wide form."""
     scores = per_env_table(data).set_index(["variant", "env"])
-    replicates = stats.bootstrap_cell_means(data.scores) if len(data.scores) else pd.DataFrame()
+    replicates = stats.bootstrap_cell_means(data.scores)
     rows = []
     for (regime, limit), variant in cells.items():
         for env in data.envs:

@@ -37,9 +37,9 @@ HEAD = re.compile(r"^<!-- written from the table(?:'s (?P<regime>\S+) rows)? "
 def table_fingerprint(table):
     """sha256 of a results table's cells as the report prints them (rounded text, not the floats, whose last
     digits may differ between machines), so a discussion can tell whether the numbers under it changed. A table
-    with a `text` column prints that, beside the columns that name its row; one without (Table 1) prints its numbers: raw scores to units, the rest
-    (normalised scores, ranks, shares, ρ, seed counts) to 2 decimals, ints and floats alike (a column of seed
-    counts is read as floats while some cell is empty, as ints once none is)."""
+    with a `text` column prints that, beside the columns that name its row; one without (Table 1) prints its
+    numbers: raw scores to units, the rest (normalised scores, ranks, shares, ρ, seed counts) to 2 decimals, ints
+    and floats alike (a column of seed counts is read as floats while some cell is empty, as ints once none is)."""
     if "text" in table:
         shown = table[[c for c in ("label", "variant", "minus", "env", "seeds", "text") if c in table]]
     else:
