@@ -24,7 +24,7 @@ from analysis.experiments import (OWN_TIME_LIMITS, PUBLISHED, PUBLISHED_MATCH, R
                                   TABLE1_SETTINGS, add_grid_flags, aggregated_envs, gae_paper_range, narrowed_envs,
                                   paper_name, regime_variant, regimes_text, rho_checks_text)
 from analysis.load import GridStatus, RunContractError, load_runs
-from experiments import grid
+from experiments import grid, repack
 
 EXPERIMENTS = list(grid.ANALYSED)
 DISCUSSION = grid.ROOT / "analysis" / "discussion"
@@ -189,12 +189,11 @@ def code_text(runs):
 
 
 def compute_text(scale_dir, runs):
-    bench = list(pathlib.Path(scale_dir, "benchmarks").rglob("*.tsv"))
+    b = repack.benchmarks(scale_dir)  # each job's own file, or its row folded into benchmarks/train.tsv
     text = (f"{len(runs)} training runs, {runs.steps.sum():,} environment steps, "
             f"{runs.walltime_s.sum() / 3600:.2f} core-hours of training (sum of run.json wall times, one thread each); "
             f"largest peak resident memory of a run {runs.peak_rss_mb.max():.0f} MB.")
-    if bench:
-        b = pd.concat([pd.read_csv(p, sep="\t") for p in bench])
+    if len(b):
         text += f" Snakemake benchmarks: {len(b)} jobs, {b.s.sum() / 3600:.2f} job-hours, max RSS {b.max_rss.max():.0f} MB."
     return text
 

@@ -72,3 +72,84 @@ def test_the_workflow_job_wrapper_repacks_a_run_it_finished(tmp_path):
     assert not (compressed / ".lock").exists()
     assert subprocess.run(base + ["--out", str(plain)], capture_output=True).returncode == 0
     assert sorted(p.name for p in plain.iterdir()) == ["episodes.csv", "progress.csv", "run.json"]
+
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def job_files(scale, job, log, seconds, finished=True, live=False, benchmark=True):
+    """A training job as the workflow leaves it: its run folder, its Snakemake log and benchmark."""
+    run = scale / "runs" / job
+    run.mkdir(parents=True, exist_ok=True)
+    if finished:
+        (run / "run.json").write_text("{}")
+    if live:
+        (run / ".lock").write_text("123\n")
+    (scale / "logs" / "train" / f"{job}.log").parent.mkdir(parents=True, exist_ok=True)
+    (scale / "logs" / "train" / f"{job}.log").write_text(log)
+    if benchmark:
+        (scale / "benchmarks" / "train" / f"{job}.tsv").parent.mkdir(parents=True, exist_ok=True)
+        (scale / "benchmarks" / "train" / f"{job}.tsv").write_text(
+            HEADER + f"{seconds}\t0:00:01\t296.00\t739.29\t179.56\t218.97\t1.40\t0.36\t93.42\t{seconds}\n")
+
+
+def own_files(scale, job):
+    return [p for p in (scale / "logs" / "train" / f"{job}.log", scale / "benchmarks" / "train" / f"{job}.tsv")
+            if p.exists()]
+
+
+def test_folding_keeps_every_finished_jobs_log_and_benchmark_verbatim_and_leaves_the_rest(tmp_path):
+    scale = tmp_path / "paper"
+    done = {"ppo_clip_0.2/Hopper-v5/seed1": "iter 1/2\nWARNING: a\n", "trpo/Ant-v5/seed2": "no final newline"}
+    for i, (job, log) in enumerate(done.items()):
+        job_files(scale, job, log, 10.5 + i)
+    job_files(scale, "vpg_gae/Hopper-v5/seed1", "killed\n", 1.0, finished=False)  # cut off: no run.json
+    job_files(scale, "vpg_gae/Hopper-v5/seed2", "alive\n", 2.0, live=True)  # a run owns its folder
+    job_files(scale, "vpg_gae/Hopper-v5/seed3", "ending\n", 3.0, benchmark=False)  # Snakemake not done yet
+    (scale / "benchmarks" / "random").mkdir(parents=True)
+    (scale / "benchmarks" / "random" / "Hopper-v5.tsv").write_text(HEADER + "4.0\t0:00:04\t1\t1\t1\t1\t0\t0\t1\t4.0\n")
+
+    assert repack.fold_job_files(scale) == 2
+    assert repack.folded_logs(scale) == {"ppo_clip_0.2/Hopper-v5/seed1": "iter 1/2\nWARNING: a\n",
+                                         "trpo/Ant-v5/seed2": "no final newline\n"}
+    assert (scale / repack.FOLDED_BENCHMARKS).read_text() == (
+        "job\t" + HEADER
+        + "ppo_clip_0.2/Hopper-v5/seed1\t10.5\t0:00:01\t296.00\t739.29\t179.56\t218.97\t1.40\t0.36\t93.42\t10.5\n"
+        + "trpo/Ant-v5/seed2\t11.5\t0:00:01\t296.00\t739.29\t179.56\t218.97\t1.40\t0.36\t93.42\t11.5\n")
+    assert all(own_files(scale, job) == [] for job in done)
+    assert not (scale / "logs" / "train" / "trpo").exists()  # emptied folders go too
+    assert [len(own_files(scale, f"vpg_gae/Hopper-v5/seed{k}")) for k in (1, 2, 3)] == [2, 2, 1]
+    # every job counted once: 2 folded, 2 of their own, the random policy's
+    assert sorted(repack.benchmarks(scale).s) == [1.0, 2.0, 4.0, 10.5, 11.5]
+
+    folded = {p: (scale / p).read_bytes() for p in (repack.FOLDED_LOG, repack.FOLDED_BENCHMARKS)}
+    assert repack.fold_job_files(scale) == 0  # nothing new: nothing written
+    assert {p: (scale / p).read_bytes() for p in folded} == folded
+
+    # trpo runs again: its new files count instead of its folded row until they are folded in its place
+    job_files(scale, "trpo/Ant-v5/seed2", "second run\n", 20.0)
+    assert sorted(repack.benchmarks(scale).s) == [1.0, 2.0, 4.0, 10.5, 20.0]
+    assert repack.fold_job_files(scale) == 1
+    assert repack.folded_logs(scale)["trpo/Ant-v5/seed2"] == "second run\n"
+    assert sorted(repack.benchmarks(scale).s) == [1.0, 2.0, 4.0, 10.5, 20.0]
+
+
+def test_a_log_line_that_reads_as_a_head_line_is_refused_before_anything_changes(tmp_path):
+    scale = tmp_path / "paper"
+    job_files(scale, "ppo_none/Reacher-v5/seed1", "fine\n", 1.0)
+    job_files(scale, "ppo_none/Reacher-v5/seed2", "==> ppo_none/Reacher-v5/seed1 <==\n", 2.0)
+    with pytest.raises(RuntimeError, match="seed2.log: a line reads as a folded log's head line"):
+        repack.fold_job_files(scale)
+    assert not (scale / repack.FOLDED_LOG).exists()
+    assert len(own_files(scale, "ppo_none/Reacher-v5/seed1")) == 2
+
+
+def test_the_report_counts_folded_and_own_benchmarks_once(tmp_path):
+    import pandas as pd
+    from analysis import report
+    scale = tmp_path / "paper"
+    job_files(scale, "ppo_none/Reacher-v5/seed1", "a\n", 1800.0)
+    repack.fold_job_files(scale)
+    job_files(scale, "ppo_none/Reacher-v5/seed2", "b\n", 1800.0)
+    runs = pd.DataFrame({"steps": [10, 10], "walltime_s": [1.0, 1.0], "peak_rss_mb": [5.0, 5.0]})
+    assert "Snakemake benchmarks: 2 jobs, 1.00 job-hours" in report.compute_text(scale, runs)
