@@ -14,53 +14,28 @@ where r_t(θ) = π_θ(a_t|s_t) / π_old(a_t|s_t) and A_t is GAE(λ) (Schulman et
 
 KL early stopping (--target-kl, any objective; Spinning Up's rule, Achiam 2018): before each
 policy minibatch step, if the mean KL[π_old ‖ π_θ] on that minibatch exceeds 1.5 × target-kl,
-the policy takes no more steps this iteration; the value function keeps training. The KL is
-computed in closed form for the diagonal Gaussian / categorical policy (Spinning Up uses
-the sample estimate mean(log π_old − log π_θ), whose expectation this is). progress.csv
-logs the number of policy steps taken (update_steps) and whether it stopped (early_stopped).
+the policy takes no more steps this iteration; V keeps training. The KL is in closed form
+(Spinning Up uses the sample estimate mean(log π_old − log π_θ), whose expectation this is).
 
 Defaults are the paper's MuJoCo settings (Table 3: horizon 2048, Adam 3e-4, 10 epochs,
 minibatch 64, γ 0.99, λ 0.95; §6.1: 64×64 tanh MLPs, separate policy and value networks,
 no entropy bonus). The paper does not say which code-level details its runs used (Engstrom
 et al. 2020 §3 show they matter as much as the objective), so they are flags, set together
-by --regime (REGIMES below lists every line that differs; an explicit flag overrides it):
+by --regime (REGIMES below lists every line that differs; an explicit flag overrides it): ppo2,
+baselines ppo2 as CleanRL runs it (today's practice, the default), or ppo1, baselines `pposgd`, the
+code closest to the paper's (it had only L^CLIP; here every objective runs under it).
 
-  ppo2  openai/baselines ppo2 as CleanRL runs it, today's practice (default): observation
-        normalisation per step (clip ±10), reward scaling, per-minibatch advantage
-        normalisation, value clipping, gradient clipping 0.5, LR annealed to 0, Adam ε 1e-5,
-        orthogonal init, time limits bootstrapped.
-  ppo1  the first public PPO, baselines `pposgd` (da99706, 2017-07-20), the code closest to
-        the paper's: observation statistics updated once per iteration (std ≥ 0.1, clip ±5),
-        raw rewards, advantages normalised over the whole batch, plain MSE value loss, no
-        gradient clipping, constant LR, Adam ε 1e-8, normc init, time limits terminal.
-        pposgd had only L^CLIP; here every objective runs under it.
-
-With separate networks we use separate Adam optimisers and clip each network's gradient norm
-on its own, so the value-loss coefficient c1 is irrelevant (§6.1); ppo1's single Adam over
-both networks is the same elementwise update.
+Separate networks get separate Adam optimisers and gradient clipping, so the value-loss coefficient
+c1 is irrelevant (§6.1); ppo1's single Adam over both is the same elementwise update. The networks,
+the per-step observation normaliser and GAE are written as in vpg.py and trpo.py (tests keep them so).
 
 Run: python algorithms/ppo.py --env-id Hopper-v5 --seed 1 --out runs/ppo/Hopper-v5/seed1
-Writes progress.csv, episodes.csv and run.json into --out (see README, "Reading a run").
+Writes progress.csv, episodes.csv and run.json into --out (run_contract.py; README, "Reading a run").
 """
-import argparse
-import csv
 import dataclasses
-import datetime
-import fcntl
-import functools
-import gzip
-import hashlib
-import io
-import json
 import math
-import os
-import platform
-import resource
-import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -68,61 +43,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import run_contract as rc
+from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
+
 ALGO = "ppo"
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
-
-
-def arg(default, help):
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class Args:
-    env_id: str = arg("HalfCheetah-v5", "gymnasium environment id (MuJoCo -v5 or classic control)")
-    seed: int = arg(1, "root seed (>= 0); every random stream is derived from it")
-    total_timesteps: int = arg(1_000_000, "environment steps to train for, rounded down to whole batches "
-                                          "(run.json: steps_trained) (paper: 1M)")
-    out: str = arg("", "run directory (default: runs/ppo/<env-id>/seed<seed>)")
-    overwrite: bool = arg(False, "replace a finished run in --out; its files go only once the new run is complete")
-    compress: bool = arg(False, "write progress.csv.gz and episodes.csv.gz (gzip; pandas reads them as they are)")
-    num_envs: int = arg(1, "environments stepped in lockstep (paper: 1)")
-    threads: int = arg(1, "torch intra-op threads (part of the determinism contract)")
-    objective: str = arg("clip", "surrogate objective: clip | kl_adaptive | kl_fixed | none")
-    clip_eps: float = arg(0.2, "clipping parameter ε of L^CLIP (Table 1: 0.1, 0.2, 0.3)")
-    beta: float = arg(1.0, "KL penalty coefficient β (kl_fixed) or its initial value (kl_adaptive)")
-    d_targ: float = arg(0.01, "target KL d_targ of the adaptive penalty (Table 1: .003, .01, .03)")
-    target_kl: float = arg(None, "KL early stopping: stop policy steps when KL > 1.5 × this (off by default)")
-    num_steps: int = arg(2048, "horizon T: steps per environment per iteration (Table 3)")
-    learning_rate: float = arg(3e-4, "Adam step size (Table 3)")
-    update_epochs: int = arg(10, "epochs over each batch (Table 3)")
-    minibatch_size: int = arg(64, "minibatch size (Table 3)")
-    gamma: float = arg(0.99, "discount γ (Table 3)")
-    gae_lambda: float = arg(0.95, "GAE parameter λ (Table 3)")
-    norm_obs: bool = arg(True, "normalise observations by running statistics (--obs-stats), then clip")
-    reward_clip: float = arg(10.0, "clip scaled rewards to ±this (with --scale-rewards)")
-    # The code-level regime: each flag below defaults to its --regime column of REGIMES.
-    regime: str = arg("ppo2", "code-level regime that sets the defaults of the flags below: ppo2 | ppo1 (REGIMES)")
-    anneal_lr: bool = arg(None, "anneal the learning rate linearly to 0")
-    adam_eps: float = arg(None, "Adam ε")
-    obs_stats: str = arg(None, "observation statistics: per_step (VecNormalize: Welford, every step, "
-                               "std + 1e-8) | per_batch (ppo1: once per iteration before the epochs, std ≥ 0.1)")
-    obs_clip: float = arg(None, "clip normalised observations to ±this")
-    scale_rewards: bool = arg(None, "divide rewards by the running std of the discounted return")
-    adv_norm: str = arg(None, "advantage normalisation: minibatch (ppo2) | batch (ppo1, once per iteration) | none")
-    clip_vloss: bool = arg(None, "clip the value loss around the old values (ε = --clip-eps); else plain MSE")
-    max_grad_norm: float = arg(None, "clip each network's gradient norm to this (0: no clipping)")
-    init: str = arg(None, "weight init: orthogonal (gain √2 hidden, 0.01 policy head, 1 value head) | "
-                          "normc (rows of unit L2 norm, 0.01 policy head, zero biases)")
-    bootstrap_truncation: bool = arg(None, "bootstrap V(final obs) at time-limit truncations "
-                                           "(docs/DESIGN.md §5); off: a time limit is terminal")
-
 
 # ---------------------------------------------------------------- the two code-level regimes
 # Every line that differs between them. An explicit flag always wins over its regime's value.
 # ppo2: openai/baselines ppo2 (2dd7d30, 2017-11-16; LR annealing from 8c2aea2, 2018-08-13), as CleanRL runs it.
-# ppo1: the first public PPO, baselines `pposgd` at da99706 (2017-07-20), the code closest to the paper's
-#       (Huang et al. 2022; our research notes), with the value-loss clipping its author removed as a bug in
-#       d9f194f (2017-08-27: "severely degrading performance on mujoco"). File:line are at da99706.
+# ppo1: baselines `pposgd` at da99706 (2017-07-20), the code closest to the paper's (Huang et al. 2022), with the
+#       value-loss clipping its author removed as a bug in d9f194f (2017-08-27: "severely degrading performance on
+#       mujoco"). File:line are at da99706.
 REGIME_NAMES = ("ppo2", "ppo1")
 REGIMES = {                 # ppo2          ppo1            where ppo1 does it (shown in --help)
     "anneal_lr":            (True,          False,          "run_mujoco.py passes no schedule: constant 3e-4"),
@@ -140,150 +72,61 @@ CHOICES = {"objective": OBJECTIVES, "regime": REGIME_NAMES, "obs_stats": ("per_s
            "adv_norm": ("minibatch", "batch", "none"), "init": ("orthogonal", "normc")}
 
 
-def parse_args(argv=None) -> Args:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(Args):
-        flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
-        default = f.default
-        if f.name in REGIMES:  # unset unless given: resolve() fills it from the regime
-            ppo2, ppo1, where = REGIMES[f.name]
-            help += f" (default: ppo2 {ppo2}, ppo1 {ppo1}; ppo1: baselines @ da99706, {where})"
-            default = argparse.SUPPRESS
-        if f.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
-        else:
-            parser.add_argument(flag, type=f.type, default=default, help=help)
-    args = Args(**vars(parser.parse_args(argv)))
-    validate(args)
-    return args
+def regime_arg(name, help):  # a flag whose default is its --regime's column of REGIMES (None until resolve())
+    ppo2, ppo1, where = REGIMES[name]
+    return arg(None, f"{help} (default: ppo2 {ppo2}, ppo1 {ppo1}; ppo1: baselines @ da99706, {where})")
 
 
-class UsageError(ValueError):
-    """Bad input, reported as one line naming the flag, before any training."""
+@dataclass
+class Args(rc.RunArgs):
+    objective: str = arg("clip", "surrogate objective: clip | kl_adaptive | kl_fixed | none")
+    clip_eps: float = arg(0.2, "clipping parameter ε of L^CLIP (Table 1: 0.1, 0.2, 0.3)")
+    beta: float = arg(1.0, "KL penalty coefficient β (kl_fixed) or its initial value (kl_adaptive)")
+    d_targ: float = arg(0.01, "target KL d_targ of the adaptive penalty (Table 1: .003, .01, .03)")
+    target_kl: float = arg(None, "KL early stopping: stop policy steps when KL > 1.5 × this (off by default)")
+    num_steps: int = arg(2048, "horizon T: steps per environment per iteration (Table 3)")
+    learning_rate: float = arg(3e-4, "Adam step size (Table 3)")
+    update_epochs: int = arg(10, "epochs over each batch (Table 3)")
+    minibatch_size: int = arg(64, "minibatch size (Table 3)")
+    gamma: float = arg(0.99, "discount γ (Table 3)")
+    gae_lambda: float = arg(0.95, "GAE parameter λ (Table 3)")
+    norm_obs: bool = arg(True, "normalise observations by running statistics (--obs-stats), then clip")
+    reward_clip: float = arg(10.0, "clip scaled rewards to ±this (with --scale-rewards)")
+    regime: str = arg("ppo2", "code-level regime that sets the defaults of the flags below: ppo2 | ppo1 (REGIMES)")
+    anneal_lr: bool = regime_arg("anneal_lr", "anneal the learning rate linearly to 0")
+    adam_eps: float = regime_arg("adam_eps", "Adam ε")
+    obs_stats: str = regime_arg("obs_stats", "observation statistics: per_step (every step) | per_batch (ppo1)")
+    obs_clip: float = regime_arg("obs_clip", "clip normalised observations to ±this")
+    scale_rewards: bool = regime_arg("scale_rewards", "divide rewards by the running std of the discounted return")
+    adv_norm: str = regime_arg("adv_norm", "advantage normalisation: minibatch | batch (once per iteration) | none")
+    clip_vloss: bool = regime_arg("clip_vloss", "clip the value loss around the old values (ε = --clip-eps); else plain MSE")
+    max_grad_norm: float = regime_arg("max_grad_norm", "clip each network's gradient norm to this (0: no clipping)")
+    init: str = regime_arg("init", "weight init: orthogonal | normc (the MLP class below)")
+    bootstrap_truncation: bool = regime_arg("bootstrap_truncation", "bootstrap V(final obs) at time limits (§5)")
 
 
 def resolve(a: Args) -> Args:
-    """Fill each regime flag left unset (None) from --regime's column of REGIMES; explicit flags win."""
-    if a.regime not in REGIME_NAMES:
-        raise UsageError(f"--regime: must be one of {', '.join(REGIME_NAMES)}, got {a.regime!r}")
-    for name, values in REGIMES.items():
-        if getattr(a, name) is None:
-            setattr(a, name, values[REGIME_NAMES.index(a.regime)])  # (ppo2, ppo1, where)[column]
-    return a
+    """A copy of a with each regime flag left unset (None) taken from --regime's column of REGIMES."""
+    rc.need(a.regime in REGIME_NAMES, "regime", f"must be one of {', '.join(REGIME_NAMES)}, got {a.regime!r}")
+    column = REGIME_NAMES.index(a.regime)
+    return dataclasses.replace(a, **{name: values[column] for name, values in REGIMES.items() if getattr(a, name) is None})
 
 
 def validate(a: Args):
-    def need(ok, flag, why):
-        if not ok:
-            raise UsageError(f"--{flag}: {why}")
-    resolve(a)
-    need(a.env_id in gym.registry, "env-id", f"unknown environment {a.env_id!r}")
-    for name, choices in CHOICES.items():
-        need(getattr(a, name) in choices, name.replace("_", "-"),
-             f"must be one of {', '.join(choices)}, got {getattr(a, name)!r}")
-    for name in ("gamma", "gae_lambda"):
-        need(0.0 <= getattr(a, name) <= 1.0, name.replace("_", "-"), f"must be in [0, 1], got {getattr(a, name)}")
-    for name in ("clip_eps", "beta", "d_targ", "learning_rate", "adam_eps", "obs_clip", "reward_clip",
-                 "total_timesteps", "num_steps", "num_envs", "minibatch_size", "update_epochs", "threads"):
-        value = getattr(a, name)
-        need(math.isfinite(value) and value > 0, name.replace("_", "-"), f"must be positive, got {value}")
-    need(a.seed >= 0, "seed", f"must be >= 0, got {a.seed}")
-    need(a.target_kl is None or (math.isfinite(a.target_kl) and a.target_kl > 0), "target-kl",
-         f"must be positive, got {a.target_kl}")
-    need(math.isfinite(a.max_grad_norm) and a.max_grad_norm >= 0, "max-grad-norm", f"must be >= 0, got {a.max_grad_norm}")
+    """Every flag, before any compute: a UsageError naming the flag. Changes nothing."""
+    a = resolve(a)
+    rc.check_flags(a, positive=("clip_eps", "beta", "d_targ", "learning_rate", "adam_eps", "obs_clip", "reward_clip",
+                                "num_steps", "minibatch_size", "update_epochs"),
+                   unit_interval=("gamma", "gae_lambda"), choices=CHOICES)
+    rc.need(a.target_kl is None or (math.isfinite(a.target_kl) and a.target_kl > 0), "target_kl",
+            f"must be positive, got {a.target_kl}")
+    rc.need(math.isfinite(a.max_grad_norm) and a.max_grad_norm >= 0, "max_grad_norm", f"must be >= 0, got {a.max_grad_norm}")
     batch = a.num_steps * a.num_envs
-    need(a.minibatch_size <= batch, "minibatch-size", f"{a.minibatch_size} exceeds the batch (num-steps × num-envs = {batch})")
-    need(a.total_timesteps >= batch, "total-timesteps", f"{a.total_timesteps} is less than one batch ({batch} steps)")
-    obs_space, act_space = env_spaces(a.env_id)
-    check_machine(need, a, batch, "num-steps", flat_dim(obs_space), flat_dim(act_space))
-    check_out(need, a)
+    rc.need(a.minibatch_size <= batch, "minibatch_size", f"{a.minibatch_size} exceeds the batch (num-steps × num-envs = {batch})")
+    rc.check_run(a, ALGO, batch, "num_steps")
 
 
-def default_out(a: Args) -> str:
-    return os.path.join("runs", ALGO, a.env_id, f"seed{a.seed}")
-
-
-# ---------------------------------------------------------------- checks before any compute (every algorithm)
-MAX_ENVS = 1024  # environments in one process, each with its own simulator
-
-
-@functools.cache
-def env_spaces(env_id):
-    """(observation space, action space) of env_id, or a UsageError naming the env and the space."""
-    try:
-        env = quietly(lambda: gym.make(env_id))  # HalfCheetah's model makes MuJoCo warn
-    except gym.error.DependencyNotInstalled as e:
-        raise UsageError(f"--env-id: {env_id} needs an optional dependency: {str(e).splitlines()[0]}") from None
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
-        raise UsageError(f"--env-id: {env_id} has the observation space {obs_space}; "
-                         f"{ALGO}.py supports Box and Discrete (one-hot encoded) observations")
-    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)) or getattr(act_space, "start", 0) != 0:
-        raise UsageError(f"--env-id: {env_id} has the action space {act_space}; "
-                         f"{ALGO}.py supports Box and Discrete (starting at 0) actions")
-    return obs_space, act_space
-
-
-def quietly(fn):
-    """fn() with file descriptor 2 sent to /dev/null and a scratch working directory, so a library's
-    C-level warnings (MuJoCo's, with its MUJOCO_LOG.TXT) neither break a one-line error nor litter."""
-    sys.stderr.flush()
-    saved_fd, saved_cwd = os.dup(2), os.getcwd()
-    try:
-        with open(os.devnull, "w") as null, tempfile.TemporaryDirectory() as scratch:
-            os.dup2(null.fileno(), 2)
-            os.chdir(scratch)
-            try:
-                return fn()
-            finally:
-                os.chdir(saved_cwd)
-    finally:
-        os.dup2(saved_fd, 2)
-        os.close(saved_fd)
-
-
-def flat_dim(space):
-    return int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
-
-
-def observation_encoder(space):
-    """raw observation → float64 vector: a Box flattened, a Discrete state one-hot (FrozenLake, Taxi)."""
-    dim = flat_dim(space)
-    if isinstance(space, gym.spaces.Discrete):
-        def one_hot(raw):
-            x = np.zeros(dim)
-            x[int(raw) - int(space.start)] = 1.0
-            return x
-        return one_hot
-    return lambda raw: np.asarray(raw, dtype=np.float64).reshape(dim)
-
-
-def check_machine(need, a, batch, batch_flag, obs_dim, act_dim):
-    """Threads, environments and batch memory within what this machine has."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    need(a.threads <= cpus, "threads", f"must be at most the {cpus} CPUs this process may use, got {a.threads}")
-    need(a.num_envs <= MAX_ENVS, "num-envs", f"must be at most {MAX_ENVS}, got {a.num_envs}")
-    per_step = 4 * (3 * obs_dim + 2 * act_dim) + 16384  # float32 buffers, plus a full-batch backward's activations
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    need(batch * per_step <= ram / 2, batch_flag, f"a batch of {batch} steps needs about {batch * per_step / 2**30:.1f} "
-         f"GiB, more than half of this machine's {ram / 2**30:.1f} GiB")
-
-
-def check_out(need, a):
-    """The run directory exists, is writable now (not after an hour of training) and holds no finished run."""
-    out = a.out or default_out(a)
-    try:
-        os.makedirs(out, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as e:
-        raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
-    need(a.overwrite or not os.path.exists(os.path.join(out, "run.json")), "out",
-         f"{out} holds a finished run (run.json); pass --overwrite to replace it")
-
-
-# ---------------------------------------------------------------- normalisation (baselines' VecNormalize; ppo1's filter)
+# ---------------------------------------------------------------- observation normalisation (baselines' VecNormalize)
 class RunningMeanStd:
     """Running mean and population variance of a stream, Welford's update one sample at a time."""
 
@@ -297,21 +140,19 @@ class RunningMeanStd:
         self.var = self.var + (delta * (x - self.mean) - self.var) / self.count
 
 
-class BatchObsFilter:
-    """ppo1's observation filter (baselines common/mpi_running_mean_std.py @ da99706): sums over every
-    observation so far, updated once per iteration with the whole batch. It starts at sum 0, sum of
-    squares 1e-2 and count 1e-2 (mean 0, std 1), and floors the variance at 1e-2, so std ≥ 0.1."""
+class ObsNormaliser:
+    """--norm-obs, per step: (x − μ) / sqrt(σ² + 1e-8) clipped to ±--obs-clip, μ and σ² running statistics
+    that take in every observation the rollout sees before it is used (baselines' VecNormalize)."""
 
-    def __init__(self, dim):
-        self.sum, self.sumsq, self.count = np.zeros(dim), np.full(dim, 1e-2), 1e-2
+    def __init__(self, dim, clip, enabled):
+        self.rms, self.clip, self.enabled = RunningMeanStd(dim), clip, enabled
 
-    def update(self, batch):  # (n, dim) raw observations
-        self.sum, self.sumsq, self.count = self.sum + batch.sum(0), self.sumsq + np.square(batch).sum(0), self.count + len(batch)
-
-    def normalise(self, x, clip):
-        mean = self.sum / self.count
-        std = np.sqrt(np.maximum(self.sumsq / self.count - np.square(mean), 1e-2))
-        return np.minimum(np.maximum((x - mean) / std, -clip), clip)
+    def __call__(self, x):  # one encoded observation, as the rollout sees it
+        if not self.enabled:
+            return x
+        self.rms.update(x)
+        z = (x - self.rms.mean) / np.sqrt(self.rms.var + 1e-8)
+        return np.minimum(np.maximum(z, -self.clip), self.clip)  # np.clip, without its wrapper's cost
 
 
 # ---------------------------------------------------------------- advantage estimator
@@ -321,9 +162,8 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
         δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t)
         A_t = δ_t + γ λ (1 − end_t) A_{t+1}
 
-    next_values[t] is V of the real successor of step t (the final observation when the
-    episode ended there; at a termination it is multiplied by 0). end_t = terminated or
-    truncated cuts the recursion, so it never crosses an episode boundary (docs/DESIGN.md §5).
+    next_values[t] is V of the real successor of step t (the final observation if the episode ended
+    there). end_t cuts the recursion at every episode boundary (docs/DESIGN.md §5).
     Returns (advantages, value targets = advantages + values)."""
     deltas = rewards + gamma * (1.0 - terminated) * next_values - values   # all t at once
     decay = gamma * lam * (1.0 - episode_end)                                # γλ(1 − end_t)
@@ -336,88 +176,25 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
 
 # ---------------------------------------------------------------- networks
 class MLP(nn.Sequential):
-    """Linear → tanh → Linear → tanh → Linear. forward() calls the functions directly: for a 64×64
-    network nn.Module's per-layer call machinery costs more than the tanh (results/bench/ideas.csv)."""
+    """64×64 tanh MLP. --init orthogonal: orthogonal weights with gains (√2, √2, out_gain) (baselines ppo2);
+    normc: standard-normal rows (a unit's incoming weights) scaled to L2 norms (1, 1, out_gain) (ppo1,
+    baselines common/tf_util.py @ da99706). out_gain: 0.01 for a policy head, 1 for V. Biases start at 0."""
 
-    def forward(self, x):
+    def __init__(self, n_in, n_out, out_gain, init, hidden=64):
+        super().__init__(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_out))
+        self.weights = tuple((self[i].weight, self[i].bias) for i in (0, 2, 4))  # the Parameter objects themselves
+        gains = (math.sqrt(2), math.sqrt(2), out_gain) if init == "orthogonal" else (1.0, 1.0, out_gain)
+        with torch.no_grad():
+            for (weight, bias), gain in zip(self.weights, gains):
+                if init == "orthogonal":
+                    nn.init.orthogonal_(weight, gain)
+                else:
+                    weight.normal_().mul_(gain / weight.norm(dim=1, keepdim=True))
+                bias.zero_()
+
+    def forward(self, x):  # the functions called directly: nn.Module's per-layer call costs more than a 64×64 tanh
         (w1, b1), (w2, b2), (w3, b3) = self.weights
         return F.linear(torch.tanh(F.linear(torch.tanh(F.linear(x, w1, b1)), w2, b2)), w3, b3)
-
-
-def mlp(n_in, n_out, out_gain, init, hidden=64):
-    """64×64 tanh MLP. init (--init): orthogonal with gains (√2, √2, out_gain) (baselines ppo2), or normc with
-    row norms (1, 1, out_gain) (ppo1); out_gain is 0.01 for the policy head and 1 for the value head in both."""
-    layers = [nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_out)]
-    for layer, gain in zip(layers[::2], (math.sqrt(2), math.sqrt(2), out_gain)):
-        if init == "orthogonal":
-            nn.init.orthogonal_(layer.weight, gain)
-        else:
-            normc_(layer.weight, 1.0 if layer is not layers[-1] else out_gain)
-        nn.init.zeros_(layer.bias)
-    net = MLP(*layers)
-    net.weights = tuple((layer.weight, layer.bias) for layer in layers[::2])  # the Parameter objects themselves
-    return net
-
-
-@torch.no_grad()
-def normc_(weight, norm):
-    """baselines' normc_initializer (common/tf_util.py @ da99706): standard-normal weights, then each output
-    unit's incoming weights (a column of TF's (in, out) matrix, a row of torch's (out, in)) scaled to L2 norm `norm`."""
-    weight.normal_()
-    weight.mul_(norm / weight.norm(dim=1, keepdim=True))
-
-
-def numpy_mlp(net):
-    """The MLP as a numpy function over views of its current weights (valid while they are updated in place)."""
-    layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in net if isinstance(m, nn.Linear)]
-
-    def forward(x):
-        for w, b in layers[:-1]:
-            x = np.tanh(x @ w + b)
-        return x @ layers[-1][0] + layers[-1][1]
-    return forward
-
-
-def flat_parameters(module):
-    """Re-home all of module's parameters (and their gradients) as views of one flat tensor.
-    The optimiser step, the gradient norm and the zeroing then cost one operation each instead
-    of one per weight matrix; the mathematics is unchanged (Adam is elementwise). backward()
-    accumulates into the existing .grad views in place, so the flat gradient is always current."""
-    params = list(module.parameters())
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        p.data = flat.data[offset:offset + p.numel()].view_as(p)
-        p.grad = flat.grad[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return flat
-
-
-class Adam:
-    """Adam (Kingma & Ba 2015, Algorithm 1) on one flat parameter tensor, in the form torch.optim.Adam
-    computes it; a few tensor operations per step instead of torch.optim's per-call bookkeeping,
-    which costs more than the arithmetic for a 64×64 network (results/bench/ideas.csv)."""
-
-    def __init__(self, flat, lr, eps, betas=(0.9, 0.999)):
-        self.flat, self.lr, self.eps, (self.beta1, self.beta2) = flat, lr, eps, betas
-        self.m, self.v, self.t = torch.zeros_like(flat), torch.zeros_like(flat), 0  # 1st and 2nd moments
-
-    @torch.no_grad()
-    def step(self):
-        self.t += 1
-        g = self.flat.grad
-        self.m.lerp_(g, 1 - self.beta1)                                  # m ← β1 m + (1 − β1) g
-        self.v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)     # v ← β2 v + (1 − β2) g²
-        denom = (self.v.sqrt() / math.sqrt(1 - self.beta2 ** self.t)).add_(self.eps)  # √v̂ + ε
-        self.flat.addcdiv_(self.m, denom, value=-self.lr / (1 - self.beta1 ** self.t))  # θ ← θ − α m̂ / (√v̂ + ε)
-
-
-def clip_grad_norm(flat, max_norm):
-    """Scale the flat gradient to L2 norm ≤ max_norm (as nn.utils.clip_grad_norm_); returns the norm before."""
-    norm = flat.grad.norm()
-    flat.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
-    return norm
 
 
 class GaussianPolicy(nn.Module):
@@ -425,7 +202,7 @@ class GaussianPolicy(nn.Module):
 
     def __init__(self, obs_dim, act_dim, init, hidden=64):
         super().__init__()
-        self.mean = mlp(obs_dim, act_dim, 0.01, init, hidden)
+        self.mean = MLP(obs_dim, act_dim, 0.01, init, hidden)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
 
     def forward(self, obs):
@@ -449,7 +226,7 @@ class GaussianPolicy(nn.Module):
 
     def actor(self):
         """Lean acting path (no autograd, no tensors): a ~ N(μ(s), σ²) with numpy views of the weights."""
-        mean, std = numpy_mlp(self.mean), self.log_std.detach().exp().numpy()
+        mean, std = rc.numpy_mlp(self.mean.weights), self.log_std.detach().exp().numpy()
         return lambda obs, rng: (mean(obs) + std * rng.standard_normal((len(obs), len(std)))).astype(np.float32)
 
 
@@ -458,7 +235,7 @@ class CategoricalPolicy(nn.Module):
 
     def __init__(self, obs_dim, n_actions, init, hidden=64):
         super().__init__()
-        self.logits = mlp(obs_dim, n_actions, 0.01, init, hidden)
+        self.logits = MLP(obs_dim, n_actions, 0.01, init, hidden)
 
     def forward(self, obs):
         return (torch.log_softmax(self.logits(obs), -1),)
@@ -477,13 +254,54 @@ class CategoricalPolicy(nn.Module):
 
     def actor(self):
         """Lean acting path: inverse-CDF sampling of softmax(logits) with one uniform draw per state."""
-        logits = numpy_mlp(self.logits)
+        logits = rc.numpy_mlp(self.logits.weights)
 
         def act(obs, rng):
-            cdf = np.cumsum(np.exp(logits(obs) - logits(obs).max(-1, keepdims=True)), -1)
+            z = logits(obs)
+            cdf = np.cumsum(np.exp(z - z.max(-1, keepdims=True)), -1)
             u = rng.random((len(obs), 1)) * cdf[:, -1:]
             return np.minimum((cdf < u).sum(-1), cdf.shape[1] - 1).astype(np.float32)
         return act
+
+
+# ---------------------------------------------------------------- ppo's own normalisers: rewards, and ppo1's observation filter
+class RewardScaler:
+    """--scale-rewards: r_t divided by the running std of the discounted return R_t = γR_{t-1} + r_t (reset when
+    an episode ends), then clipped to ±--reward-clip (baselines' VecNormalize; Engstrom et al. 2020 §3)."""
+
+    def __init__(self, num_envs, gamma, clip, enabled):
+        self.rms, self.returns, self.gamma, self.clip, self.enabled = RunningMeanStd(), [0.0] * num_envs, gamma, clip, enabled
+
+    def __call__(self, r, i, done):  # reward r of environment i
+        if not self.enabled:
+            return r
+        self.returns[i] = self.returns[i] * self.gamma + r
+        self.rms.update(self.returns[i])
+        if done:
+            self.returns[i] = 0.0
+        return min(max(r / math.sqrt(self.rms.var + 1e-8), -self.clip), self.clip)
+
+
+class BatchObsNormaliser:
+    """ppo1's observation filter (baselines common/mpi_running_mean_std.py @ da99706): sums over every
+    observation so far, updated once per iteration with the whole batch. It starts at sum 0, sum of
+    squares 1e-2 and count 1e-2 (mean 0, std 1), and floors the variance at 1e-2, so std ≥ 0.1."""
+
+    def __init__(self, dim, clip):
+        self.sum, self.sumsq, self.count, self.clip = np.zeros(dim), np.full(dim, 1e-2), 1e-2, clip
+
+    def __call__(self, x):  # frozen during the rollout (ppo1 normalises inside the policy's graph)
+        mean = self.sum / self.count
+        std = np.sqrt(np.maximum(self.sumsq / self.count - np.square(mean), 1e-2))
+        return np.minimum(np.maximum((x - mean) / std, -self.clip), self.clip)
+
+    def rollout_start(self, raw_obs, obs):  # the policy sees the filter as last updated
+        return self(raw_obs)
+
+    def batch(self, raw_obs, obs):  # update with the whole batch, then the epochs train on it re-normalised
+        batch = raw_obs.reshape(-1, raw_obs.shape[-1])
+        self.sum, self.sumsq, self.count = self.sum + batch.sum(0), self.sumsq + np.square(batch).sum(0), self.count + len(batch)
+        return self(raw_obs).astype(np.float32)
 
 
 # ---------------------------------------------------------------- the objectives (the only part that differs)
@@ -514,249 +332,39 @@ def adapt_beta(beta, kl, d_targ):
     return beta
 
 
-def should_stop_early(kl, target_kl):
-    """Spinning Up's KL early-stopping rule: stop when KL > 1.5 × target."""
-    return target_kl is not None and kl > 1.5 * target_kl
-
-
-# ---------------------------------------------------------------- run contract: files and metadata
-PROGRESS_COLUMNS = ["algo", "env_id", "seed", "iteration", "global_step", "walltime_s", "sps", "rollout_s",
-                    "update_s", "ep_count", "ep_return_mean", "ep_return_std", "ep_length_mean", "return_last100",
-                    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "kl_beta", "update_steps",
-                    "early_stopped", "line_search_steps", "step_accepted", "explained_variance", "learning_rate",
-                    "grad_norm"]
-EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
-
-
-class RunFiles:
-    """The run directory and its three files, owned by this run from start to end.
-
-    One writer: an exclusive lock on <out>/.lock, held for the run's life and released by the OS
-    however the process ends; a second run on the same directory stops with the owner's pid.
-    Nothing looks complete until it is: the CSVs (floats to 8 significant digits, gzipped with
-    --compress) are written as '.partial' files, and publish()
-    renames them and writes run.json last, so a directory holds a finished run exactly when it holds
-    run.json. A finished run already there is refused unless --overwrite; its files are then
-    replaced only in publish(), once the new ones are complete, and kept if the new run fails."""
-
-    def __init__(self, out, overwrite, compress):
-        self.out, self.lock_path = out, os.path.join(out, ".lock")
-        while True:  # lock the file that is at lock_path now: an owner that finishes removes it
-            self.lock = open(self.lock_path, "a+")
-            try:
-                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.lock.seek(0)
-                owner = self.lock.read().strip() or "unknown"
-                self.lock.close()
-                raise UsageError(f"--out: {out} is in use by another run (pid {owner})") from None
-            if os.path.exists(self.lock_path) and os.stat(self.lock_path).st_ino == os.fstat(self.lock.fileno()).st_ino:
-                break
-            self.lock.close()  # we locked a file its owner had just removed: try again
-        self.lock.seek(0)
-        self.lock.truncate()
-        self.lock.write(f"{os.getpid()}\n")
-        self.lock.flush()
-        if not overwrite and os.path.exists(os.path.join(out, "run.json")):  # appeared since validate()
-            self.close()
-            raise UsageError(f"--out: {out} holds a finished run (run.json); pass --overwrite to replace it")
-        self.names = {n: n + (".csv.gz" if compress else ".csv") for n in ("progress", "episodes")}
-        self.files = {n: io.TextIOWrapper(gzip.GzipFile(os.path.join(out, f + ".partial"), "wb", mtime=0), newline="")
-                      if compress else open(os.path.join(out, f + ".partial"), "w", newline="") for n, f in self.names.items()}
-        self.writers = {n: csv.writer(f) for n, f in self.files.items()}
-        self.writers["progress"].writerow(PROGRESS_COLUMNS)
-        self.writers["episodes"].writerow(EPISODE_COLUMNS)
-
-    def write(self, name, rows):
-        self.writers[name].writerows([[f"{v:.8g}" if isinstance(v, float) else v for v in row] for row in rows])
-        self.files[name].flush()
-
-    def publish(self, meta):
-        tmp, done = os.path.join(self.out, "run.json.partial"), os.path.join(self.out, "run.json")
-        for f in self.files.values():
-            f.close()
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=2)
-        if os.path.exists(done):  # an older run (--overwrite): it stops being finished only now
-            os.remove(done)
-        for name, file_name in self.names.items():
-            other = os.path.join(self.out, name + (".csv" if file_name.endswith(".gz") else ".csv.gz"))
-            if os.path.exists(other):  # the older run's file in the other format
-                os.remove(other)
-            os.replace(os.path.join(self.out, file_name + ".partial"), os.path.join(self.out, file_name))
-        os.replace(tmp, done)  # last: from here on the directory holds the new, finished run
-
-    def abandon(self):
-        for f in self.files.values():
-            f.close()
-
-    def close(self):
-        os.remove(self.lock_path)  # still holding the lock, so no one can be waiting on this file
-        self.lock.close()  # releases the lock
-
-
-def code_version():
-    """The git commit, whether this file differs from it, and this file's hash (taken at start)."""
-    here = os.path.abspath(__file__)
-
-    def git(*cmd):
-        try:
-            return subprocess.run(["git", *cmd], cwd=os.path.dirname(here), capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except OSError:
-            return ""
-    with open(here, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--", here)),
-            "script_sha256": digest}
-
-
-def run_metadata(args, code, start, end, steps_trained):
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    try:
-        import mujoco
-        mujoco_version = mujoco.__version__
-    except ImportError:
-        mujoco_version = None
-    return {"algo": ALGO, "args": dataclasses.asdict(args), "seed": args.seed, "steps_trained": steps_trained,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                         "gymnasium": gym.__version__, "mujoco": mujoco_version},
-            **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
-            "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),
-            "end_time": datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(),
-            "walltime_s": end - start, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "exit_status": "success"}
-
-
-class NonFiniteError(RuntimeError):
-    pass
-
-
-def check_finite(iteration, **quantities):
-    for name, value in quantities.items():
-        if isinstance(value, torch.nn.Module):
-            for pname, p in value.named_parameters():
-                if not torch.isfinite(p).all():
-                    raise NonFiniteError(f"iteration {iteration}: parameter {name}.{pname} is not finite")
-        elif not math.isfinite(value):
-            raise NonFiniteError(f"iteration {iteration}: {name} is {value}")
-
-
 # ---------------------------------------------------------------- training
 def train(args: Args, quiet=False, on_batch=None):
     """Train PPO as configured; returns the run directory. Raises UsageError on bad input.
     on_batch(dict of the iteration's (T, N) arrays), if given, sees each batch (tests use it)."""
+    args = resolve(args)
     validate(args)
-    out = args.out or default_out(args)
-    files, envs = RunFiles(out, args.overwrite, args.compress), []  # this run owns --out from here on, before any compute
-    try:
-        torch.set_num_threads(args.threads)
-        start, code = time.time(), code_version()
-
-        # One root seed → independent streams (docs/DESIGN.md §4): envs, network init, action noise, shuffles.
-        env_seeds, init_seed, act_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(4)
-        torch.manual_seed(int(init_seed.generate_state(1)[0]))
-        act_rng, shuffle_rng = np.random.default_rng(act_seed), np.random.default_rng(shuffle_seed)
-        envs = [gym.make(args.env_id) for _ in range(args.num_envs)]
-        obs_space, act_space = env_spaces(args.env_id)
-        obs_dim, encode = flat_dim(obs_space), observation_encoder(obs_space)
-        discrete = isinstance(act_space, gym.spaces.Discrete)
-        if discrete:
-            policy = CategoricalPolicy(obs_dim, int(act_space.n), args.init)
-            act_shape = ()
-        else:
-            policy = GaussianPolicy(obs_dim, int(np.prod(act_space.shape)), args.init)
-            act_shape = act_space.shape
-        value_fn = mlp(obs_dim, 1, 1.0, args.init)
-        pi_params, v_params = flat_parameters(policy), flat_parameters(value_fn)
-        pi_opt, v_opt = Adam(pi_params, args.learning_rate, args.adam_eps), Adam(v_params, args.learning_rate, args.adam_eps)
-
-        low, high = (None, None) if discrete else (act_space.low, act_space.high)
-        obs_rms, ret_rms, obs_filter = RunningMeanStd(obs_dim), RunningMeanStd(), BatchObsFilter(obs_dim)
-        per_batch_stats = args.norm_obs and args.obs_stats == "per_batch"  # ppo1: frozen during the rollout
-        discounted_return = [0.0] * args.num_envs
-
-        def normalise_obs(x):  # x: an encoded observation
-            if not args.norm_obs:
-                return x
-            if per_batch_stats:
-                return obs_filter.normalise(x, args.obs_clip)
-            obs_rms.update(x)
-            z = (x - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8)
-            return np.minimum(np.maximum(z, -args.obs_clip), args.obs_clip)  # np.clip, without its wrapper's cost
-
-        def scale_reward(r, i, done):
-            # divide by the running std of the discounted return γR_{t-1} + r_t (Engstrom et al. 2020 §3)
-            if not args.scale_rewards:
-                return r
-            discounted_return[i] = discounted_return[i] * args.gamma + r
-            ret_rms.update(discounted_return[i])
-            if done:
-                discounted_return[i] = 0.0
-            return min(max(r / math.sqrt(ret_rms.var + 1e-8), -args.reward_clip), args.reward_clip)
-
-        T, N = args.num_steps, args.num_envs
-        batch_size, num_iterations = T * N, args.total_timesteps // (T * N)
-        obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        raw_obs_buf = np.zeros((T, N, obs_dim)) if per_batch_stats else None  # what the filter learns from
-        act_buf = np.zeros((T, N) + act_shape, np.float32)
-        rew_buf, term_buf, end_buf = (np.zeros((T, N), np.float32) for _ in range(3))
-
-        raw_obs = np.stack([encode(env.reset(seed=int(s))[0]) for env, s in
-                            zip(envs, env_seeds.generate_state(N))])  # seeded once, at the first reset
-        obs = np.stack([normalise_obs(x) for x in raw_obs]).astype(np.float32)
-        ep_return, ep_length = np.zeros(N), np.zeros(N, int)
-        episode_returns, global_step, beta = [], 0, args.beta
+    with rc.Run(ALGO, __file__, args, quiet) as run:  # owns --out from here on, before any compute
+        env_seeds, act_rng, shuffle_rng = rc.seed_streams(args.seed, args.threads)  # docs/DESIGN.md §4
+        obs_space, act_space = rc.env_spaces(args.env_id, ALGO)
+        obs_dim, Policy = rc.flat_dim(obs_space), CategoricalPolicy if isinstance(act_space, gym.spaces.Discrete) else GaussianPolicy
+        policy, value_fn = Policy(obs_dim, rc.flat_dim(act_space), args.init), MLP(obs_dim, 1, 1.0, args.init)
+        pi_params, v_params = rc.flat_parameters(policy), rc.flat_parameters(value_fn)
+        pi_opt, v_opt = rc.Adam(pi_params, args.learning_rate, args.adam_eps), rc.Adam(v_params, args.learning_rate, args.adam_eps)
+        T, N, batch_size = args.num_steps, args.num_envs, args.num_steps * args.num_envs
+        normalise_obs = (BatchObsNormaliser(obs_dim, args.obs_clip) if args.norm_obs and args.obs_stats == "per_batch"
+                         else ObsNormaliser(obs_dim, args.obs_clip, args.norm_obs))
+        r = rc.Rollout(run.make_envs(args.env_id, N), env_seeds, T, normalise_obs,
+                       RewardScaler(N, args.gamma, args.reward_clip, args.scale_rewards))
+        beta, num_iterations = args.beta, run.iterations(batch_size)
         for iteration in range(1, num_iterations + 1):
             lr = args.learning_rate * (1 - (iteration - 1) / num_iterations) if args.anneal_lr else args.learning_rate
             pi_opt.lr = v_opt.lr = lr
-
-            # ---- rollout: T steps in each of N environments with the current policy
-            t0, new_episodes, act = time.time(), [], policy.actor()
-            if per_batch_stats:  # the policy sees the filter as last updated (ppo1 normalises inside the graph)
-                obs[:] = obs_filter.normalise(raw_obs, args.obs_clip)
-            for t in range(T):
-                obs_buf[t] = obs
-                if per_batch_stats:
-                    raw_obs_buf[t] = raw_obs
-                act_buf[t] = action = act(obs, act_rng)
-                for i, env in enumerate(envs):
-                    # the env gets the clipped action; the buffer keeps the sampled one (Huang et al. 2022)
-                    env_action = int(action[i]) if discrete else np.minimum(np.maximum(action[i], low), high)
-                    raw_next, reward, terminated, truncated, _ = env.step(env_action)
-                    global_step += 1
-                    ep_return[i] += reward
-                    ep_length[i] += 1
-                    done = terminated or truncated
-                    rew_buf[t, i] = scale_reward(reward, i, done)
-                    term_buf[t, i] = terminated or (truncated and not args.bootstrap_truncation)
-                    end_buf[t, i] = done
-                    x_next = encode(raw_next)
-                    next_obs_buf[t, i] = normalise_obs(x_next)  # the real final observation if done
-                    if done:
-                        new_episodes.append((global_step, float(ep_return[i]), int(ep_length[i]), int(terminated)))
-                        ep_return[i], ep_length[i] = 0.0, 0
-                        x_next = encode(env.reset()[0])
-                        obs[i] = normalise_obs(x_next)
-                    else:
-                        obs[i] = next_obs_buf[t, i]
-                    if per_batch_stats:
-                        raw_obs[i] = x_next
-            rollout_s = time.time() - t0
+            episodes, rollout_s = r.collect(policy.actor(), act_rng)
+            t0 = time.time()
 
             # ---- values and advantages, batched over the whole rollout (V as the rollout saw it)
-            t0 = time.time()
             with torch.no_grad():
-                values = value_fn(torch.from_numpy(obs_buf.reshape(batch_size, obs_dim))).squeeze(-1).numpy().reshape(T, N)
-                next_values = value_fn(torch.from_numpy(next_obs_buf)).squeeze(-1).numpy()
-            advantages, returns = gae(rew_buf, values, next_values, term_buf, end_buf, args.gamma, args.gae_lambda)
-            update_obs = obs_buf  # the observations the epochs train on
-            if per_batch_stats:  # ppo1: update the filter with the batch, then optimise on it re-normalised
-                obs_filter.update(raw_obs_buf.reshape(batch_size, obs_dim))
-                update_obs = obs_filter.normalise(raw_obs_buf, args.obs_clip).astype(np.float32)
-            b_obs, b_act = torch.from_numpy(update_obs.reshape(batch_size, obs_dim)), torch.from_numpy(act_buf.reshape((batch_size,) + act_shape))
+                values = value_fn(torch.from_numpy(r.obs.reshape(batch_size, obs_dim))).squeeze(-1).numpy().reshape(T, N)
+                next_values = value_fn(torch.from_numpy(r.next_obs)).squeeze(-1).numpy()
+            # V(s_{t+1}) counts 0 after a termination, and after a time limit with --no-bootstrap-truncation (§5)
+            terminated = r.terminated if args.bootstrap_truncation else r.ends
+            advantages, returns = gae(r.rewards, values, next_values, terminated, r.ends, args.gamma, args.gae_lambda)
+            b_obs, b_act = torch.from_numpy(r.train_obs).flatten(0, 1), torch.from_numpy(r.actions).flatten(0, 1)  # (T·N, ·)
             with torch.no_grad():  # frozen π_old, on the observations the epochs use (ppo1: ratio 1 at the start)
                 old_dist = tuple(x.clone() for x in policy(b_obs))  # clone: log σ is a view
                 old_logp = policy.log_prob(old_dist, b_act)
@@ -764,9 +372,9 @@ def train(args: Args, quiet=False, on_batch=None):
             if args.adv_norm == "batch":  # ppo1: once per iteration over the whole batch (population std)
                 b_adv = (b_adv - b_adv.mean()) / (b_adv.std(correction=0) + 1e-8)
             if on_batch:
-                on_batch(dict(obs=obs_buf, next_obs=next_obs_buf, actions=act_buf, rewards=rew_buf, terminated=term_buf,
-                              ends=end_buf, values=values, next_values=next_values, advantages=advantages,
-                              raw_obs=raw_obs_buf, update_obs=update_obs, policy_advantages=b_adv.numpy().reshape(T, N)))
+                on_batch(dict(obs=r.obs, next_obs=r.next_obs, actions=r.actions, rewards=r.rewards, terminated=terminated,
+                              ends=r.ends, values=values, next_values=next_values, advantages=advantages, raw_obs=r.raw_obs,
+                              update_obs=r.train_obs, policy_advantages=b_adv.numpy().reshape(T, N)))
             b_val = torch.from_numpy(values.reshape(-1))
             explained_var = 1 - np.var(returns - values) / np.var(returns) if np.var(returns) > 0 else float("nan")
 
@@ -794,8 +402,8 @@ def train(args: Args, quiet=False, on_batch=None):
                     if policy_active:
                         dist = policy(obs_mb)
                         kl = policy.kl(tuple(old_dist_mb), dist) if needs_kl else None
-                        if args.target_kl is not None:  # Spinning Up's early stopping, checked before each step
-                            policy_active = not should_stop_early(kl.mean().item(), args.target_kl)
+                        if args.target_kl is not None:  # Spinning Up's early stopping: KL > 1.5 × target, before each step
+                            policy_active = kl.mean().item() <= 1.5 * args.target_kl
                     if policy_active:
                         ratio = (policy.log_prob(dist, act_mb) - old_logp_mb).exp()
                         pi_loss = policy_loss(args.objective, ratio, adv, kl, args.clip_eps, beta)
@@ -803,20 +411,18 @@ def train(args: Args, quiet=False, on_batch=None):
                     pi_params.grad.zero_()
                     v_params.grad.zero_()
                     loss.backward()
-                    clip_grad_norm(v_params, max_norm)
+                    rc.clip_grad_norm(v_params, max_norm)
                     v_opt.step()
                     stats["value_loss"].append(v_loss.detach())
                     if policy_active:
-                        stats["grad_norm"].append(clip_grad_norm(pi_params, max_norm))
+                        stats["grad_norm"].append(rc.clip_grad_norm(pi_params, max_norm))
                         pi_opt.step()
                         stats["policy_loss"].append(pi_loss.detach())
                         stepped.append((ratio.detach(),) + tuple(x.detach() for x in dist))
 
             with torch.no_grad():
                 approx_kl = policy.kl(old_dist, policy(b_obs)).mean().item()
-            beta_used = beta
-            if args.objective == "kl_adaptive":
-                beta = adapt_beta(beta, approx_kl, args.d_targ)
+            beta_used, beta = beta, adapt_beta(beta, approx_kl, args.d_targ) if args.objective == "kl_adaptive" else beta
             update_s = time.time() - t0
 
             # ---- log
@@ -826,52 +432,18 @@ def train(args: Args, quiet=False, on_batch=None):
                 ratio, *dist = (torch.cat(parts) for parts in zip(*stepped))
                 mean["entropy"] = policy.entropy(tuple(dist)).mean().item()
                 mean["clip_frac"] = ((ratio - 1).abs() > args.clip_eps).float().mean().item()
-            check_finite(iteration, policy_loss=mean["policy_loss"] if stats["policy_loss"] else 0.0,
-                         value_loss=mean["value_loss"], approx_kl=approx_kl, policy=policy, value_function=value_fn)
-            episode_returns += [e[1] for e in new_episodes]
-            returns_now = np.array([e[1] for e in new_episodes])
-            walltime = time.time() - start
-            row = [ALGO, args.env_id, args.seed, iteration, global_step, walltime, batch_size / (rollout_s + update_s),
-                   rollout_s, update_s, len(new_episodes),
-                   float(returns_now.mean()) if len(returns_now) else float("nan"),
-                   float(returns_now.std()) if len(returns_now) else float("nan"),
-                   float(np.mean([e[2] for e in new_episodes])) if new_episodes else float("nan"),
-                   float(np.mean(episode_returns[-100:])) if episode_returns else float("nan"),
-                   mean["policy_loss"], mean["value_loss"], mean["entropy"], approx_kl, mean["clip_frac"],
-                   beta_used if args.objective.startswith("kl_") else float("nan"), len(stats["policy_loss"]),
-                   int(not policy_active), float("nan"), float("nan"), float(explained_var), lr, mean["grad_norm"]]
-            files.write("progress", [row])
-            files.write("episodes", new_episodes)
-            if not quiet:
-                report_progress(iteration, num_iterations, global_step, row[6], row[13])
-        files.publish(run_metadata(args, code, start, time.time(), num_iterations * batch_size))
-    except BaseException:
-        files.abandon()
-        raise
-    finally:
-        files.close()
-        for env in envs:
-            env.close()
-    return out
-
-
-def report_progress(iteration, num_iterations, step, sps, last100):
-    line = f"iter {iteration}/{num_iterations}  step {step}  sps {sps:,.0f}  return(last100) {last100:.1f}"
-    if sys.stdout.isatty():
-        print("\r" + line, end="\n" if iteration == num_iterations else "", flush=True)
-    elif iteration % max(1, num_iterations // 20) == 0 or iteration == num_iterations:
-        print(line, flush=True)
+            rc.check_finite(iteration, policy_loss=mean["policy_loss"] if stats["policy_loss"] else 0.0,
+                            value_loss=mean["value_loss"], approx_kl=approx_kl, policy=policy, value_function=value_fn)
+            run.log(iteration, r.global_step, episodes, rollout_s, update_s, **mean, approx_kl=approx_kl,
+                    kl_beta=beta_used if args.objective.startswith("kl_") else float("nan"),
+                    update_steps=len(stats["policy_loss"]), early_stopped=int(not policy_active),
+                    explained_variance=float(explained_var), learning_rate=lr)
+        run.publish()
+    return run.out
 
 
 def main(argv=None):
-    try:
-        train(parse_args(argv))
-    except (UsageError, NonFiniteError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: nothing published (the .partial files show how far it got)", file=sys.stderr)
-        sys.exit(130)
+    rc.main(train, Args, argv, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

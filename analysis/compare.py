@@ -17,8 +17,8 @@ arguments (a flag added or renamed); every argument both runs record must agree,
   python -m analysis.compare --reruns results/paper /tmp/rerun/results/paper
 
 checks that committed runs reproduce: DIR_B holds reruns of some of DIR_A's runs (made by the
-workflow with --directory, see the README), and each must equal its original. Only the git commit
-and dirty flag may differ (a rerun is made at a later commit); the algorithm file's hash may not.
+workflow with --directory, see the README), and each must equal its original. Its code may differ
+only as experiments/code_versions.yaml allows: both fingerprints listed under the algorithm.
 """
 import argparse
 import csv
@@ -28,10 +28,11 @@ import pathlib
 import sys
 
 from analysis.load import CLOCK_COLUMNS, run_file
+from experiments import grid
 from experiments.grid import NOT_RUN_ARGS
 
 # run.json fields that must agree; the rest (times, host, memory, --out) describe the machine
-CODE_META = ["git_commit", "git_dirty", "script_sha256"]
+CODE_META = ["git_commit", "git_dirty", "script_sha256", "contract_sha256", "code_sha256"]
 SAME_META = ["algo", "seed", "versions", "threads", "exit_status"] + CODE_META
 
 
@@ -57,14 +58,14 @@ def csv_without_clock(path):
 
 def meta_without_machine(path):
     meta = json.loads(path.read_text())
-    args = {k: v for k, v in meta["args"].items() if k not in NOT_RUN_ARGS}
-    return {"args": args, **{k: meta.get(k) for k in SAME_META}}
+    args = {k: v for k, v in grid.current_args(meta["algo"], meta["args"]).items() if k not in NOT_RUN_ARGS}
+    return {"args": args, **{k: meta.get(k) for k in SAME_META}, "fingerprint": grid.run_fingerprint(meta)}
 
 
 def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
     """Lines describing every way the runs under dir_a and dir_b differ (empty: the same runs).
     With code_may_differ, run.json's code fields are not compared. With reruns, dir_b may hold a subset
-    of dir_a's runs, and of the code fields only the commit and dirty flag may differ."""
+    of dir_a's runs, made by code that code_versions.yaml lists beside the originals' (or the same code)."""
     dir_a, dir_b = pathlib.Path(dir_a), pathlib.Path(dir_b)
     runs_a, runs_b = run_dirs(dir_a), run_dirs(dir_b)
     if not runs_a and not runs_b:
@@ -72,7 +73,7 @@ def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
     if reruns and not runs_b:
         return [f"no runs under {dir_b}/runs"]
     alone = runs_b - runs_a if reruns else runs_a ^ runs_b
-    ignored = [k for k in CODE_META if code_may_differ or (reruns and k != "script_sha256")]
+    ignored = CODE_META if code_may_differ or reruns else []  # reruns: the numbers are the proof
     found = [f"{run}: only in {dir_a if run in runs_a else dir_b}" for run in sorted(alone)]
     for run in sorted(runs_a & runs_b):
         a, b = dir_a / run, dir_b / run
@@ -85,6 +86,10 @@ def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
         if code_may_differ:  # a flag that only one version of the code has is not a difference
             shared = meta_a["args"].keys() & meta_b["args"].keys()
             meta_a["args"], meta_b["args"] = ({k: m["args"][k] for k in shared} for m in (meta_a, meta_b))
+        made_by = meta_a.pop("fingerprint"), meta_b.pop("fingerprint")
+        listed = grid.code_versions().get(meta_a["algo"], {}).get("fingerprints", {})
+        if reruns and made_by[0] != made_by[1] and not all(f in listed for f in made_by):
+            found.append(f"{run}/run.json: code {made_by[1][:12]} is not shown to compute what {made_by[0][:12]} computed")
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
                   for key in meta_a if meta_a[key] != meta_b[key] and key not in ignored]
     return found

@@ -19,12 +19,9 @@ import pathlib
 import sys
 
 import pandas as pd
+from run_contract import EPISODE_COLUMNS, PROGRESS_COLUMNS  # the run contract's columns, without torch
 
 from experiments import grid
-
-# The contract's columns, as the algorithm files write them (tests hold each file to the contract).
-PROGRESS_COLUMNS = grid.algorithm("ppo").PROGRESS_COLUMNS
-EPISODE_COLUMNS = grid.algorithm("ppo").EPISODE_COLUMNS
 VERSION_KEYS = ["torch", "numpy", "gymnasium", "mujoco"]
 META_KEYS = ["algo", "args", "seed", "versions", "git_commit", "git_dirty", "script_sha256", "threads", "cpu",
              "start_time", "end_time", "walltime_s", "exit_status"]
@@ -133,12 +130,13 @@ def load_runs(scale_dir, allow_mixed_versions=False, only=None):
         if only is not None and (key["variant"], key["env"], key["seed"]) not in only:
             continue
         meta, prog, eps = load_run(run_dir)
+        args = grid.current_args(meta["algo"], meta["args"])  # under today's argument names (code_versions.yaml)
         rows.append({**key, "algo": meta["algo"], "steps": int(prog.global_step.iloc[-1]),
                      "walltime_s": meta["walltime_s"], "peak_rss_mb": meta.get("peak_rss_mb"),
                      "git_commit": meta["git_commit"], "git_dirty": meta.get("git_dirty"),
-                     "script_sha256": meta["script_sha256"], "cpu": meta["cpu"],
+                     "script_sha256": meta["script_sha256"], "code_sha256": grid.run_fingerprint(meta), "cpu": meta["cpu"],
                      **{f"v_{k}": meta["versions"][k] for k in VERSION_KEYS},
-                     "args": meta["args"], **{f"arg_{k}": v for k, v in meta["args"].items()}})
+                     "args": args, **{f"arg_{k}": v for k, v in args.items()}})
         progress.append(prog.assign(**key))
         episodes.append(eps.assign(**key))
     if not rows:

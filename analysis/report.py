@@ -2,7 +2,6 @@
 factual reading of each beside the published result.
 
   python -m analysis.report results/quick --scale quick       # after analysis.experiments
-  python -m analysis.report results/validation --summary      # any run directory: scores per run
 
 The readings are generated from the tables, so they always describe the numbers shown. A discussion
 written by hand (analysis/discussion/<scale>/<experiment>.md) is shown only beside the numbers it was
@@ -103,67 +102,6 @@ def seed_caveat(seeds, scope=""):
             "ordering as settled only where the intervals are disjoint, and a share of 100% as 'these seeds agree'.")
 
 
-def summary(scale_dir):
-    """Final score per run and per (variant, env): mean ± std over seeds, steps, speed, memory."""
-    runs, progress, episodes = load_runs(scale_dir, allow_mixed_versions=True)
-    scores = stats.final_scores(episodes).merge(runs, on=["variant", "env", "seed"])
-    sps = progress.groupby(["variant", "env", "seed"]).sps.median().rename("median_sps").reset_index()
-    scores = scores.merge(sps, on=["variant", "env", "seed"])
-    rows = []
-    for (variant, env), g in scores.groupby(["variant", "env"]):
-        rows.append({"variant": variant, "env": env, "seeds": len(g), "steps": int(g.steps.max()),
-                     "final score (mean ± std)": f"{g.score.mean():.1f} ± {g.score.std(ddof=0):.1f}",
-                     "per seed": ", ".join(f"{s:.1f}" for s in g.sort_values("seed").score),
-                     "median SPS": f"{g.median_sps.median():,.0f}",
-                     "peak RSS (MB)": f"{g.peak_rss_mb.max():.0f}" if g.peak_rss_mb.notna().any() else "n/a"})
-    return pd.DataFrame(rows), runs, scores
-
-
-def clip_vs_none(scores):
-    """Where a folder holds PPO with clip ε = 0.2 and with no clipping under both regimes
-    (ppo_clip_0.2, ppo_none, ppo1_clip_0.2, ppo1_none): per env and regime, the two final scores
-    with 95% seed-bootstrap intervals, whether no-clip falls behind (disjoint intervals), and the
-    published 1M-step PPO numbers. Empty when the folder has none of these runs."""
-    wanted = {("ppo2", "clip"): "ppo_clip_0.2", ("ppo2", "none"): "ppo_none",
-              ("ppo1", "clip"): "ppo1_clip_0.2", ("ppo1", "none"): "ppo1_none"}
-    scores = scores[scores.variant.isin(wanted.values()) & (scores.steps >= 990_000)]
-    if scores.empty:
-        return ""
-    published = pd.read_csv(PUBLISHED / "final_returns.csv")
-    lines = ["## Clipping against no clipping at 1M steps, under both code-level regimes", "",
-             "Final score (mean of the last 100 training episodes), mean over seeds with a 95% seed-bootstrap "
-             "interval. 'Behind' means the two intervals are disjoint. The PPO paper's Table 1 has no clipping as its "
-             "worst setting (normalised −0.39, against 0.82 for clip ε = 0.2).", ""]
-    rows = []
-    for env in sorted(scores.env.unique()):
-        for regime in ("ppo2", "ppo1"):
-            cells = {}
-            for objective in ("clip", "none"):
-                g = scores[(scores.variant == wanted[regime, objective]) & (scores.env == env)].score
-                cells[objective] = (stats.stratified_bootstrap_ci(g, np.zeros(len(g)), stats.aggregate_mean), len(g)) \
-                    if len(g) else None
-            if not cells["clip"] or not cells["none"]:
-                verdict = "not both run yet"
-            elif min(cells["clip"][1], cells["none"][1]) < 2:
-                verdict = "one seed: no interval yet"
-            else:
-                (c, c_lo, c_hi), _ = cells["clip"]
-                (n, n_lo, n_hi), _ = cells["none"]
-                verdict = ("no-clip behind clip" if n_hi < c_lo else "no-clip ahead of clip" if n_lo > c_hi else
-                           "not separated (intervals overlap)")
-            base = env.rsplit("-", 1)[0]
-            refs = published[(published.env == base) & published.algo.isin(["ppo2", "ppo_continuous_action", "ppo"])]
-            rows.append({"env": env, "regime": regime,
-                         **{f"clip 0.2" if o == "clip" else "no clipping":
-                            f"{cells[o][0][0]:.0f} [{cells[o][0][1]:.0f}, {cells[o][0][2]:.0f}] ({cells[o][1]} seeds)"
-                            if cells[o] else "not run" for o in ("clip", "none")},
-                         "verdict": verdict,
-                         "published PPO at 1M": "; ".join(f"{r.source} {r.value:.0f} ({r.env_version})"
-                                                          for r in refs.itertuples())})
-    lines.append(pd.DataFrame(rows).to_markdown(index=False))
-    return "\n".join(lines) + "\n"
-
-
 def versions_text(runs):
     cols = [c for c in runs.columns if c.startswith("v_")]
     versions = runs[cols].drop_duplicates()
@@ -176,16 +114,18 @@ def runs_count(n):
 
 
 def code_text(runs):
-    """Which code made the runs. A run's numbers depend on its algorithm file alone, so name each file by the
-    sha256 its runs recorded and say whether it is this checkout's file; the git commits only say when."""
+    """Which code made the runs. A run's numbers depend on its code alone (the algorithm file and, since it
+    exists, run_contract.py), so name the code by the fingerprint its runs recorded and say whether it is
+    shown to compute what this checkout's code computes (experiments/code_versions.yaml); commits only say when."""
     files = []
-    for (algo, sha), group in runs.groupby(["algo", "script_sha256"]):
-        other = "" if sha == grid.script_sha256(algo) else ", not the file in this checkout"
-        files.append(f"{algo}.py {sha[:12]} ({runs_count(len(group))}{other})")
+    for (algo, sha), group in runs.groupby(["algo", "code_sha256"]):
+        other = (" the same numbers as this checkout's" if grid.code_reason(algo, sha) is None
+                 else " not shown to compute this checkout's numbers")
+        files.append(f"{algo}.py {sha[:12]} ({runs_count(len(group))},{other})")
     dirty = int(runs.git_dirty.eq(True).sum())  # None: not recorded
     dirty_text = f", {runs_count(dirty)} from a working tree with uncommitted changes" if dirty else ""
-    return (f"Code: algorithm files by sha256, {', '.join(files)}; the runs were started at "
-            f"{runs.git_commit.nunique()} git commit(s) (run.json's `git_commit`){dirty_text}.")
+    return (f"Code: by fingerprint (`experiments/code_versions.yaml`), {', '.join(files)}; the runs were started "
+            f"at {runs.git_commit.nunique()} git commit(s) (run.json's `git_commit`){dirty_text}.")
 
 
 def compute_text(scale_dir, runs):
@@ -658,7 +598,7 @@ def fixed_policy_noise(scale_dir, config, scale):
         "as ‖mean of ĝ − ĝ_rtg‖² less noise²; a run where that does not exceed noise² counts 0:", "",
         table("distance_vs_rtg", ".2f", [w for w in weights if w != "reward_to_go"], noise="noise_vs_rtg",
               frame=distances, missing="no yardstick"), "",
-        *([f"- No yardstick: reward-to-go's own expected gradient is lost in its noise (the same rule) on "
+        *(["- No yardstick: reward-to-go's own expected gradient is lost in its noise (the same rule) on "
            + ", ".join(f"{env} seed {seed}" for env, seed in lost) + "; those runs have no distance.", ""]
           if len(lost) else []),
         f"- The variance falls at every step total return → reward-to-go → value baseline → GAE on "
@@ -681,8 +621,8 @@ def reading_baselines(table, runs, progress, config, scale, scale_dir):
 
 
 def budget_caveat(scale_dir, config, scale):
-    """Below the paper's 1M steps a score measures early learning speed: say so, and put the 1M-step
-    validation runs (results/validation, if there) beside the same variants at this scale."""
+    """Below the paper's 1M steps a score measures early learning speed: say so, and put the paper scale's
+    1M-step runs (results/paper, if there) beside the same variants at this scale."""
     steps = config["scales"][scale]["steps"]
     if steps >= 1_000_000:
         return []
@@ -691,9 +631,9 @@ def budget_caveat(scale_dir, config, scale):
              "train for 1,000,000. A score here measures early learning speed, not final performance, and orderings "
              "can change by 1M (a setting that learns fast and then degrades ranks high here). Compare orderings "
              "with Table 1 at the paper scale; here they are a preview."]
-    validation = pathlib.Path(scale_dir).parent / "validation"
+    paper = pathlib.Path(scale_dir).parent / "paper"
     try:
-        runs, _, episodes = load_runs(validation, allow_mixed_versions=True)
+        runs, _, episodes = load_runs(paper, allow_mixed_versions=True)
         ours = load_runs(scale_dir, allow_mixed_versions=True)[2]
     except RunContractError:
         return lines + [""]
@@ -706,9 +646,9 @@ def budget_caveat(scale_dir, config, scale):
         rows.append({"variant": variant, "env": env,
                      f"{scale} ({steps // 1000}k steps)": f"{here.mean():.0f} ± {here.std(ddof=0):.0f} ({len(here)} seeds)"
                      if len(here) else "no run at this scale yet",
-                     "validation (1M steps)": f"{g.score.mean():.0f} ± {g.score.std(ddof=0):.0f} ({len(g)} seeds)"})
+                     "paper scale (1M steps)": f"{g.score.mean():.0f} ± {g.score.std(ddof=0):.0f} ({len(g)} seeds)"})
     if rows:
-        lines += ["", f"The same variants at 1M steps (`{validation}`, final score, mean ± std over seeds):", "",
+        lines += ["", f"The same variants at 1M steps (`{paper}`, final score, mean ± std over seeds):", "",
                   pd.DataFrame(rows).to_markdown(index=False)]
     return lines + [""]
 
@@ -800,26 +740,13 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scale_dir")
-    parser.add_argument("--scale", choices=["smoke", "quick", "paper"])
-    parser.add_argument("--summary", action="store_true", help="write SUMMARY.md: the final score of every run")
+    parser.add_argument("--scale", choices=["smoke", "quick", "paper"], required=True)
     parser.add_argument("--config", default=str(grid.CONFIG), help="the grid's YAML file")
     parser.add_argument("--config-json", help="the grid as JSON (the workflow passes its merged config)")
     add_grid_flags(parser)
     args = parser.parse_args()
-    if not args.summary and not args.scale:
-        parser.error("--scale is required without --summary")
     try:  # everything is checked before anything is written
-        if args.summary:
-            table, runs, scores = summary(args.scale_dir)
-            text = (f"# Final scores of the runs under `{args.scale_dir}/runs`\n\nGenerated by "
-                    f"`python -m analysis.report {args.scale_dir} --summary`. Score = mean return of the last 100 "
-                    f"training episodes.\n\n{table.to_markdown(index=False)}\n\n{clip_vs_none(scores)}\n"
-                    f"{versions_text(runs)}\n")
-            pathlib.Path(args.scale_dir, "SUMMARY.md").write_text(text)
-            print(text)
-        else:
-            report(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale, args.partial,
-                   args.allow_stale)
+        report(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale, args.partial, args.allow_stale)
     except (RunContractError, grid.ConfigError) as e:
         raise SystemExit(f"error: {e}") from None
 

@@ -23,6 +23,7 @@ from experiments import grid
 OURS_ACTIONS = "clipped to the action bounds"
 # the settings of setups.csv that are not arguments of our algorithm files
 NOT_ARGS = ("hidden", "log_std_init", "actions_to_env", "env")
+ABSENT = {"scale_rewards": False}  # settings an algorithm file has no flag for because it never does them (vpg, trpo)
 
 
 def load():
@@ -31,9 +32,8 @@ def load():
 
 def policy_shape(algo, args):
     """(hidden layers with their nonlinearity, e.g. '64×64 tanh', initial log σ) of the algorithm file's
-    Gaussian policy, built with the run's init argument (ppo.py: --init, vpg.py and trpo.py: --ortho-init)."""
-    init = args["init"] if "init" in args else args["ortho_init"]
-    policy = grid.algorithm(algo).GaussianPolicy(3, 2, init)
+    Gaussian policy, built with the run's --init."""
+    policy = grid.algorithm(algo).GaussianPolicy(3, 2, args["init"])
     linears = [m for m in policy.mean if isinstance(m, torch.nn.Linear)]
     nonlinear = sorted({type(m).__name__.lower() for m in policy.mean if not isinstance(m, torch.nn.Linear)})
     hidden = "×".join(str(m.out_features) for m in linears[:-1])
@@ -47,7 +47,7 @@ def ours(runs, variant):
     args = rows.args.iloc[0]
     hidden, log_std = policy_shape(rows.algo.iloc[0], args)
     envs = ", ".join(sorted({"-" + e.rsplit("-", 1)[1] for e in rows.env}))
-    return {**args, "hidden": hidden, "log_std_init": log_std, "actions_to_env": OURS_ACTIONS,
+    return {**ABSENT, **args, "hidden": hidden, "log_std_init": log_std, "actions_to_env": OURS_ACTIONS,
             "env": f"{envs} (gymnasium {rows.v_gymnasium.iloc[0]}, MuJoCo {rows.v_mujoco.iloc[0]})"}
 
 
@@ -74,7 +74,7 @@ def differences(runs, variant, source, algo, published=None):
     arguments = {f.name for f in dataclasses.fields(grid.algorithm(runs[runs.variant == variant].algo.iloc[0]).Args)}
     differ, agree = [], []
     for r in published[(published.source == source) & (published.algo == algo)].itertuples():
-        if r.setting not in arguments | set(NOT_ARGS):
+        if r.setting not in arguments | set(NOT_ARGS) | ABSENT.keys():
             raise KeyError(f"analysis/published/setups.csv: {source} {algo}: {r.setting!r} is neither an argument "
                            f"of {variant}'s algorithm file nor one of {', '.join(NOT_ARGS)}")
         if r.setting not in our:  # a run made before the argument existed (a stale run)

@@ -1,7 +1,7 @@
 """What a scale still costs, projected from a few seconds of measurement on this machine.
 
   python -m experiments.cost --scale paper --cores 64
-  python -m experiments.cost --scale paper --cores 2 --check results/validation
+  python -m experiments.cost --scale paper --cores 2 --check results/paper
   python -m experiments.cost --scale paper --disk      # the results folder's size once the grid is done
 
 Speed differs several-fold between machines (and between days on shared ones), so the
@@ -34,6 +34,7 @@ import time
 
 import gymnasium as gym
 import pandas as pd
+import run_contract
 
 from experiments import grid
 
@@ -43,7 +44,7 @@ TINY_BATCH = {"ppo": {"num_steps": 1024}, "vpg": {"batch_size": 1024}, "trpo": {
 
 
 def env_seconds_per_step(env_id, steps=2000):
-    env = grid.algorithm("ppo").quietly(lambda: gym.make(env_id))
+    env = run_contract.quietly(lambda: gym.make(env_id))
     env.reset(seed=0)
     env.action_space.seed(0)
     start = time.perf_counter()

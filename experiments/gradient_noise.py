@@ -24,7 +24,8 @@ expectation too: with γ < 1 it weights step t's reward-to-go by γ^t.
 The policy that acts is rebuilt here from the seed exactly as vpg.py builds it; every action of
 every batch is re-drawn from the rebuilt policy and must match (to float32 rounding), or the
 script stops. Writes one row per weight, and beside it (<out>.json) its provenance: the arguments,
-the sha256 of vpg.py and of this script, the git commit and the library versions. The CSV is published
+vpg.py's code fingerprint (with run_contract.py) and sha256, this script's sha256, the git commit and
+the library versions. The CSV is published
 first and the record last, each atomically: a killed run leaves .partial files, or a CSV with no record,
 which the workflow and the report treat as not made (experiments/grid.py, gradient_noise_stale_reason).
 """
@@ -37,6 +38,7 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+import run_contract
 import torch
 
 from experiments import grid
@@ -50,12 +52,10 @@ def rebuild_policy(vpg, args):
     """vpg.train's policy at initialisation: its init stream is the second of the seed's four, and
     the policy is the first network built from it."""
     init_seed, act_seed = np.random.SeedSequence(args.seed).spawn(4)[1:3]
-    obs_space, act_space = vpg.env_spaces(args.env_id)
+    obs_space, act_space = run_contract.env_spaces(args.env_id, "vpg")
     torch.manual_seed(int(init_seed.generate_state(1)[0]))
-    if hasattr(act_space, "n"):
-        policy = vpg.CategoricalPolicy(vpg.flat_dim(obs_space), int(act_space.n), args.ortho_init)
-    else:
-        policy = vpg.GaussianPolicy(vpg.flat_dim(obs_space), int(np.prod(act_space.shape)), args.ortho_init)
+    Policy = vpg.CategoricalPolicy if hasattr(act_space, "n") else vpg.GaussianPolicy
+    policy = Policy(run_contract.flat_dim(obs_space), run_contract.flat_dim(act_space), args.init)
     return policy, np.random.default_rng(act_seed)
 
 
@@ -148,14 +148,16 @@ def main(argv=None):
     vpg = grid.algorithm("vpg")
     with tempfile.TemporaryDirectory() as scratch:  # vpg.py checks its flags (and an --out) before any compute
         try:
-            run = vpg.parse_args(["--env-id", args.env_id, "--seed", str(args.seed), "--out", scratch, *vpg_flags])
-        except vpg.UsageError as e:
+            run = run_contract.parse_args(vpg.Args, ["--env-id", args.env_id, "--seed", str(args.seed), "--out", scratch,
+                                                     *vpg_flags])
+            vpg.validate(run)
+        except run_contract.UsageError as e:
             usage_error(str(e))
-    code = vpg.code_version()  # taken before the compute, as vpg.py does for a run
+    code = run_contract.code_version(vpg.__file__)  # taken before the compute, as vpg.py does for a run
     record = {"env_id": args.env_id, "seed": args.seed, "warmup_batches": args.warmup_batches,
               "batches": args.batches, "vpg_flags": vpg_flags, "vpg_sha256": code["script_sha256"],
-              "script_sha256": grid.file_sha256(__file__), "git_commit": code["git_commit"],
-              "versions": vpg.run_metadata(run, code, 0, 0, 0)["versions"]}  # of a run's metadata, only the versions
+              "vpg_code_sha256": code["code_sha256"], "script_sha256": grid.file_sha256(__file__),
+              "git_commit": code["git_commit"], "versions": run_contract.versions()}
     frame = pd.DataFrame(measure(vpg, run, args.warmup_batches, args.batches), columns=COLUMNS)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     record_path = args.out[:-len(".csv")] + ".json"

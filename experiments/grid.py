@@ -10,17 +10,21 @@ import hashlib
 import importlib.util
 import json
 import pathlib
+import re
 import shlex
 import tempfile
 from typing import NamedTuple
 
 import gymnasium as gym
 import jsonschema
+import run_contract
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "experiments" / "config.yaml"
 SCHEMA = ROOT / "experiments" / "config.schema.yaml"
+CODE_VERSIONS = ROOT / "experiments" / "code_versions.yaml"
+ALGO_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # an algorithm is algorithms/<name>.py, nothing else
 WORKFLOW_ARGS = {"env_id", "seed", "total_timesteps", "out", "threads", "overwrite", "compress"}  # set per job
 NOT_RUN_ARGS = {"out", "overwrite", "compress"}  # where and how the files are written, not what is computed
 # the experiments that get a figure, a table and a report section, in the report's order (random is their anchor)
@@ -61,10 +65,19 @@ def from_cli(path, json_text=None):
     return json.loads(json_text) if json_text else load(path)
 
 
+def algorithm_path(algo):
+    """algorithms/<algo>.py, for a name of lowercase letters, digits and _ that names a file directly in
+    algorithms/ (never a path, never the run contract): names from a config or a run.json are data."""
+    path = ROOT / "algorithms" / f"{algo}.py"
+    if not isinstance(algo, str) or not ALGO_NAME.fullmatch(algo) or algo == "run_contract" or not path.is_file():
+        raise ConfigError(f"algo: no algorithm file algorithms/{algo}.py (a name of a-z, 0-9 and _)")
+    return path
+
+
 @functools.cache
 def algorithm(algo):
-    """The algorithm file as a module (imported by path: the files are standalone)."""
-    spec = importlib.util.spec_from_file_location(f"grid_{algo}", ROOT / "algorithms" / f"{algo}.py")
+    """The algorithm file as a module (imported by path: each file is standalone but for run_contract)."""
+    spec = importlib.util.spec_from_file_location(f"grid_{algo}", algorithm_path(algo))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -168,11 +181,11 @@ def gradient_noise_stale_reason(config, scale, env, record):
     for key, want in gradient_noise_args(config, scale, env).items():
         if record.get(key) != want:
             return f"argument {key}: the measurement has {record.get(key)!r}, the config and code give {want!r}"
-    for key, path in [("vpg_sha256", ROOT / "algorithms" / "vpg.py"),
-                      ("script_sha256", ROOT / "experiments" / "gradient_noise.py")]:
-        now = file_sha256(path)
-        if record.get(key) != now:
-            return f"made by another {path.name} (sha256 {str(record.get(key))[:12]}, now {now[:12]})"
+    made_by = record.get("vpg_code_sha256") or record.get("vpg_sha256")
+    if reason := code_reason("vpg", made_by):
+        return reason
+    if reason := code_reason("gradient_noise", record.get("script_sha256")):
+        return reason
     return None
 
 
@@ -212,7 +225,7 @@ def expected_args(config, scale, run):
     args = module.Args(env_id=run.env, seed=run.seed, total_timesteps=steps(config, scale, run.env), threads=1,
                        **run_args(config, scale, run.variant, run.env)[0])
     if hasattr(module, "resolve"):
-        module.resolve(args)
+        args = module.resolve(args)
     return {k: v for k, v in dataclasses.asdict(args).items() if k not in NOT_RUN_ARGS}
 
 
@@ -255,21 +268,64 @@ def script_sha256(algo):
     return file_sha256(ROOT / "algorithms" / f"{algo}.py")
 
 
+# ---------------------------------------------------------------- staleness follows numbers (docs/DESIGN.md §6)
+@functools.cache
+def code_versions():
+    """experiments/code_versions.yaml: per algorithm (and gradient_noise), the fingerprints shown to compute
+    the numbers of its reference commit, and how its runs' arguments read now."""
+    return yaml.safe_load(CODE_VERSIONS.read_text())
+
+
+def fingerprint_now(name):
+    """The current code's fingerprint: an algorithm file with the run contract, or gradient_noise.py alone."""
+    if name == "gradient_noise":
+        return file_sha256(ROOT / "experiments" / "gradient_noise.py")
+    return run_contract.code_fingerprint(algorithm_path(name))
+
+
+def run_fingerprint(meta):
+    """The code fingerprint a run.json records (script_sha256 alone before run_contract.py existed)."""
+    return meta.get("code_sha256") or meta.get("script_sha256")
+
+
+def code_reason(name, made_by):
+    """None when code with fingerprint `made_by` computes the same numbers as the current code (both in one
+    entry of code_versions.yaml), else why not."""
+    entry = code_versions().get(name, {})
+    now, same = fingerprint_now(name), entry.get("fingerprints", {})
+    file = "gradient_noise.py" if name == "gradient_noise" else f"{name}.py with run_contract.py"
+    if now not in same:
+        return (f"the current {file} (fingerprint {now[:12]}) is not recorded as computing the numbers of "
+                f"{entry.get('reference', 'any earlier code')}: run python -m experiments.equivalence --record")
+    if made_by not in same:
+        return f"made by other code (fingerprint {str(made_by)[:12]}), not shown to compute what {file} computes now"
+    return None
+
+
+def current_args(algo, args):
+    """A run.json's arguments under today's names: code_versions.yaml's renamed_args, each {was: {...}, now:
+    {...}}, replace the arguments an earlier file recorded (all of `was`, with those values) by `now`."""
+    args = dict(args)
+    for rename in code_versions().get(algo, {}).get("renamed_args", []):
+        if all(k in args and args[k] == v for k, v in rename["was"].items()):
+            for k in rename["was"]:
+                del args[k]
+            args.update(rename["now"])
+    return args
+
+
 def stale_reason(config, scale, run, meta):
     """Why a finished run (its run.json as `meta`) is not the run this config and code would make, or None:
-    the first argument that differs, else a different algorithm file (sha256)."""
+    the first argument that differs (under today's names), else code not shown to compute the same numbers."""
+    algo = config["variants"][run.variant]["algo"]
     expected = expected_args(config, scale, run)
-    recorded = {k: v for k, v in meta.get("args", {}).items() if k not in NOT_RUN_ARGS}
+    recorded = {k: v for k, v in current_args(algo, meta.get("args", {})).items() if k not in NOT_RUN_ARGS}
     for key in sorted(expected.keys() | recorded.keys()):
         if key not in recorded or key not in expected or recorded[key] != expected[key]:
             have = repr(recorded[key]) if key in recorded else "no such argument"
             want = repr(expected[key]) if key in expected else "no such argument"
             return f"argument {key}: the run has {have}, the config and code give {want}"
-    algo = config["variants"][run.variant]["algo"]
-    if meta.get("script_sha256") != script_sha256(algo):
-        return (f"made by another {algo}.py (sha256 {str(meta.get('script_sha256'))[:12]}, "
-                f"now {script_sha256(algo)[:12]})")
-    return None
+    return code_reason(algo, run_fingerprint(meta))
 
 
 def _type_ok(field, value):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import compare, stats
+from experiments import grid
 from analysis.load import RunContractError, load_run, load_runs
 from conftest import PROGRESS_COLUMNS, load_algorithm
 
@@ -241,15 +242,15 @@ def test_compare_lets_only_the_code_fields_differ_when_asked(good_run, tmp_path)
         shutil.copytree(good_run, scale / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1")
     run_b = scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed1"
     meta = json.loads((run_b / "run.json").read_text())
-    (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "script_sha256": "0" * 64}))
-    assert [line.split(": ")[1].split(" ")[0] for line in compare.differences(scale_a, scale_b)] == ["git_commit", "script_sha256"]
+    (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "code_sha256": "0" * 64}))
+    assert [line.split(": ")[1].split(" ")[0] for line in compare.differences(scale_a, scale_b)] == ["git_commit", "code_sha256"]
     assert compare.differences(scale_a, scale_b, code_may_differ=True) == []
     (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "threads": 2}))
     assert compare.differences(scale_a, scale_b, code_may_differ=True) == [
         "runs/ppo_clip_0.2/CartPole-v1/seed1/run.json: threads differs (1 vs 2)"]
 
 
-def test_compare_reruns_checks_a_subset_against_the_originals_at_any_commit_of_the_same_file(good_run, tmp_path):
+def test_compare_reruns_checks_a_subset_against_the_originals_made_by_code_computing_the_same_numbers(good_run, tmp_path):
     scale_a, scale_b = tmp_path / "scale_a", tmp_path / "scale_b"
     for seed in (1, 2):  # the originals: two runs
         shutil.copytree(good_run, scale_a / "runs" / "ppo_clip_0.2" / "CartPole-v1" / f"seed{seed}")
@@ -259,9 +260,12 @@ def test_compare_reruns_checks_a_subset_against_the_originals_at_any_commit_of_t
     (run_b / "run.json").write_text(json.dumps({**meta, "git_commit": "f" * 40, "git_dirty": True}))
     assert compare.differences(scale_a, scale_b, reruns=True) == []
     assert "runs/ppo_clip_0.2/CartPole-v1/seed2: only in " + str(scale_a) in compare.differences(scale_a, scale_b)
-    (run_b / "run.json").write_text(json.dumps({**meta, "script_sha256": "0" * 64}))  # another algorithm file
-    assert [line.split(": ")[1].split(" ")[0] for line in compare.differences(scale_a, scale_b, reruns=True)] == \
-        ["script_sha256"]
+    (run_b / "run.json").write_text(json.dumps({**meta, "code_sha256": "0" * 64}))  # code not recorded as equivalent
+    assert compare.differences(scale_a, scale_b, reruns=True) == [
+        f"runs/ppo_clip_0.2/CartPole-v1/seed1/run.json: code 000000000000 is not shown to compute what {meta['code_sha256'][:12]} computed"]
+    made_then = next(iter(grid.code_versions()["ppo"]["fingerprints"]))  # ppo.py at the reference commit, recorded
+    (run_b / "run.json").write_text(json.dumps({**meta, "code_sha256": None, "script_sha256": made_then}))
+    assert compare.differences(scale_a, scale_b, reruns=True) == []
     shutil.copytree(good_run, scale_b / "runs" / "ppo_clip_0.2" / "CartPole-v1" / "seed3")  # no original
     assert "runs/ppo_clip_0.2/CartPole-v1/seed3: only in " + str(scale_b) in compare.differences(scale_a, scale_b, reruns=True)
     assert compare.differences(scale_a, tmp_path / "empty", reruns=True) == [f"no runs under {tmp_path / 'empty'}/runs"]
@@ -603,18 +607,19 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
         "**Discussion withheld:** the ppo2 part")  # no ppo2 rows at all: withheld, never shown
 
 
-def test_the_report_names_the_code_by_each_algorithm_files_hash_and_flags_one_not_in_this_checkout():
+def test_the_report_names_the_code_by_fingerprint_and_flags_code_not_shown_to_compute_this_checkouts_numbers():
     from analysis.report import code_text
-    from experiments.grid import script_sha256
-    ppo_now = script_sha256("ppo")
+    ppo_now, ppo_then = grid.fingerprint_now("ppo"), next(iter(grid.code_versions()["ppo"]["fingerprints"]))
     runs = pd.DataFrame({"algo": ["ppo", "ppo", "ppo", "vpg"],
-                         "script_sha256": [ppo_now, ppo_now, "f" * 64, "c" * 64],  # "f"*64 sorts last
+                         "code_sha256": [ppo_now, ppo_then, "f" * 64, "c" * 64],  # "f"*64 sorts last
                          "git_commit": ["1" * 40, "2" * 40, "2" * 40, "3" * 40],
                          "git_dirty": [False, None, True, False]})
-    assert code_text(runs) == (f"Code: algorithm files by sha256, ppo.py {ppo_now[:12]} (2 runs), ppo.py ffffffffff"
-                               f"ff (1 run, not the file in this checkout), vpg.py cccccccccccc (1 run, not the file "
-                               f"in this checkout); the runs were started at 3 git commit(s) (run.json's `git_commit`)"
-                               f", 1 run from a working tree with uncommitted changes.")
+    same, other = "the same numbers as this checkout's", "not shown to compute this checkout's numbers"
+    first, second = sorted([ppo_now, ppo_then])
+    assert code_text(runs) == (f"Code: by fingerprint (`experiments/code_versions.yaml`), ppo.py {first[:12]} (1 run, "
+                               f"{same}), ppo.py {second[:12]} (1 run, {same}), ppo.py ffffffffffff (1 run, {other}), "
+                               f"vpg.py cccccccccccc (1 run, {other}); the runs were started at 3 git commit(s) "
+                               f"(run.json's `git_commit`), 1 run from a working tree with uncommitted changes.")
     assert code_text(runs.assign(git_dirty=False)).endswith("(run.json's `git_commit`).")
 
 

@@ -30,7 +30,7 @@ def write(path, data):
 def finished_run(scale_dir, config, variant, env, seed, episode_rows):
     run = scale_dir / "runs" / variant / env / f"seed{seed}"
     args = grid.expected_args(config, "smoke", grid.Run(variant, env, seed))
-    write(run / "run.json", json.dumps({"args": args, "algo": "ppo", "script_sha256": grid.script_sha256("ppo")}).encode())
+    write(run / "run.json", json.dumps({"args": args, "algo": "ppo", "code_sha256": grid.fingerprint_now("ppo")}).encode())
     write(run / "progress.csv.gz", b"p" * 5000)  # 2 blocks
     csv = "global_step,ep_return,ep_length,terminated\n" + "".join(f"{i},{i * 0.37:.6f},9,1\n" for i in range(episode_rows))
     write(run / "episodes.csv.gz", gzip.compress(csv.encode(), mtime=0))
@@ -103,7 +103,7 @@ def test_time_projection_counts_the_gradient_noise_measurements_still_to_do(tmp_
     measured = scale_dir / "gradient_noise" / "CartPole-v1"  # seed 1 measured by this config and code
     write(measured / "seed1.csv", b"weight\n")
     write(measured / "seed1.json", json.dumps({**grid.gradient_noise_args(config, "smoke", "CartPole-v1"),
-                                               "vpg_sha256": grid.script_sha256("vpg"),
+                                               "vpg_code_sha256": grid.fingerprint_now("vpg"),
                                                "script_sha256": grid.file_sha256(grid.ROOT / "experiments" /
                                                                                  "gradient_noise.py")}).encode())
     calibration = cost.Calibration.__new__(cost.Calibration)

@@ -91,8 +91,14 @@ def test_the_provenance_record_makes_a_measurement_stale_when_its_arguments_or_c
     assert reason(record) is None
     assert reason({**record, "batches": 99}) == \
         f"argument batches: the measurement has 99, the config and code give {record['batches']}"
-    assert reason({**record, "vpg_sha256": "0" * 64}).startswith("made by another vpg.py (sha256 000000000000, now")
-    assert reason({**record, "script_sha256": "1" * 64}).startswith("made by another gradient_noise.py (sha256 111")
+    assert record["vpg_code_sha256"] == grid.fingerprint_now("vpg")
+    assert reason({**record, "vpg_code_sha256": "0" * 64}) == ("made by other code (fingerprint 000000000000), not shown "
+                                                              "to compute what vpg.py with run_contract.py computes now")
+    old = {k: v for k, v in record.items() if k != "vpg_code_sha256"}  # a record made before run_contract.py
+    made_them = next(iter(grid.code_versions()["vpg"]["fingerprints"]))  # vpg.py at the reference commit
+    assert reason({**old, "vpg_sha256": made_them}) is None  # the committed measurements' case: current
+    assert reason({**record, "script_sha256": "1" * 64}).startswith("made by other code (fingerprint 111111111111), "
+                                                                   "not shown to compute what gradient_noise.py")
     assert reason(None) == "no provenance record (the .json beside the .csv)"
 
     with pytest.raises(RunContractError, match=r"1 of the 2 planned gradient-noise measurements are missing "
@@ -119,7 +125,7 @@ def test_stops_when_the_rebuilt_policy_is_not_the_one_that_acted(vpg, tmp_path, 
     """The check that makes the measurement trustworthy: a policy built from another seed is caught."""
     rebuild = gn.rebuild_policy
     monkeypatch.setattr(gn, "rebuild_policy", lambda v, a: rebuild(v, dataclasses.replace(a, seed=a.seed + 1)))
-    args = vpg.parse_args(["--env-id", "CartPole-v1", "--batch-size", "100", "--out", str(tmp_path / "x")])
+    args = vpg.Args(env_id="CartPole-v1", batch_size=100, out=str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="the rebuilt policy would not have taken the batch's action"):
         gn.measure(vpg, args, warmup_batches=0, batches=2)
 

@@ -83,8 +83,8 @@ def test_a_stale_argument_or_algorithm_file_stops_the_analysis_naming_the_run_an
         GridStatus(scale_dir, edited, "smoke", ["ppo_objectives"]).check()
     scale_dir = copy_of(scale_dir, tmp_path)
     meta_path = scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed1" / "run.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "script_sha256": "0" * 64}))
-    with pytest.raises(RunContractError, match=r"seed1: stale, made by another ppo.py \(sha256 000000000000, now"):
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "code_sha256": "0" * 64}))
+    with pytest.raises(RunContractError, match=r"seed1: stale, made by other code \(fingerprint 000000000000\), not shown"):
         GridStatus(scale_dir, config, "smoke", ["ppo_objectives"]).check()
     status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives"]).check(allow_stale=True)
     assert status.lines()[0].startswith("**Stale:** 1 of the runs")

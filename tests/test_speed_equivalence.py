@@ -3,6 +3,7 @@ of the weights) against the straightforward torch.distributions path, step by st
 short training run."""
 import numpy as np
 import pandas as pd
+import run_contract
 import torch
 
 from conftest import CLOCK_COLUMNS
@@ -53,15 +54,15 @@ def test_short_run_losses_match_the_straightforward_path(ppo, tmp_path, monkeypa
 
 
 def test_flat_parameter_update_matches_the_straightforward_update(ppo):
-    """ppo.py's update (parameters as views of one flat tensor, one gradient norm, its own Adam on
-    the flat tensor) against nn.utils.clip_grad_norm_ + torch.optim.Adam over the module's parameters."""
+    """ppo.py's update through run_contract's speed helpers (parameters as views of one flat tensor, one
+    gradient norm, an Adam on the flat tensor) against nn.utils.clip_grad_norm_ + torch.optim.Adam over the module's parameters."""
     def make():
         torch.manual_seed(3)
         return ppo.GaussianPolicy(5, 2, init="orthogonal")
 
     flat_policy, reference = make(), make()
-    flat = ppo.flat_parameters(flat_policy)
-    flat_opt = ppo.Adam(flat, lr=1e-2, eps=1e-5)
+    flat = run_contract.flat_parameters(flat_policy)
+    flat_opt = run_contract.Adam(flat, lr=1e-2, eps=1e-5)
     ref_opt = torch.optim.Adam(reference.parameters(), lr=1e-2, eps=1e-5)
     data = torch.Generator().manual_seed(0)
     for step in range(30):
@@ -69,7 +70,7 @@ def test_flat_parameter_update_matches_the_straightforward_update(ppo):
         max_norm = 0.5 if step % 2 else 100.0  # clipping active and inactive
         flat.grad.zero_()
         (-flat_policy.log_prob(flat_policy(obs), act).mean()).backward()
-        norm = ppo.clip_grad_norm(flat, max_norm)
+        norm = run_contract.clip_grad_norm(flat, max_norm)
         flat_opt.step()
         ref_opt.zero_grad()
         (-reference.log_prob(reference(obs), act).mean()).backward()
@@ -88,7 +89,7 @@ def test_flat_parameter_update_matches_the_straightforward_update(ppo):
     obs = np.ones((1, 5), np.float32)
     with torch.no_grad():
         mean = flat_policy(torch.from_numpy(obs))[0].numpy()
-    np.testing.assert_allclose(ppo.numpy_mlp(flat_policy.mean)(obs), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_contract.numpy_mlp(flat_policy.mean.weights)(obs), mean, rtol=1e-5, atol=1e-6)
 
 
 def test_batched_advantage_normalisation_matches_a_loop_over_minibatches(ppo):
@@ -101,7 +102,7 @@ def test_batched_advantage_normalisation_matches_a_loop_over_minibatches(ppo):
 def test_direct_mlp_forward_is_bit_identical_to_module_calls(ppo):
     """ppo.MLP calls F.linear and tanh itself; the result and the gradients equal nn.Sequential's bit for bit."""
     torch.manual_seed(0)
-    net = ppo.mlp(7, 3, 0.01, init="orthogonal")
+    net = ppo.MLP(7, 3, 0.01, init="orthogonal")
     obs = torch.randn(64, 7)
     fast = net(obs)
     fast.square().sum().backward()

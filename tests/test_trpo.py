@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from torch.func import functional_call, hessian
+from torch.func import hessian
 
 from conftest import assert_usage_error
 
@@ -27,8 +27,8 @@ def test_conjugate_gradient_ten_iterations_reduce_the_residual(trpo):
 
 def tiny_policy(trpo, discrete):
     torch.manual_seed(0)
-    policy = trpo.CategoricalPolicy(3, 4, ortho=False, hidden=5) if discrete else \
-        trpo.GaussianPolicy(3, 2, ortho=False, hidden=5)
+    policy = trpo.CategoricalPolicy(3, 4, init="normc", hidden=5) if discrete else \
+        trpo.GaussianPolicy(3, 2, init="normc", hidden=5)
     if not discrete:
         with torch.no_grad():
             policy.log_std.copy_(torch.tensor([-0.3, 0.2]))
@@ -45,10 +45,15 @@ def test_fisher_vector_product_equals_explicit_kl_hessian(trpo, discrete):
     shapes = [p.shape for p in policy.parameters()]
     theta = torch.cat([p.detach().reshape(-1) for p in policy.parameters()])
 
-    def mean_kl(flat):
+    def mean_kl(flat):  # the policy written out from its parameters (its MLP reads its own weights directly)
         chunks = torch.split(flat, [s.numel() for s in shapes])
-        params = {n: c.reshape(s) for n, c, s in zip(names, chunks, shapes)}
-        return policy.kl(old_dist, functional_call(policy, params, (obs,))).mean()
+        p = {n: c.reshape(s) for n, c, s in zip(names, chunks, shapes)}
+        net = "logits" if discrete else "mean"
+        x = torch.tanh(obs @ p[f"{net}.0.weight"].T + p[f"{net}.0.bias"])
+        x = torch.tanh(x @ p[f"{net}.2.weight"].T + p[f"{net}.2.bias"])
+        out = x @ p[f"{net}.4.weight"].T + p[f"{net}.4.bias"]
+        dist = (torch.log_softmax(out, -1),) if discrete else (out, p["log_std"].expand_as(out))
+        return policy.kl(old_dist, dist).mean()
 
     explicit = hessian(mean_kl)(theta)  # (P, P), the Fisher matrix at θ_old
     assert explicit.shape[0] == theta.numel() < 200

@@ -18,7 +18,7 @@ except grid.ConfigError as error:
 SCALE = config["scale"]
 # experiments/job.py stops a training run when this process is gone (a SIGKILLed workflow); always
 # this process, also on a cluster node, where the job's own Snakemake parses this file again
-os.environ["PGREPRO_WORKFLOW_PID"] = str(os.getpid())
+os.environ.update(PGREPRO_WORKFLOW_PID=str(os.getpid()))  # set here, never read from the caller: no envvars
 
 
 wildcard_constraints:
@@ -106,7 +106,7 @@ def write_marker(marker, why):
         return []
     os.makedirs(os.path.dirname(marker), exist_ok=True)
     with open(marker, "w") as f:
-        f.write(why + "\n")
+        print(why, file=f)
     return marker
 
 
@@ -125,7 +125,9 @@ def gradient_noise_stale_marker(wildcards):
 
 
 def train_script(wildcards):
-    return os.path.join(workflow.basedir, "algorithms", config["variants"][wildcards.variant]["algo"] + ".py")
+    """The variant's algorithm file: a param, not an input, so that its modification time never reruns a run
+    (staleness is decided by content: stale_marker)."""
+    return str(grid.algorithm_path(config["variants"][wildcards.variant]["algo"]))
 
 
 def train_args(wildcards):

@@ -3,10 +3,10 @@
 
 rule train:
     input:
-        script=train_script,
-        # a finished run that this config and code would not make again (other arguments, other
-        # algorithm file) gets a marker file newer than its outputs, so Snakemake reruns it even in a
-        # clone with no .snakemake/ history; the rerun removes the marker
+        # a finished run that this config and code would not make again (other arguments, or code not shown
+        # to compute its numbers: experiments/code_versions.yaml) gets a marker file newer than its outputs,
+        # so Snakemake reruns it even in a clone with no .snakemake/ history; the rerun removes the marker.
+        # Nothing else is an input: a touched or checked-out file never reruns a run
         stale=stale_marker,
     output:
         progress="results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv.gz",
@@ -17,6 +17,7 @@ rule train:
     benchmark:
         "results/{scale}/benchmarks/train/{variant}/{env}/seed{seed}.tsv"
     params:
+        script=train_script,
         args=train_args,
         steps=train_steps,
         out=lambda wildcards, output: os.path.abspath(os.path.dirname(output.meta)),
@@ -35,7 +36,7 @@ rule train:
         # torch and BLAS get exactly the rule's threads; experiments/job.py stops the run if the
         # workflow dies; --overwrite: a rerun replaces the old files only once it is complete
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {params.job:q} python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
+        "python {params.job:q} python {params.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
         "--total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite --compress "
         "{params.args}) > {log:q} 2>&1 && rm -f {input.stale:q}"
 
@@ -66,8 +67,6 @@ rule random_policy:
 rule gradient_noise:
     """VPG's four weights measured on the same batches of one frozen policy (experiments/gradient_noise.py)."""
     input:
-        script=os.path.join(workflow.basedir, "experiments", "gradient_noise.py"),
-        vpg=os.path.join(workflow.basedir, "algorithms", "vpg.py"),
         # as for train: a measurement this config and code would not make again gets a newer marker file
         stale=gradient_noise_stale_marker,
     output:
@@ -78,6 +77,7 @@ rule gradient_noise:
     benchmark:
         "results/{scale}/benchmarks/gradient_noise/{env}/seed{seed}.tsv"
     params:
+        script=os.path.join(workflow.basedir, "experiments", "gradient_noise.py"),
         flags=lambda wildcards: grid.gradient_noise_cli(config, wildcards.scale, wildcards.env),
         out=lambda wildcards, output: os.path.abspath(output.csv),
     threads: 1
@@ -91,5 +91,5 @@ rule gradient_noise:
     shell:
         # gradient_noise.py passes vpg.py one thread (--threads 1 among the flags after --), the rule's threads
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {input.script:q} --env-id {wildcards.env} --seed {wildcards.seed} --out {params.out:q} "
+        "python {params.script:q} --env-id {wildcards.env} --seed {wildcards.seed} --out {params.out:q} "
         "{params.flags}) > {log:q} 2>&1 && rm -f {input.stale:q}"

@@ -1,0 +1,574 @@
+"""The run contract every algorithm file keeps (docs/DESIGN.md §3-4), and nothing of RL.
+
+vpg.py, trpo.py and ppo.py each hold their whole algorithm; this module holds the plumbing they
+share: the command line built from an `Args` dataclass, the checks before any compute, the run
+directory (lock, .partial files, --overwrite, publishing), run.json's metadata, the finiteness
+checks, the progress log and its columns, and the code fingerprint that decides whether a
+committed run is still current (experiments/code_versions.yaml).
+
+It imports neither torch nor gymnasium at module level: analysis reads the columns from here
+without them.
+"""
+import argparse
+import csv
+import dataclasses
+import datetime
+import difflib
+import fcntl
+import functools
+import gzip
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# ---------------------------------------------------------------- the files a run writes (docs/DESIGN.md §3)
+PROGRESS_COLUMNS = ["algo", "env_id", "seed", "iteration", "global_step", "walltime_s", "sps", "rollout_s",
+                    "update_s", "ep_count", "ep_return_mean", "ep_return_std", "ep_length_mean", "return_last100",
+                    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "kl_beta", "update_steps",
+                    "early_stopped", "line_search_steps", "step_accepted", "explained_variance", "learning_rate",
+                    "grad_norm"]
+EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
+CLOCK_COLUMNS = ["walltime_s", "sps", "rollout_s", "update_s"]  # the only columns that differ between reruns
+ALGORITHMS_DIR = os.path.dirname(os.path.abspath(__file__))
+MAX_ENVS = 1024  # environments in one process, each with its own simulator
+
+
+class UsageError(ValueError):
+    """Bad input, reported as one line naming the flag, before any training."""
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or inf in training, reported with the iteration and the quantity."""
+
+
+# ---------------------------------------------------------------- the command line, built from Args
+def arg(default, help):
+    """A dataclass field whose text is its --help."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class RunArgs:
+    """The flags every algorithm has; an algorithm's Args adds its own after these."""
+    env_id: str = arg("HalfCheetah-v5", "gymnasium environment id (MuJoCo -v5 or classic control)")
+    seed: int = arg(1, "root seed (>= 0); every random stream is derived from it")
+    total_timesteps: int = arg(1_000_000, "environment steps to train for, rounded down to whole batches "
+                                          "(run.json: steps_trained) (paper: 1M)")
+    out: str = arg("", "run directory (default: runs/<algo>/<env-id>/seed<seed>)")
+    overwrite: bool = arg(False, "replace a finished run in --out; its files go only once the new run is complete")
+    compress: bool = arg(False, "write progress.csv.gz and episodes.csv.gz (gzip; pandas reads them as they are)")
+    num_envs: int = arg(1, "environments stepped in lockstep (paper: 1)")
+    threads: int = arg(1, "torch intra-op threads (part of the determinism contract)")
+
+
+def flag(name):
+    return "--" + name.replace("_", "-")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line naming the flag (with a close match for a mistyped one)."""
+
+    def error(self, message):
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown:
+            given = unknown.group(1).split("=")[0]
+            close = difflib.get_close_matches(given, [o for a in self._actions for o in a.option_strings], n=1)
+            raise UsageError(f"{given}: no such flag" + (f" (did you mean {close[0]}?)" if close else ""))
+        raise UsageError(re.sub(r"^argument ([^:]+): ", lambda m: m.group(1).split("/")[0] + ": ", message))
+
+
+def parse_args(Args, argv=None, description=""):
+    """Args from the command line: one flag per field, its text the help; booleans get --no-<flag>.
+    A field whose default is None stays None unless given (an algorithm resolves it, e.g. ppo.py's regime)."""
+    parser = _Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(Args):
+        default = argparse.SUPPRESS if f.default is None else f.default
+        if f.type is bool:
+            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=default,
+                                help=f.metadata["help"])
+        else:
+            parser.add_argument(flag(f.name), type=f.type, default=default, help=f.metadata["help"])
+    return Args(**vars(parser.parse_args(argv)))
+
+
+def main(train, Args, argv=None, description=""):
+    """An algorithm file's entry point: errors are one line and exit 2; Ctrl-C exits 130."""
+    try:
+        train(parse_args(Args, argv, description))
+    except (UsageError, NonFiniteError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: nothing published (the .partial files show how far it got)", file=sys.stderr)
+        sys.exit(130)
+
+
+# ---------------------------------------------------------------- checks before any compute
+def need(ok, name, why):
+    if not ok:
+        raise UsageError(f"{flag(name)}: {why}")
+
+
+def check_flags(a, positive=(), unit_interval=(), choices=None):
+    """The cheap checks every run passes first, each a UsageError naming its flag: the environment id,
+    choices, ranges, the seed."""
+    need(a.env_id in _gym().registry, "env_id", f"unknown environment {a.env_id!r}")
+    for name, allowed in (choices or {}).items():
+        need(getattr(a, name) in allowed, name, f"must be one of {', '.join(allowed)}, got {getattr(a, name)!r}")
+    for name in unit_interval:
+        need(0.0 <= getattr(a, name) <= 1.0, name, f"must be in [0, 1], got {getattr(a, name)}")
+    for name in tuple(positive) + ("total_timesteps", "num_envs", "threads"):
+        value = getattr(a, name)
+        need(math.isfinite(value) and value > 0, name, f"must be positive, got {value}")
+    need(a.seed >= 0, "seed", f"must be >= 0, got {a.seed}")
+
+
+def check_run(a, algo, batch, batch_name):
+    """The checks every run passes last, before any compute: whole batches, the environment's spaces,
+    this machine's limits, and --out. Touches nothing."""
+    need(batch % a.num_envs == 0, batch_name, f"{batch} is not a multiple of --num-envs {a.num_envs}")
+    need(a.total_timesteps >= batch, "total_timesteps", f"{a.total_timesteps} is less than one batch ({batch} steps)")
+    obs_space, act_space = env_spaces(a.env_id, algo)
+    check_machine(a, batch, batch_name, flat_dim(obs_space), flat_dim(act_space))
+    check_out(a, algo)
+
+
+@functools.cache
+def env_spaces(env_id, algo="this algorithm"):
+    """(observation space, action space) of env_id, or a UsageError naming the env and the space."""
+    gym = _gym()
+    try:
+        env = quietly(lambda: gym.make(env_id))  # HalfCheetah's model makes MuJoCo warn
+    except gym.error.DependencyNotInstalled as e:
+        raise UsageError(f"--env-id: {env_id} needs an optional dependency: {str(e).splitlines()[0]}") from None
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise UsageError(f"--env-id: {env_id} has the observation space {obs_space}; "
+                         f"{algo}.py supports Box and Discrete (one-hot encoded) observations")
+    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)) or getattr(act_space, "start", 0) != 0:
+        raise UsageError(f"--env-id: {env_id} has the action space {act_space}; "
+                         f"{algo}.py supports Box and Discrete (starting at 0) actions")
+    return obs_space, act_space
+
+
+def quietly(fn):
+    """fn() with file descriptor 2 sent to /dev/null and a scratch working directory, so a library's
+    C-level warnings (MuJoCo's, with its MUJOCO_LOG.TXT) neither break a one-line error nor litter."""
+    sys.stderr.flush()
+    saved_fd, saved_cwd = os.dup(2), os.getcwd()
+    try:
+        with open(os.devnull, "w") as null, tempfile.TemporaryDirectory() as scratch:
+            os.dup2(null.fileno(), 2)
+            os.chdir(scratch)
+            try:
+                return fn()
+            finally:
+                os.chdir(saved_cwd)
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+
+
+def flat_dim(space):
+    return int(space.n) if isinstance(space, _gym().spaces.Discrete) else int(np.prod(space.shape))
+
+
+def observation_encoder(space):
+    """raw observation → float64 vector: a Box flattened, a Discrete state one-hot (FrozenLake, Taxi)."""
+    dim = flat_dim(space)
+    if isinstance(space, _gym().spaces.Discrete):
+        def one_hot(raw):
+            x = np.zeros(dim)
+            x[int(raw) - int(space.start)] = 1.0
+            return x
+        return one_hot
+    return lambda raw: np.asarray(raw, dtype=np.float64).reshape(dim)
+
+
+def check_machine(a, batch, batch_name, obs_dim, act_dim):
+    """Threads, environments and batch memory within what this machine has."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    need(a.threads <= cpus, "threads", f"must be at most the {cpus} CPUs this process may use, got {a.threads}")
+    need(a.num_envs <= MAX_ENVS, "num_envs", f"must be at most {MAX_ENVS}, got {a.num_envs}")
+    per_step = 4 * (3 * obs_dim + 2 * act_dim) + 16384  # float32 buffers, plus a full-batch backward's activations
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need(batch * per_step <= ram / 2, batch_name, f"a batch of {batch} steps needs about "
+         f"{batch * per_step / 2**30:.1f} GiB, more than half of this machine's {ram / 2**30:.1f} GiB")
+
+
+def run_dir(a, algo):
+    return a.out or os.path.join("runs", algo, a.env_id, f"seed{a.seed}")
+
+
+def check_out(a, algo):
+    """--out can be made and written now (not after an hour of training) and holds no finished run.
+    Leaves the file system as it found it: the probe is a scratch directory, removed at once."""
+    out = run_dir(a, algo)
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):  # the nearest directory that exists: the run creates the rest
+        existing = os.path.dirname(existing)
+    try:
+        if not os.path.isdir(existing):
+            raise NotADirectoryError(20, "Not a directory")
+        shutil.rmtree(tempfile.mkdtemp(dir=existing))
+    except OSError as e:
+        raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
+    need(a.overwrite or not os.path.exists(os.path.join(out, "run.json")), "out",
+         f"{out} holds a finished run (run.json); pass --overwrite to replace it")
+
+
+def check_finite(iteration, **quantities):
+    """NonFiniteError naming the first quantity (a number, or a torch module's parameter) that is NaN or inf."""
+    for name, value in quantities.items():
+        if hasattr(value, "named_parameters"):
+            for pname, p in value.named_parameters():
+                if not p.isfinite().all():
+                    raise NonFiniteError(f"iteration {iteration}: parameter {name}.{pname} is not finite")
+        elif not math.isfinite(value):
+            raise NonFiniteError(f"iteration {iteration}: {name} is {value}")
+
+
+# ---------------------------------------------------------------- seeding (docs/DESIGN.md §4)
+def seed_streams(seed, threads):
+    """One root seed → independent streams: the environments' first resets, network initialisation
+    (torch's global generator), action noise and minibatch shuffles. torch runs on `threads` threads."""
+    import torch
+    torch.set_num_threads(threads)
+    env_seeds, init_seed, act_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(4)
+    torch.manual_seed(int(init_seed.generate_state(1)[0]))
+    return env_seeds, np.random.default_rng(act_seed), np.random.default_rng(shuffle_seed)
+
+
+# ---------------------------------------------------------------- the environments (docs/DESIGN.md §5)
+class Rollout:
+    """N environments stepped in lockstep, and the (T, N) batch the current policy collects in them each
+    iteration, much as gymnasium's SyncVectorEnv would, but keeping what an algorithm needs to treat episode
+    ends right: terminated (the MDP ended) apart from ends (it ended, by termination or time limit), and
+    next_obs_t the real successor, the final observation when the episode ended there.
+
+    The algorithm brings its own observation normaliser, called on each encoded observation before it is
+    used, and, if it scales rewards, its reward scaler, called as scale_reward(r, env index, done). A
+    normaliser whose statistics move once per batch (ppo.py's ppo1 filter) also has rollout_start(raw, obs),
+    the observations to act on at a rollout's start, and batch(raw, obs), those the update trains on
+    (`train_obs`; otherwise the observations as the rollout saw them). Episodes are reported in raw
+    reward, as (global_step, return, length, terminated)."""
+
+    def __init__(self, envs, env_seeds, T, normalise_obs, scale_reward=None):
+        obs_space, act_space = envs[0].observation_space, envs[0].action_space
+        self.envs, self.normalise_obs, self.scale_reward = envs, normalise_obs, scale_reward
+        self.encode, self.discrete = observation_encoder(obs_space), isinstance(act_space, _gym().spaces.Discrete)
+        self.low, self.high = (None, None) if self.discrete else (act_space.low, act_space.high)
+        N, dim, act_shape = len(envs), flat_dim(obs_space), () if self.discrete else act_space.shape
+        self.obs, self.next_obs = np.zeros((T, N, dim), np.float32), np.zeros((T, N, dim), np.float32)
+        self.raw_obs = np.zeros((T, N, dim))  # encoded, not normalised (what ppo1's filter learns from)
+        self.actions = np.zeros((T, N) + act_shape, np.float32)
+        self.rewards, self.terminated, self.ends = (np.zeros((T, N), np.float32) for _ in range(3))
+        self.raw_now = np.stack([self.encode(env.reset(seed=int(s))[0]) for env, s in
+                                 zip(envs, env_seeds.generate_state(N))])  # seeded once, at the first reset
+        self.obs_now = np.stack([normalise_obs(x) for x in self.raw_now]).astype(np.float32)
+        self.ep_return, self.ep_length, self.global_step = np.zeros(N), np.zeros(N, int), 0
+
+    def collect(self, act, rng):
+        """Fill the batch, acting with act(obs, rng) → actions; returns the episodes that ended in it, and
+        the seconds it took."""
+        start, obs, raw, episodes = time.time(), self.obs_now, self.raw_now, []
+        per_batch = hasattr(self.normalise_obs, "batch")  # statistics that move once per batch
+        if per_batch:
+            obs[:] = self.normalise_obs.rollout_start(raw, obs)
+        for t in range(len(self.obs)):
+            self.obs[t], self.raw_obs[t] = obs, raw
+            self.actions[t] = action = act(obs, rng)
+            for i, env in enumerate(self.envs):
+                # the env gets the clipped action; the buffer keeps the sampled one (Huang et al. 2022)
+                env_action = int(action[i]) if self.discrete else np.minimum(np.maximum(action[i], self.low), self.high)
+                raw_next, reward, terminated, truncated, _ = env.step(env_action)
+                self.global_step += 1
+                self.ep_return[i] += reward
+                self.ep_length[i] += 1
+                done = terminated or truncated
+                self.rewards[t, i] = self.scale_reward(reward, i, done) if self.scale_reward else reward
+                self.terminated[t, i], self.ends[t, i] = terminated, done
+                x = self.encode(raw_next)
+                self.next_obs[t, i] = self.normalise_obs(x)  # the real final observation if done
+                if done:
+                    episodes.append((self.global_step, float(self.ep_return[i]), int(self.ep_length[i]), int(terminated)))
+                    self.ep_return[i], self.ep_length[i] = 0.0, 0
+                    x = self.encode(env.reset()[0])
+                    obs[i] = self.normalise_obs(x)
+                else:
+                    obs[i] = self.next_obs[t, i]
+                raw[i] = x
+        self.train_obs = self.normalise_obs.batch(self.raw_obs, self.obs) if per_batch else self.obs
+        return episodes, time.time() - start
+
+
+# ---------------------------------------------------------------- speed: the same numbers in fewer operations
+# For 64×64 networks torch's per-call overhead costs more than the arithmetic. These do what torch.optim.Adam,
+# nn.utils.clip_grad_norm_ and the torch forward do (tests/test_speed_equivalence.py), in fewer operations.
+def flat_parameters(module):
+    """Re-home all of module's parameters (and their gradients) as views of one flat tensor.
+    The optimiser step, the gradient norm and the zeroing then cost one operation each instead
+    of one per weight matrix; the mathematics is unchanged (Adam is elementwise). backward()
+    accumulates into the existing .grad views in place, so the flat gradient is always current."""
+    import torch
+    import torch.nn as nn
+    params = list(module.parameters())
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        p.data = flat.data[offset:offset + p.numel()].view_as(p)
+        p.grad = flat.grad[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015, Algorithm 1) on one flat parameter tensor, in the form torch.optim.Adam
+    computes it; a few tensor operations per step instead of torch.optim's per-call bookkeeping,
+    which costs more than the arithmetic for a 64×64 network (tested equal to torch.optim.Adam)."""
+
+    def __init__(self, flat, lr, eps, betas=(0.9, 0.999)):
+        self.flat, self.lr, self.eps, (self.beta1, self.beta2) = flat, lr, eps, betas
+        self.m, self.v, self.t = flat.new_zeros(flat.shape), flat.new_zeros(flat.shape), 0  # 1st and 2nd moments
+
+    def step(self):  # on .data: an optimiser step is not part of any graph
+        self.t += 1
+        g = self.flat.grad
+        self.m.lerp_(g, 1 - self.beta1)                                  # m ← β1 m + (1 − β1) g
+        self.v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)     # v ← β2 v + (1 − β2) g²
+        denom = (self.v.sqrt() / math.sqrt(1 - self.beta2 ** self.t)).add_(self.eps)  # √v̂ + ε
+        self.flat.data.addcdiv_(self.m, denom, value=-self.lr / (1 - self.beta1 ** self.t))  # θ ← θ − α m̂ / (√v̂ + ε)
+
+
+def clip_grad_norm(flat, max_norm):
+    """Scale the flat gradient to L2 norm ≤ max_norm (as nn.utils.clip_grad_norm_); returns the norm before."""
+    norm = flat.grad.norm()
+    flat.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
+    return norm
+
+
+def numpy_mlp(weights):
+    """A tanh MLP's forward pass in numpy, over views of its ((weight, bias), ...) parameters (valid while
+    they are updated in place): the acting path, without autograd or torch's per-call cost (tested equal)."""
+    layers = [(w.detach().numpy().T, b.detach().numpy()) for w, b in weights]
+
+    def forward(x):
+        for w, b in layers[:-1]:
+            x = np.tanh(x @ w + b)
+        return x @ layers[-1][0] + layers[-1][1]
+    return forward
+
+
+# ---------------------------------------------------------------- the run directory
+class RunFiles:
+    """The run directory and its three files, owned by this run from start to end.
+
+    One writer: an exclusive lock on <out>/.lock, held for the run's life and released by the OS
+    however the process ends; a second run on the same directory stops with the owner's pid.
+    Nothing looks complete until it is: the CSVs (floats to 8 significant digits, gzipped with
+    --compress) are written as '.partial' files, and publish() renames them and writes run.json
+    last, so a directory holds a finished run exactly when it holds run.json. A finished run already
+    there is refused unless --overwrite; its files are then replaced only in publish(), once the
+    new ones are complete, and kept if the new run fails."""
+
+    def __init__(self, out, overwrite, compress):
+        self.out, self.lock_path = out, os.path.join(out, ".lock")
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
+        while True:  # lock the file that is at lock_path now: an owner that finishes removes it
+            self.lock = open(self.lock_path, "a+")
+            try:
+                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.lock.seek(0)
+                owner = self.lock.read().strip() or "unknown"
+                self.lock.close()
+                raise UsageError(f"--out: {out} is in use by another run (pid {owner})") from None
+            if os.path.exists(self.lock_path) and os.stat(self.lock_path).st_ino == os.fstat(self.lock.fileno()).st_ino:
+                break
+            self.lock.close()  # we locked a file its owner had just removed: try again
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write(f"{os.getpid()}\n")
+        self.lock.flush()
+        if not overwrite and os.path.exists(os.path.join(out, "run.json")):  # appeared since the checks
+            self.close()
+            raise UsageError(f"--out: {out} holds a finished run (run.json); pass --overwrite to replace it")
+        self.names = {n: n + (".csv.gz" if compress else ".csv") for n in ("progress", "episodes")}
+        self.files = {n: io.TextIOWrapper(gzip.GzipFile(os.path.join(out, f + ".partial"), "wb", mtime=0), newline="")
+                      if compress else open(os.path.join(out, f + ".partial"), "w", newline="") for n, f in self.names.items()}
+        self.writers = {n: csv.writer(f) for n, f in self.files.items()}
+        self.writers["progress"].writerow(PROGRESS_COLUMNS)
+        self.writers["episodes"].writerow(EPISODE_COLUMNS)
+
+    def write(self, name, rows):
+        self.writers[name].writerows([[f"{v:.8g}" if isinstance(v, float) else v for v in row] for row in rows])
+        self.files[name].flush()
+
+    def publish(self, meta):
+        tmp, done = os.path.join(self.out, "run.json.partial"), os.path.join(self.out, "run.json")
+        for f in self.files.values():
+            f.close()
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=2)
+        if os.path.exists(done):  # an older run (--overwrite): it stops being finished only now
+            os.remove(done)
+        for name, file_name in self.names.items():
+            other = os.path.join(self.out, name + (".csv" if file_name.endswith(".gz") else ".csv.gz"))
+            if os.path.exists(other):  # the older run's file in the other format
+                os.remove(other)
+            os.replace(os.path.join(self.out, file_name + ".partial"), os.path.join(self.out, file_name))
+        os.replace(tmp, done)  # last: from here on the directory holds the new, finished run
+
+    def abandon(self):
+        for f in self.files.values():
+            f.close()
+
+    def close(self):
+        os.remove(self.lock_path)  # still holding the lock, so no one can be waiting on this file
+        self.lock.close()  # releases the lock
+
+
+class Run:
+    """One training run, as a context manager: it owns --out from the start (RunFiles), logs each
+    iteration (progress.csv, episodes.csv, a progress line) and publishes run.json at the end.
+    Leaving it by an exception publishes nothing; environments made through it are closed either way."""
+
+    def __init__(self, algo, script, args, quiet=False):
+        self.algo, self.args, self.quiet, self.out = algo, args, quiet, run_dir(args, algo)
+        self.files = RunFiles(self.out, args.overwrite, args.compress)  # before any compute
+        self.start, self.code = time.time(), code_version(script)
+        self.episode_returns, self.envs = [], []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None:
+            self.files.abandon()
+        self.files.close()
+        for env in self.envs:
+            env.close()
+
+    def make_envs(self, env_id, n):
+        self.envs = [_gym().make(env_id) for _ in range(n)]
+        return self.envs
+
+    def iterations(self, batch_size):
+        """Whole batches in --total-timesteps; a rounded step count is said once, here."""
+        self.num_iterations, self.batch_size = self.args.total_timesteps // batch_size, batch_size
+        steps = self.num_iterations * batch_size
+        if steps != self.args.total_timesteps and not self.quiet:
+            print(f"{self.algo}: training {steps:,} steps, --total-timesteps {self.args.total_timesteps:,} rounded "
+                  f"down to whole batches of {batch_size}", flush=True)
+        return self.num_iterations
+
+    def log(self, iteration, global_step, new_episodes, rollout_s, update_s, **stats):
+        """One progress row (stats by column name, NaN where a column does not apply) and the episodes
+        finished in this iteration (global_step, return, length, terminated), in raw reward."""
+        self.episode_returns += [e[1] for e in new_episodes]
+        returns_now, nan = np.array([e[1] for e in new_episodes]), float("nan")
+        row = dict(algo=self.algo, env_id=self.args.env_id, seed=self.args.seed, iteration=iteration,
+                   global_step=global_step, walltime_s=time.time() - self.start,
+                   sps=self.batch_size / (rollout_s + update_s), rollout_s=rollout_s, update_s=update_s,
+                   ep_count=len(new_episodes),
+                   ep_return_mean=float(returns_now.mean()) if len(returns_now) else nan,
+                   ep_return_std=float(returns_now.std()) if len(returns_now) else nan,
+                   ep_length_mean=float(np.mean([e[2] for e in new_episodes])) if new_episodes else nan,
+                   return_last100=float(np.mean(self.episode_returns[-100:])) if self.episode_returns else nan,
+                   **stats)
+        if unknown := row.keys() - set(PROGRESS_COLUMNS):
+            raise KeyError(f"not progress columns: {sorted(unknown)}")
+        self.files.write("progress", [[row.get(c, nan) for c in PROGRESS_COLUMNS]])
+        self.files.write("episodes", new_episodes)
+        if not self.quiet:
+            self.report(iteration, global_step, row)
+
+    def report(self, iteration, step, row):
+        total = self.num_iterations
+        eta = row["walltime_s"] / iteration * (total - iteration)
+        line = (f"iter {iteration}/{total}  step {step}  sps {row['sps']:,.0f}  return(last100) "
+                f"{row['return_last100']:.1f}  eta {eta / 60:.0f} min")
+        if sys.stdout.isatty():
+            print("\r" + line, end="\n" if iteration == total else "", flush=True)
+        elif iteration % max(1, total // 20) == 0 or iteration == total:
+            print(line, flush=True)
+
+    def publish(self):
+        self.files.publish(run_metadata(self.algo, self.args, self.code, self.start, time.time(),
+                                        self.num_iterations * self.batch_size))
+
+
+# ---------------------------------------------------------------- run.json and the code fingerprint
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def code_fingerprint(script):
+    """What a run's numbers depend on in this repository: the algorithm file and this module. The sha256
+    of their two sha256s; experiments/code_versions.yaml lists which fingerprints compute the same numbers."""
+    parts = [file_sha256(script), file_sha256(__file__)]
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+def code_version(script):
+    """The git commit, whether the code differs from it, and the code's hashes (taken at start)."""
+    script = os.path.abspath(script)
+
+    def git(*cmd):
+        try:
+            return subprocess.run(["git", *cmd], cwd=os.path.dirname(script), capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except OSError:
+            return ""
+    return {"git_commit": git("rev-parse", "HEAD"),
+            "git_dirty": bool(git("status", "--porcelain", "--", script, os.path.abspath(__file__))),
+            "script_sha256": file_sha256(script), "contract_sha256": file_sha256(__file__),
+            "code_sha256": code_fingerprint(script)}
+
+
+def versions():
+    import gymnasium
+    import torch
+    try:
+        import mujoco
+        mujoco_version = mujoco.__version__
+    except ImportError:
+        mujoco_version = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "gymnasium": gymnasium.__version__, "mujoco": mujoco_version}
+
+
+def run_metadata(algo, args, code, start, end, steps_trained):
+    import torch
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return {"algo": algo, "args": dataclasses.asdict(args), "seed": args.seed, "steps_trained": steps_trained,
+            "versions": versions(), **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
+            "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),
+            "end_time": datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(),
+            "walltime_s": end - start, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "exit_status": "success"}
+
+
+def _gym():
+    import gymnasium
+    return gymnasium

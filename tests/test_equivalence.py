@@ -1,0 +1,59 @@
+"""No number changed: the current code trains byte-identical runs to the code that made the committed
+runs (its files read straight from git), and it is recorded as doing so, so that committed runs stay
+current (experiments/equivalence.py, experiments/code_versions.yaml, docs/DESIGN.md §6)."""
+import json
+
+import pytest
+
+from experiments import equivalence, grid
+
+
+@pytest.mark.parametrize("case", list(equivalence.CASES))
+def test_the_current_code_computes_the_reference_commits_numbers(case, tmp_path):
+    identical, why = equivalence.run_case(case, tmp_path)
+    assert identical, f"{case}: {why}"
+
+
+def test_a_gradient_noise_measurement_is_the_reference_commits(tmp_path):
+    identical, why = equivalence.run_gradient_noise(tmp_path)
+    assert identical, why
+
+
+def test_the_current_code_is_recorded_as_computing_those_numbers():
+    """Fails after any edit to an algorithm file, run_contract.py or gradient_noise.py until
+    `python -m experiments.equivalence --record` has shown and recorded that it changes no number."""
+    for name in grid.code_versions():
+        assert grid.code_reason(name, grid.fingerprint_now(name)) is None, grid.code_reason(name, grid.fingerprint_now(name))
+
+
+def test_the_cases_cover_every_path():
+    algos = {algo for algo, _ in equivalence.CASES.values()}
+    ppo = [kw for algo, kw in equivalence.CASES.values() if algo == "ppo"]
+    for regime in ("ppo2", "ppo1"):
+        objectives = {kw.get("objective", "clip") for kw in ppo if kw.get("regime", "ppo2") == regime}
+        assert objectives == {"clip", "kl_adaptive", "kl_fixed", "none"}, regime
+    assert any("target_kl" in kw for kw in ppo) and any(kw.get("bootstrap_truncation") is False for kw in ppo)
+    assert any(kw.get("regime") == "ppo1" and kw.get("bootstrap_truncation") for kw in ppo)  # ppo1's flag switched on
+    assert {kw["weight"] for algo, kw in equivalence.CASES.values() if algo == "vpg"} == \
+        {"total_return", "reward_to_go", "value_baseline", "gae"}
+    envs = {kw["env_id"] for _, kw in equivalence.CASES.values()}
+    assert algos == {"ppo", "vpg", "trpo"} and "equivalence/CartPole-tl30-v1" in envs  # discrete actions
+    assert any("tl" in env for env in envs)  # short time limits: truncations, as well as terminations
+
+
+def test_a_run_by_unrecorded_code_is_stale_and_a_renamed_argument_is_read_as_today(tmp_path):
+    config = grid.load()
+    run = grid.Run("vpg_gae", "CartPole-v1", 1)
+    made_then = next(iter(grid.code_versions()["vpg"]["fingerprints"]))  # vpg.py at the reference commit
+    args = dict(grid.expected_args(config, "quick", run), out="x")
+    del args["init"]
+    then = {"args": {**args, "ortho_init": True, "scale_rewards": False, "reward_clip": 10.0},
+            "script_sha256": made_then}  # as run.json was written before run_contract.py
+    assert grid.stale_reason(config, "quick", run, then) is None
+    assert grid.stale_reason(config, "quick", run, {**then, "args": {**then["args"], "ortho_init": False}}) == \
+        "argument init: the run has no such argument, the config and code give 'orthogonal'"
+    other = grid.stale_reason(config, "quick", run, {**then, "script_sha256": "f" * 64})
+    assert other.startswith("made by other code (fingerprint ffffffffffff)")
+    now = {"args": dict(grid.expected_args(config, "quick", run), out="x"), "code_sha256": grid.fingerprint_now("vpg"),
+           "script_sha256": grid.script_sha256("vpg")}
+    assert grid.stale_reason(config, "quick", run, json.loads(json.dumps(now))) is None
