@@ -32,6 +32,9 @@ the per-step observation normaliser and GAE are written as in vpg.py and trpo.py
 Run: python algorithms/ppo.py --env-id Hopper-v5 --seed 1 --out runs/ppo/Hopper-v5/seed1
 Writes progress.csv, episodes.csv and run.json into --out (run_contract.py; README, "Reading a run").
 """
+import run_contract as rc  # first: a Ctrl-C during the slow imports below then exits quietly
+from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
+
 import dataclasses
 import math
 import time
@@ -43,10 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import run_contract as rc
-from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
-
-ALGO = "ppo"
+ALGO = rc.algo_name(__file__)  # "ppo": a copy of this file under another name names its runs after itself
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
 
 # ---------------------------------------------------------------- the two code-level regimes

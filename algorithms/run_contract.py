@@ -9,6 +9,18 @@ committed run is still current (experiments/code_versions.yaml).
 It imports neither torch nor gymnasium at module level: analysis reads the columns from here
 without them.
 """
+import os
+import signal
+import sys
+
+if os.path.dirname(os.path.abspath(sys.argv[0])) == os.path.dirname(os.path.abspath(__file__)):
+    # an algorithm file run as a script imports this first: Ctrl-C during the slow imports that follow
+    # (torch, gymnasium) ends the process quietly; main() hands Ctrl-C back to Python before any work
+    def _interrupted_while_importing(*_):
+        print("interrupted before it started: nothing written", file=sys.stderr)
+        raise SystemExit(130)
+    signal.signal(signal.SIGINT, _interrupted_while_importing)
+
 import argparse
 import csv
 import dataclasses
@@ -21,13 +33,11 @@ import hashlib
 import io
 import json
 import math
-import os
 import platform
 import re
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -74,6 +84,11 @@ class RunArgs:
     threads: int = arg(1, "torch intra-op threads (part of the determinism contract)")
 
 
+def algo_name(script):
+    """An algorithm's name is its file's: algorithms/ppo.py is ppo."""
+    return os.path.splitext(os.path.basename(script))[0]
+
+
 def flag(name):
     return "--" + name.replace("_", "-")
 
@@ -105,12 +120,17 @@ def parse_args(Args, argv=None, description=""):
 
 
 def main(train, Args, argv=None, description=""):
-    """An algorithm file's entry point: errors are one line and exit 2; Ctrl-C exits 130."""
+    """An algorithm file's entry point: bad input and NaN are one line and exit 2, a file system error
+    (a full disk) one line and exit 1, Ctrl-C exit 130; none of them publishes anything."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         train(parse_args(Args, argv, description))
     except (UsageError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        print(f"error: {e.filename or 'a file'}: {e.strerror or e} (nothing published)", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted: nothing published (the .partial files show how far it got)", file=sys.stderr)
         sys.exit(130)
@@ -375,42 +395,91 @@ def numpy_mlp(weights):
 
 
 # ---------------------------------------------------------------- the run directory
-class RunFiles:
-    """The run directory and its three files, owned by this run from start to end.
+class Busy(Exception):
+    """The directory's lock is held by another process (its pid in .owner)."""
 
-    One writer: an exclusive lock on <out>/.lock, held for the run's life and released by the OS
-    however the process ends; a second run on the same directory stops with the owner's pid.
-    Nothing looks complete until it is: the CSVs (floats to 8 significant digits, gzipped with
-    --compress) are written as '.partial' files, and publish() renames them and writes run.json
-    last, so a directory holds a finished run exactly when it holds run.json. A finished run already
-    there is refused unless --overwrite; its files are then replaced only in publish(), once the
-    new ones are complete, and kept if the new run fails."""
+    def __init__(self, owner):
+        super().__init__(owner)
+        self.owner = owner
+
+
+class DirLock:
+    """An exclusive lock on <directory>/.lock, held until release() and released by the OS however the
+    process ends; the file holds the owner's pid. A symlink at .lock is refused, never followed (a pull
+    request can plant one: it would make us write into its target). Raises Busy when another process
+    holds it, and OSError (ELOOP for a symlink) when it cannot be opened."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, ".lock")
+        while True:  # lock the file that is at path now: an owner that finishes removes it
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            self.file = os.fdopen(fd, "r+")
+            try:
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = self.file.read().strip() or "unknown"
+                self.file.close()
+                raise Busy(owner) from None
+            if self.holds_path():
+                break
+            self.file.close()  # we locked a file its owner had just removed: try again
+        self.file.truncate()
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+
+    def holds_path(self):
+        try:
+            return os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(self.file.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
+    def release(self):
+        if self.holds_path():  # still holding the lock, so no one can be waiting on this file
+            os.remove(self.path)
+        self.file.close()  # releases the lock
+
+
+def exchange(a, b):
+    """Swap two directories in one step: Linux renameat2(RENAME_EXCHANGE). A reader, or a kill at any
+    moment, sees either both as they were or both swapped."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), b)
+
+
+class RunFiles:
+    """The run directory and its files, owned by this run from start to end.
+
+    One writer: DirLock on <out>/.lock for the run's life; a second run on the same directory stops with
+    the owner's pid. Nothing looks complete until it is: the CSVs (floats to 8 significant digits, gzipped
+    with --compress) are written as '.partial' files, so a directory holds a finished run exactly when it
+    holds run.json. A finished run already there is refused unless --overwrite, and is never touched
+    while the new one runs. publish() builds the new run whole in a scratch directory beside --out and
+    swaps the two directories in one step (exchange): a kill at any moment leaves --out holding either the
+    old finished run or the new one, never a mixture and never neither."""
 
     def __init__(self, out, overwrite, compress):
-        self.out, self.lock_path = out, os.path.join(out, ".lock")
+        self.out = out
         try:
+            if os.path.islink(out):
+                raise OSError(40, "a symbolic link; give the directory itself", out)
             os.makedirs(out, exist_ok=True)
+            self.lock = DirLock(out)
+        except Busy as busy:
+            raise UsageError(f"--out: {out} is in use by another run (pid {busy.owner})") from None
         except OSError as e:
-            raise UsageError(f"--out: cannot write to {out!r} ({e.strerror})") from None
-        while True:  # lock the file that is at lock_path now: an owner that finishes removes it
-            self.lock = open(self.lock_path, "a+")
-            try:
-                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.lock.seek(0)
-                owner = self.lock.read().strip() or "unknown"
-                self.lock.close()
-                raise UsageError(f"--out: {out} is in use by another run (pid {owner})") from None
-            if os.path.exists(self.lock_path) and os.stat(self.lock_path).st_ino == os.fstat(self.lock.fileno()).st_ino:
-                break
-            self.lock.close()  # we locked a file its owner had just removed: try again
-        self.lock.seek(0)
-        self.lock.truncate()
-        self.lock.write(f"{os.getpid()}\n")
-        self.lock.flush()
+            why = "its .lock is a symbolic link, which is never followed" if e.errno == 40 and os.path.islink(
+                os.path.join(out, ".lock")) else e.strerror
+            raise UsageError(f"--out: cannot use {out!r} ({why})") from None
         if not overwrite and os.path.exists(os.path.join(out, "run.json")):  # appeared since the checks
             self.close()
             raise UsageError(f"--out: {out} holds a finished run (run.json); pass --overwrite to replace it")
+        parent, name = os.path.split(os.path.abspath(out))
+        for leftover in (f for f in os.listdir(parent) if f.startswith(f".{name}.publish-")):
+            shutil.rmtree(os.path.join(parent, leftover), ignore_errors=True)  # a killed publish's: we own `out`
+        self.staging = os.path.join(parent, f".{name}.publish-{os.getpid()}")
         self.names = {n: n + (".csv.gz" if compress else ".csv") for n in ("progress", "episodes")}
         self.files = {n: io.TextIOWrapper(gzip.GzipFile(os.path.join(out, f + ".partial"), "wb", mtime=0), newline="")
                       if compress else open(os.path.join(out, f + ".partial"), "w", newline="") for n, f in self.names.items()}
@@ -423,27 +492,22 @@ class RunFiles:
         self.files[name].flush()
 
     def publish(self, meta):
-        tmp, done = os.path.join(self.out, "run.json.partial"), os.path.join(self.out, "run.json")
         for f in self.files.values():
             f.close()
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=2)
-        if os.path.exists(done):  # an older run (--overwrite): it stops being finished only now
-            os.remove(done)
+        os.mkdir(self.staging)  # the new run, whole, beside --out
         for name, file_name in self.names.items():
-            other = os.path.join(self.out, name + (".csv" if file_name.endswith(".gz") else ".csv.gz"))
-            if os.path.exists(other):  # the older run's file in the other format
-                os.remove(other)
-            os.replace(os.path.join(self.out, file_name + ".partial"), os.path.join(self.out, file_name))
-        os.replace(tmp, done)  # last: from here on the directory holds the new, finished run
+            os.replace(os.path.join(self.out, file_name + ".partial"), os.path.join(self.staging, file_name))
+        with open(os.path.join(self.staging, "run.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+        exchange(self.staging, self.out)  # one step: --out now holds the new run; staging the old one
+        shutil.rmtree(self.staging)  # the old run, and the .lock this process still holds
 
     def abandon(self):
         for f in self.files.values():
             f.close()
 
     def close(self):
-        os.remove(self.lock_path)  # still holding the lock, so no one can be waiting on this file
-        self.lock.close()  # releases the lock
+        self.lock.release()
 
 
 class Run:
@@ -468,7 +532,7 @@ class Run:
             env.close()
 
     def make_envs(self, env_id, n):
-        self.envs = [_gym().make(env_id) for _ in range(n)]
+        self.envs = [quietly(lambda: _gym().make(env_id)) for _ in range(n)]  # MuJoCo's C-level warnings
         return self.envs
 
     def iterations(self, batch_size):

@@ -25,6 +25,9 @@ The networks, the rollout and GAE are written as in vpg.py and ppo.py (tests kee
 Run: python algorithms/trpo.py --env-id Hopper-v5 --seed 1 --out runs/trpo/Hopper-v5/seed1
 Writes progress.csv, episodes.csv and run.json into --out (run_contract.py; README, "Reading a run").
 """
+import run_contract as rc  # first: a Ctrl-C during the slow imports below then exits quietly
+from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
+
 import math
 import time
 from dataclasses import dataclass
@@ -35,10 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import run_contract as rc
-from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
-
-ALGO = "trpo"
+ALGO = rc.algo_name(__file__)  # "trpo": a copy of this file under another name names its runs after itself
 
 
 @dataclass

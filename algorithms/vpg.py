@@ -25,6 +25,9 @@ VPG). The networks and GAE are written as in trpo.py and ppo.py (tests keep them
 Run: python algorithms/vpg.py --env-id CartPole-v1 --weight reward_to_go --out runs/vpg/CartPole-v1/seed1
 Writes progress.csv, episodes.csv and run.json into --out (run_contract.py; README, "Reading a run").
 """
+import run_contract as rc  # first: a Ctrl-C during the slow imports below then exits quietly
+from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
+
 import math
 import time
 from dataclasses import dataclass
@@ -35,10 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import run_contract as rc
-from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
-
-ALGO = "vpg"
+ALGO = rc.algo_name(__file__)  # "vpg": a copy of this file under another name names its runs after itself
 WEIGHTS = ("total_return", "reward_to_go", "value_baseline", "gae")
 
 

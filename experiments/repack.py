@@ -27,12 +27,13 @@ finished (run.json, no .lock) and Snakemake has written its benchmark; a job tha
 writes its own files again, and the next fold replaces its folded entries with them.
 """
 import argparse
-import fcntl
 import gzip
 import os
 import pathlib
 import re
 import sys
+
+import run_contract
 
 NAMES = ("progress.csv.gz", "episodes.csv.gz")
 FOLDED_LOG = pathlib.Path("logs", "train.log.gz")  # relative to the scale's folder, as below
@@ -60,25 +61,19 @@ def repack_run(run_dir):
     """Repack one finished run under its own lock; (before, after) bytes, or None if skipped."""
     if not (run_dir / "run.json").exists():
         return None
-    lock_path = run_dir / ".lock"
-    lock = open(lock_path, "a+")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # a run owns this directory now
-        lock.close()
+        lock = run_contract.DirLock(run_dir)  # the algorithm files' own lock: never follows a symlinked .lock
+    except run_contract.Busy:  # a run owns this directory now
         return None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"{os.getpid()}\n")  # who owns it, for a run refused meanwhile
-    lock.flush()
+    except OSError as e:
+        raise SystemExit(f"error: {run_dir}/.lock: {e.strerror} (a symbolic link is never followed)") from None
     try:
         if not (run_dir / "run.json").exists():  # replaced by a rerun between the two checks
             return None
         sizes = [repack_file(run_dir / name) for name in NAMES if (run_dir / name).exists()]
         return sum(s[0] for s in sizes), sum(s[1] for s in sizes)
     finally:
-        os.remove(lock_path)  # still holding the lock, as the algorithm files do when a run ends
-        lock.close()
+        lock.release()
 
 
 def folded_logs(scale_dir):
