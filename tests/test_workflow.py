@@ -170,6 +170,47 @@ def test_a_fresh_clone_reruns_the_runs_whose_arguments_changed(smoke, tmp_path):
     assert "gradient_noise" not in job_counts(snakemake(clone, "-n", overrides=[override]))
 
 
+def test_a_touched_algorithm_file_reruns_nothing(smoke, tmp_path):
+    """Staleness follows content: a touch, a checkout or a branch switch never queues a finished run."""
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    for path in list((ROOT / "algorithms").glob("*.py")) + [ROOT / "experiments" / "gradient_noise.py"]:
+        os.utime(path)  # now: newer than every run's files
+    stats = job_counts(snakemake(clone, "-n"))
+    assert "train" not in stats and "gradient_noise" not in stats, stats
+
+
+def test_an_interrupted_rerun_of_a_stale_run_keeps_the_finished_run(smoke, tmp_path):
+    """Snakemake keeps a stale run's files while its rerun trains (update()), and the run replaces them
+    only once complete: Ctrl-C in the middle leaves the finished run exactly as it was."""
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    override = tmp_path / "override.yaml"  # ppo_gae_1's runs become stale, and their reruns long
+    override.write_text("variants:\n  ppo_gae_1: {algo: ppo, args: {gae_lambda: 0.99}}\n"
+                        "scales:\n  smoke:\n    env_steps: {CartPole-v1: 100000000}\n")
+    run_dir = clone / "results" / "smoke" / "runs" / "ppo_gae_1" / "CartPole-v1" / "seed1"
+    before = {f.name: f.read_bytes() for f in run_dir.iterdir()}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(clone),
+           "--configfile", str(ROOT / "experiments" / "config.yaml"), str(override), "--config", "scale=smoke",
+           "--cores", "1", str(run_dir.relative_to(clone) / "run.json")]
+    log = tmp_path / "snakemake.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "progress.csv.gz.partial").exists():
+            assert time.time() < deadline and proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        assert (run_dir / "run.json").read_bytes() == before["run.json"]  # untouched while the rerun trains
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: Snakemake and its job
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    after = {f.name: f.read_bytes() for f in run_dir.iterdir() if not f.name.endswith(".partial")}
+    assert after == before, sorted(set(after) ^ set(before))
+
+
 def processes_mentioning(text):
     found = []
     for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):

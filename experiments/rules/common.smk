@@ -21,11 +21,12 @@ SCALE = config["scale"]
 os.environ.update(PGREPRO_WORKFLOW_PID=str(os.getpid()))  # set here, never read from the caller: no envvars
 
 
+# every wildcard matches a strict pattern, and the shell commands quote them too: a target path is data
 wildcard_constraints:
     scale="smoke|quick|paper",
-    seed=r"\d+",
-    variant=r"[^/]+",
-    env=r"[^/]+",
+    seed=r"\d{1,9}",
+    variant=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}",
+    env=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}",
 
 
 ANALYSED = grid.ANALYSED

@@ -9,9 +9,11 @@ rule train:
         # Nothing else is an input: a touched or checked-out file never reruns a run
         stale=stale_marker,
     output:
-        progress="results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv.gz",
-        episodes="results/{scale}/runs/{variant}/{env}/seed{seed}/episodes.csv.gz",
-        meta="results/{scale}/runs/{variant}/{env}/seed{seed}/run.json",
+        # update(): Snakemake keeps a stale run's files while its rerun trains (the run replaces them itself,
+        # in one step, once complete) and puts them back if the rerun fails or is stopped
+        progress=update("results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv.gz"),
+        episodes=update("results/{scale}/runs/{variant}/{env}/seed{seed}/episodes.csv.gz"),
+        meta=update("results/{scale}/runs/{variant}/{env}/seed{seed}/run.json"),
     log:
         "results/{scale}/logs/train/{variant}/{env}/seed{seed}.log",
     benchmark:
@@ -36,7 +38,7 @@ rule train:
         # torch and BLAS get exactly the rule's threads; experiments/job.py stops the run if the
         # workflow dies; --overwrite: a rerun replaces the old files only once it is complete
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {params.job:q} python {params.script:q} --env-id {wildcards.env} --seed {wildcards.seed} "
+        "python {params.job:q} python {params.script:q} --env-id {wildcards.env:q} --seed {wildcards.seed:q} "
         "--total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite --compress "
         "{params.args}) > {log:q} 2>&1 && rm -f {input.stale:q}"
 
@@ -60,7 +62,7 @@ rule random_policy:
     conda:
         "../envs/pgrepro.yaml"
     shell:
-        "(cd {resources.tmpdir} && python {input.script:q} --env-id {wildcards.env} --episodes {params.episodes} "
+        "(cd {resources.tmpdir} && python {input.script:q} --env-id {wildcards.env:q} --episodes {params.episodes} "
         "--seed 0 --out {params.out:q}) > {log:q} 2>&1"
 
 
@@ -70,8 +72,8 @@ rule gradient_noise:
         # as for train: a measurement this config and code would not make again gets a newer marker file
         stale=gradient_noise_stale_marker,
     output:
-        csv="results/{scale}/gradient_noise/{env}/seed{seed}.csv",
-        record="results/{scale}/gradient_noise/{env}/seed{seed}.json",
+        csv=update("results/{scale}/gradient_noise/{env}/seed{seed}.csv"),
+        record=update("results/{scale}/gradient_noise/{env}/seed{seed}.json"),
     log:
         "results/{scale}/logs/gradient_noise/{env}/seed{seed}.log",
     benchmark:
@@ -91,5 +93,5 @@ rule gradient_noise:
     shell:
         # gradient_noise.py passes vpg.py one thread (--threads 1 among the flags after --), the rule's threads
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {params.script:q} --env-id {wildcards.env} --seed {wildcards.seed} --out {params.out:q} "
+        "python {params.script:q} --env-id {wildcards.env:q} --seed {wildcards.seed:q} --out {params.out:q} "
         "{params.flags}) > {log:q} 2>&1 && rm -f {input.stale:q}"
