@@ -46,7 +46,7 @@ class Data:
         self.args = {v: grid.run_args(config, scale, v, self.envs[0])[0] for v in self.variants}
         key = ["variant", "env", "seed"]
         self.scores = stats.final_scores(self.episodes) if len(self.episodes) else pd.DataFrame(columns=key + ["score"])
-        random = load_random(scale_dir)
+        random = load_random(scale_dir, self.envs)
         self.random_score = random.groupby("env").ep_return.mean()
 
     def normalised(self, best_from):
@@ -601,7 +601,7 @@ def add_grid_flags(parser):
     parser.add_argument("--partial", action="store_true",
                         help="analyse the runs there are: missing runs are listed (default: they stop the analysis)")
     parser.add_argument("--allow-stale", action="store_true",
-                        help="accept runs made with other arguments or another algorithm file, and flag them "
+                        help="accept runs made with other arguments or by other code, and flag them "
                              "(default: they stop the analysis)")
 
 

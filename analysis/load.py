@@ -1,6 +1,7 @@
 """Load runs into tidy pandas frames, refusing anything that breaks the run contract (docs/DESIGN.md §3).
 
-  python -m analysis.load results/quick        # summary of the runs found, or the first broken one
+  python -m analysis.load results/quick        # the runs found, then the planned ones missing or stale
+  python -m analysis.load results/quick/runs/ppo_clip_0.2/Hopper-v5/seed1   # one run
 
 A run directory results/<scale>/runs/<variant>/<env>/seed<k>/ must hold run.json with every
 key of the contract and a successful exit status, and progress and episodes CSVs (plain, or
@@ -8,15 +9,20 @@ gzipped as the workflow writes them) that are whole: every row complete, iterati
 last global_step equal to the steps run.json says were trained, and as many episodes as the
 progress rows count. Anything else raises RunContractError: one line naming the file and what
 is wrong. check_grid() then compares the runs with those the config plans for a scale: missing
-runs and stale runs (other arguments or another algorithm file than the config and code would
-use now) are errors unless the caller accepts them, and then they are reported.
+runs and stale runs (other arguments, or code not recorded as computing what the current code
+computes: experiments/code_versions.yaml) are errors unless the caller accepts them, and then they are reported.
 """
+import argparse
 import collections
 import csv
 import gzip
 import json
 import pathlib
+import re
 import sys
+import zlib
+
+import numpy as np
 
 import pandas as pd
 from run_contract import EPISODE_COLUMNS, PROGRESS_COLUMNS  # the run contract's columns, without torch
@@ -45,7 +51,7 @@ def read_rows(path):
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as f:
             rows = list(csv.reader(f))
-    except (OSError, EOFError, UnicodeDecodeError) as e:  # a gzip stream cut short ends in EOFError
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:  # a gzip stream cut short ends in EOFError
         raise RunContractError(f"{path}: unreadable ({e})") from None
     if not rows:
         raise RunContractError(f"{path}: empty file, not even a header")
@@ -66,8 +72,9 @@ def steps_trained(meta):
     return a["total_timesteps"] // batch * batch
 
 
-def load_run(run_dir):
-    """(meta dict, progress frame, episodes frame) of one run directory, checked whole."""
+def load_run(run_dir, key=None):
+    """(meta dict, progress frame, episodes frame) of one run directory, checked whole; with `key`
+    (variant, env, seed from its place under runs/), also against where it lies."""
     run_dir = pathlib.Path(run_dir)
     meta_path = run_dir / "run.json"
     if not meta_path.is_file():
@@ -89,11 +96,12 @@ def load_run(run_dir):
         rows = read_rows(path)
         if rows[0] != columns:
             raise RunContractError(f"{path}: columns differ from the run contract")
-        frames[name] = pd.read_csv(path)  # whole, checked above; pandas reads .gz as it is
+        frames[name] = numeric(pd.read_csv(path), path, text=("algo", "env_id"))  # pandas reads .gz as it is
     progress, episodes = frames["progress"], frames["episodes"]
     path = run_file(run_dir, "progress")
     if progress.empty:
         raise RunContractError(f"{path}: no rows")
+    check_identity(run_dir, meta, progress, path, key)
     gaps = progress[NEVER_NAN].isna().any(axis=1)
     if gaps.any():
         raise RunContractError(f"{path}: line {gaps.idxmax() + 2} has empty or NaN required fields")
@@ -106,16 +114,76 @@ def load_run(run_dir):
     counted = int(progress.ep_count.sum())
     if counted != len(episodes):
         raise RunContractError(f"{run_file(run_dir, 'episodes')}: {len(episodes)} episodes, progress counts {counted}")
+    check_returns(episodes, progress, run_file(run_dir, "episodes"))
     return meta, progress, episodes
 
 
+def numeric(frame, path, text=()):
+    """The frame as pandas read it, once every column but the `text` ones holds numbers: a cell that is
+    not a number (pandas then reads its column as text) is an error naming the file, line and column."""
+    for column in frame.columns:
+        if column in text or frame.empty or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        bad = pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()
+        line = int(bad.to_numpy().argmax())
+        raise RunContractError(f"{path}: line {line + 2}, column {column}: {frame[column].iloc[line]!r} is not a number")
+    return frame
+
+
+def check_identity(run_dir, meta, progress, path, key=None):
+    """The run's CSVs say what its run.json says, and both what its folder says: algorithm, env and seed
+    (a file or a run.json copied from another run is refused)."""
+    said = {"algo": meta["algo"], "env_id": meta["args"].get("env_id"), "seed": meta["seed"]}
+    if key is not None and (meta["seed"] != key["seed"] or meta["args"].get("env_id") != key["env"]):
+        raise RunContractError(f"{run_dir / 'run.json'}: seed {meta['seed']}, env {meta['args'].get('env_id')!r}, "
+                               f"but the folder is {key['env']}/seed{key['seed']}")
+    for column, value in said.items():
+        found = set(progress[column])
+        if found != {value}:
+            raise RunContractError(f"{path}: column {column} holds {sorted(map(str, found))}, the run is {value!r} "
+                                   "(copied from another run?)")
+
+
+MAX_RETURN = 1e12  # no task's episode comes near this; a larger value is a corrupted file, not a score
+
+
+def check_returns(episodes, progress, path):
+    """Every episode's return is finite and plausible, and the episodes are those progress.csv logged:
+    each iteration's mean return is the mean of the episodes that ended in it."""
+    returns = episodes.ep_return.to_numpy()
+    bad = ~np.isfinite(returns) | (np.abs(returns) > MAX_RETURN)
+    if bad.any():
+        raise RunContractError(f"{path}: line {int(np.argmax(bad)) + 2}, ep_return {float(returns[bad][0])!r} is not a "
+                               f"finite return (|return| <= {MAX_RETURN:g})")
+    iteration = np.searchsorted(progress.global_step.to_numpy(), episodes.global_step.to_numpy())  # ends in it
+    grouped = pd.Series(returns).groupby(iteration)
+    means, scale = grouped.mean(), grouped.apply(lambda r: r.abs().max())
+    logged = progress.ep_return_mean.iloc[means.index].to_numpy()
+    # both sides were written to 8 significant digits: they agree to about 1e-7 of the largest return
+    off = np.abs(means.to_numpy() - logged) > 1e-6 * scale.to_numpy() + 1e-9
+    if off.any():
+        raise RunContractError(f"{path}: the episodes ending in iteration {means.index[off][0] + 1} have mean return "
+                               f"{means.to_numpy()[off][0]:.8g}, progress.csv logged {logged[off][0]:.8g}")
+
+
+RUN_DIR = re.compile(r"seed(\d{1,9})")
+
+
 def run_key(run_dir):
-    return dict(variant=run_dir.parent.parent.name, env=run_dir.parent.name, seed=int(run_dir.name[4:]))
+    run_dir = pathlib.Path(run_dir)
+    seed = RUN_DIR.fullmatch(run_dir.name)
+    if seed is None:
+        raise RunContractError(f"{run_dir}: not a run folder name (seed<k>); move a copy out of runs/")
+    return dict(variant=run_dir.parent.parent.name, env=run_dir.parent.name, seed=int(seed[1]))
 
 
 def run_dirs(scale_dir):
-    """Every run directory with a run.json under <scale_dir>/runs."""
-    return [p.parent for p in sorted(pathlib.Path(scale_dir, "runs").glob("*/*/seed*/run.json"))]
+    """Every run directory with a run.json under <scale_dir>/runs (a folder named other than seed<k>
+    there is refused: a copy such as 'seed1 (copy)' would otherwise be mistaken for a run or dropped)."""
+    found = [p.parent for p in sorted(pathlib.Path(scale_dir, "runs").glob("*/*/*/run.json"))]
+    for run_dir in found:
+        run_key(run_dir)
+    return found
 
 
 def load_runs(scale_dir, allow_mixed_versions=False, only=None):
@@ -129,7 +197,7 @@ def load_runs(scale_dir, allow_mixed_versions=False, only=None):
         key = run_key(run_dir)
         if only is not None and (key["variant"], key["env"], key["seed"]) not in only:
             continue
-        meta, prog, eps = load_run(run_dir)
+        meta, prog, eps = load_run(run_dir, key)
         args = grid.current_args(meta["algo"], meta["args"])  # under today's argument names (code_versions.yaml)
         rows.append({**key, "algo": meta["algo"], "steps": int(prog.global_step.iloc[-1]),
                      "walltime_s": meta["walltime_s"], "peak_rss_mb": meta.get("peak_rss_mb"),
@@ -149,16 +217,38 @@ def load_runs(scale_dir, allow_mixed_versions=False, only=None):
     return runs, pd.concat(progress, ignore_index=True), pd.concat(episodes, ignore_index=True)
 
 
-def load_random(scale_dir):
-    """Random-policy episode returns per env (the random experiment), as a frame env, ep_return."""
-    frames = [pd.read_csv(p).assign(env=p.stem) for p in sorted(pathlib.Path(scale_dir, "random").glob("*.csv"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["env", "ep_return"])
+RANDOM_COLUMNS = ["episode", "ep_return", "ep_length", "terminated"]
+
+
+def load_random(scale_dir, envs=None):
+    """Random-policy episode returns per env (the random experiment, the 0 of every normalised score), as a
+    frame env, ep_return, ...: every env in `envs` must have its file, whole and finite."""
+    folder = pathlib.Path(scale_dir, "random")
+    paths = sorted(folder.glob("*.csv"))
+    for env in envs or []:
+        if not (folder / f"{env}.csv").exists():
+            raise RunContractError(f"{folder / (env + '.csv')}: missing: {env}'s random-policy anchor (the random "
+                                   "experiment makes it)")
+    frames = []
+    for path in paths:
+        rows = read_rows(path)
+        if rows[0] != RANDOM_COLUMNS:
+            raise RunContractError(f"{path}: columns {rows[0]}, a random-policy anchor has {RANDOM_COLUMNS}")
+        frame = numeric(pd.read_csv(path), path)
+        if frame.empty:
+            raise RunContractError(f"{path}: no episodes")
+        check = ~np.isfinite(frame.ep_return) | (frame.ep_return.abs() > MAX_RETURN)
+        if check.any():
+            raise RunContractError(f"{path}: line {int(check.idxmax()) + 2}, ep_return {float(frame.ep_return[check.idxmax()])!r} "
+                                   "is not a finite return")
+        frames.append(frame.assign(env=path.stem))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["env"] + RANDOM_COLUMNS)
 
 
 class GridStatus:
     """The planned runs of some experiments of a scale, against the runs under scale_dir:
     `missing` (planned, no finished run) and `stale` ((run, reason): made with other arguments or
-    another algorithm file than the config and the current code would use)."""
+    code not shown to compute the current code's numbers)."""
 
     def __init__(self, scale_dir, config, scale, experiments, gradient_noise=False):
         self.scale_dir, self.scale = pathlib.Path(scale_dir), scale
@@ -217,8 +307,9 @@ class GridStatus:
             out.append(f"**Partial:** {len(self.missing)} of the {len(self.planned)} planned runs are missing: "
                        + "; ".join(self._missing_by_variant()) + ".")
         if self.stale:
-            out.append(f"**Stale:** {len(self.stale)} of the runs were made with other arguments or another algorithm "
-                       "file than the config and the current code would use (`snakemake` reruns them): "
+            out.append(f"**Stale:** {len(self.stale)} of the runs were made with other arguments than the config "
+                       "gives, or by code not shown to compute what the current code computes (`snakemake` reruns "
+                       "them): "
                        + self._by_reason(self.stale, "runs") + ".")
         if self.noise_missing:
             out.append(f"**Partial (gradient noise):** {len(self.noise_missing)} of the {len(self.noise_planned)} "
@@ -263,17 +354,36 @@ class GridStatus:
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        sys.exit("usage: python -m analysis.load SCALE_DIR   (e.g. results/quick)")
+    parser = argparse.ArgumentParser(prog="python -m analysis.load", description=(
+        "Check runs against the run contract and list them. PATH is one run folder (.../seed<k>), a runs/ "
+        "folder, or a scale folder (results/<scale>); for a scale of the config, also which planned runs "
+        "are missing or stale."))
+    parser.add_argument("path", metavar="PATH")
+    parser.add_argument("--config", default=str(grid.CONFIG), help="the grid's YAML file")
+    parser.error = lambda message: sys.exit(f"error: {message} (python -m analysis.load --help)")  # one line
+    args = parser.parse_args(argv)
+    path = pathlib.Path(args.path)
     try:
-        runs, _, episodes = load_runs(argv[0])
-    except RunContractError as e:
+        if not path.is_dir():
+            raise RunContractError(f"{path}: no such folder")
+        if (path / "run.json").exists() or RUN_DIR.fullmatch(path.name):
+            key = run_key(path) if path.parent.parent.parent.name == "runs" else None
+            meta, progress, episodes = load_run(path, key)
+            print(f"{path}: a finished {meta['algo']} run, {meta['args']['env_id']} seed {meta['seed']}, "
+                  f"{int(progress.global_step.iloc[-1]):,} steps, {len(episodes):,} episodes")
+            return
+        scale_dir = path.parent if path.name == "runs" else path
+        runs, _, episodes = load_runs(scale_dir, allow_mixed_versions=True)
+        print(runs.groupby(["variant", "env"]).seed.count().rename("seeds").to_string())
+        print(f"{len(runs)} runs, {len(episodes)} episodes")
+        config = grid.load(args.config)
+        if scale_dir.name in config.get("scales", {}):
+            grid.check(config)
+            status = GridStatus(scale_dir, config, scale_dir.name, list(config["scales"][scale_dir.name]["experiments"]))
+            print("\n".join(status.lines()) or f"every run the {scale_dir.name} grid plans is here and current")
+    except (RunContractError, grid.ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(runs.groupby(["variant", "env"]).seed.count().rename("seeds").to_string())
-    print(f"{len(runs)} runs, {len(episodes)} episodes")
-
 
 if __name__ == "__main__":
     main()

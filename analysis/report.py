@@ -9,6 +9,7 @@ written from: its first line holds the fingerprint of its experiment's table (or
 one Table 1 regime).
 """
 import argparse
+import sys
 import datetime
 import hashlib
 import math
@@ -22,7 +23,7 @@ from analysis import setups, stats
 from analysis.experiments import (OWN_TIME_LIMITS, PUBLISHED, PUBLISHED_MATCH, REGIMES_COLUMNS, RHO_COLUMNS,
                                   TABLE1_SETTINGS, add_grid_flags, aggregated_envs, gae_paper_range, narrowed_envs,
                                   paper_name, regime_variant, regimes_text, rho_checks_text)
-from analysis.load import GridStatus, RunContractError, load_runs
+from analysis.load import GridStatus, RunContractError, load_random, load_runs
 from experiments import grid, repack
 
 EXPERIMENTS = list(grid.ANALYSED)
@@ -707,9 +708,8 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False):
         if chosen:
             parts.append(f"- `{name}`: envs {', '.join(chosen['envs'])}; seeds {chosen['seeds']}; variants "
                          f"{', '.join(grid.experiment_variants(config, scale, name)) or '(none)'}.")
-    random_files = sorted((scale_dir / "random").glob("*.csv"))
-    if random_files:
-        rnd = pd.concat([pd.read_csv(p).assign(env=p.stem) for p in random_files])
+    rnd = load_random(scale_dir)
+    if len(rnd):
         parts += ["", "Random-policy scores (the 0 of the normalised scores): " + "; ".join(
             f"{env} {g.ep_return.mean():.1f}" for env, g in rnd.groupby("env")) + "."]
     parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs), ""]
@@ -744,6 +744,7 @@ def main():
     parser.add_argument("--config", default=str(grid.CONFIG), help="the grid's YAML file")
     parser.add_argument("--config-json", help="the grid as JSON (the workflow passes its merged config)")
     add_grid_flags(parser)
+    parser.error = lambda message: sys.exit(f"error: {message} (python -m analysis.report --help)")  # one line
     args = parser.parse_args()
     try:  # everything is checked before anything is written
         report(args.scale_dir, grid.from_cli(args.config, args.config_json), args.scale, args.partial, args.allow_stale)

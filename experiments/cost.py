@@ -9,7 +9,7 @@ projection is calibrated here and now: each environment's speed with random acti
 steps), and each algorithm's own cost per step on top of the simulator (two short iterations
 of real training on Hopper-v5, the second one timed). A run then costs
 steps × (1 / env speed + algorithm cost per step). Only runs still to do count: those without
-a finished run.json, and stale ones (other arguments or another algorithm file). Each run
+a finished run.json, and stale ones (other arguments, or code not shown to compute the same numbers). Each run
 counts once, under the first experiment of the config that plans it. VPG's gradient-noise
 measurements still to do (missing or stale) count as vpg.py runs of their
 (warmup + measured batches) × batch size steps. Wall time on N cores is
@@ -25,6 +25,7 @@ algorithm's mean footprint apart from episodes.csv.gz, plus an episodes.csv.gz o
 env's mean random-policy episode length rows at the finished runs' median bytes per row.
 """
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -40,7 +41,13 @@ from experiments import grid
 
 CALIBRATION_ENV = "Hopper-v5"
 BLOCK = 4096  # bytes per file-system block
-TINY_BATCH = {"ppo": {"num_steps": 1024}, "vpg": {"batch_size": 1024}, "trpo": {"batch_size": 1024}}
+TINY_BATCH = 1024  # steps per calibration iteration, for any algorithm file
+
+
+def tiny_batch(module):
+    """The algorithm's batch flag set to TINY_BATCH: --num-steps (PPO-like files) or --batch-size."""
+    fields = {f.name for f in dataclasses.fields(module.Args)}
+    return {"num_steps" if "num_steps" in fields else "batch_size": TINY_BATCH}
 
 
 def env_seconds_per_step(env_id, steps=2000):
@@ -61,8 +68,8 @@ def algorithm_seconds_per_step(algo):
     """Training time per step beyond the simulator's, from the second of two short iterations."""
     module = grid.algorithm(algo)
     with tempfile.TemporaryDirectory() as out:
-        batch = next(iter(TINY_BATCH[algo].values()))
-        args = module.Args(env_id=CALIBRATION_ENV, total_timesteps=2 * batch, out=out, **TINY_BATCH[algo])
+        batch = TINY_BATCH
+        args = module.Args(env_id=CALIBRATION_ENV, total_timesteps=2 * batch, out=out, **tiny_batch(module))
         module.train(args, quiet=True)
         last = pd.read_csv(pathlib.Path(out) / "progress.csv").iloc[-1]
     return (last.rollout_s + last.update_s) / batch - env_seconds_per_step(CALIBRATION_ENV)

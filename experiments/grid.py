@@ -93,8 +93,13 @@ def scale_config(config, scale):
 
 
 def experiment_variants(config, scale, experiment):
+    """The experiment's variants at a scale: the scale's `variants` list (a subset of the experiment's and the
+    scale's own `add_variants`, in the order given), else the experiment's list and then `add_variants`.
+    A variant in `add_variants` runs at that scale only."""
     chosen = config["scales"][scale]["experiments"].get(experiment, {})
-    return chosen.get("variants", config["experiments"][experiment]["variants"])
+    if "variants" in chosen:
+        return list(chosen["variants"])
+    return config["experiments"][experiment]["variants"] + chosen.get("add_variants", [])
 
 
 def experiment_runs(config, scale, experiment):
@@ -291,9 +296,12 @@ def run_fingerprint(meta):
 def code_reason(name, made_by):
     """None when code with fingerprint `made_by` computes the same numbers as the current code (both in one
     entry of code_versions.yaml), else why not."""
-    entry = code_versions().get(name, {})
-    now, same = fingerprint_now(name), entry.get("fingerprints", {})
+    entry = code_versions().get(name)
+    now = fingerprint_now(name)
     file = "gradient_noise.py" if name == "gradient_noise" else f"{name}.py with run_contract.py"
+    if entry is None:  # an algorithm with no entry (a new file): its runs are current while its code is unchanged
+        return None if made_by == now else f"made by other code (fingerprint {str(made_by)[:12]}), not {file} as it is now"
+    same = entry["fingerprints"]
     if now not in same:
         return (f"the current {file} (fingerprint {now[:12]}) is not recorded as computing the numbers of "
                 f"{entry.get('reference', 'any earlier code')}: run python -m experiments.equivalence --record")
@@ -340,8 +348,34 @@ def _type_ok(field, value):
     return isinstance(value, field.type)
 
 
+MAX_CONFIG_VALUES = 100_000  # far above any real grid; a YAML alias bomb expands past it at once
+
+
+def bounded(config, limit=MAX_CONFIG_VALUES):
+    """ConfigError when the config, with every YAML alias expanded, holds more than `limit` values: aliases
+    are shared when loaded, but checking or printing the config would expand them (a 403-byte file can
+    stand for billions of values)."""
+    stack, seen = [config], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise ConfigError(f"(top level): the config expands to more than {limit:,} values (nested YAML "
+                              "aliases?); refused before it is checked")
+        if isinstance(node, dict):
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+
+
+def whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check(config):
-    """Raise ConfigError on the first problem: schema, names, arguments, ranges, env ids."""
+    """Raise ConfigError on the first problem: size, schema, names, arguments, ranges, env ids, and
+    per-env settings for envs that nothing runs."""
+    bounded(config)
     schema = yaml.safe_load(SCHEMA.read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
@@ -354,6 +388,10 @@ def check(config):
             if variant not in config["variants"]:
                 raise ConfigError(f"experiments.{name}.variants[{i}]: unknown variant {variant!r}")
     for variant, spec in config["variants"].items():
+        try:
+            algorithm_path(spec["algo"])
+        except ConfigError:
+            raise ConfigError(f"variants.{variant}.algo: no algorithm file algorithms/{spec['algo']}.py") from None
         fields = {f.name: f for f in dataclasses.fields(algorithm(spec["algo"]).Args)}
         for key, layer in [("args", spec["args"])] + [(f"env_args.{e}", a) for e, a in spec.get("env_args", {}).items()]:
             for name, value in layer.items():
@@ -365,7 +403,34 @@ def check(config):
                 if not _type_ok(fields[name], value):
                     raise ConfigError(f"{where}: expected {fields[name].type.__name__}, got {value!r}")
     for scale, sc in config["scales"].items():
+        counts = [("steps", sc["steps"]), ("random_episodes", sc["random_episodes"])]
+        counts += [(f"env_steps.{env}", n) for env, n in sc.get("env_steps", {}).items()]
+        counts += [(f"gradient_noise.{k}", n) for k, n in sc.get("gradient_noise", {}).items()]
+        counts += [(f"experiments.{e}.seeds[{i}]", n) for e, c in sc["experiments"].items() for i, n in enumerate(c["seeds"])]
+        for key, n in counts:
+            if not whole(n):
+                raise ConfigError(f"scales.{scale}.{key}: expected a whole number, got {n!r}")
+        envs_run = {env for chosen in sc["experiments"].values() for env in chosen["envs"]}
+        for env in sc.get("env_steps", {}):
+            if env not in envs_run:
+                raise ConfigError(f"scales.{scale}.env_steps.{env}: no experiment of this scale runs {env} "
+                                  f"(it runs {', '.join(sorted(envs_run))})")
+        for exp, chosen in sc["experiments"].items():
+            listed, added = config["experiments"][exp]["variants"], chosen.get("add_variants", [])
+            for key in ("variants", "add_variants"):
+                for i, variant in enumerate(chosen.get(key, [])):
+                    if key == "variants" and variant not in listed + added:
+                        raise ConfigError(f"scales.{scale}.experiments.{exp}.variants[{i}]: {variant!r} is not one of "
+                                          f"experiments.{exp}.variants (to run it at this scale only, name it in "
+                                          "this scale's add_variants too)")
+                    if key == "add_variants" and variant in listed:
+                        raise ConfigError(f"scales.{scale}.experiments.{exp}.add_variants[{i}]: {variant!r} is already "
+                                          f"in experiments.{exp}.variants")
         for algo, layer in sc.get("algo_args", {}).items():
+            try:
+                algorithm_path(algo)
+            except ConfigError:
+                raise ConfigError(f"scales.{scale}.algo_args.{algo}: no algorithm file algorithms/{algo}.py") from None
             fields = {f.name: f for f in dataclasses.fields(algorithm(algo).Args)}
             for name, value in layer.items():
                 if name in WORKFLOW_ARGS or name not in fields or not _type_ok(fields[name], value):
@@ -375,12 +440,22 @@ def check(config):
             for i, env in enumerate(chosen["envs"]):
                 if env not in gym.registry:
                     raise ConfigError(f"scales.{scale}.experiments.{exp}.envs[{i}]: unknown environment {env!r}")
-            for i, variant in enumerate(chosen.get("variants", [])):
-                if variant not in config["variants"]:
-                    raise ConfigError(f"scales.{scale}.experiments.{exp}.variants[{i}]: unknown variant {variant!r}")
+            for key in ("variants", "add_variants"):
+                for i, variant in enumerate(chosen.get(key, [])):
+                    if variant not in config["variants"]:
+                        raise ConfigError(f"scales.{scale}.experiments.{exp}.{key}[{i}]: unknown variant {variant!r}")
         if "time_limits" in sc["experiments"]:
             time_limit_cells(config, scale)
         _check_ranges(config, scale)
+    runs_on = {variant: set() for variant in config["variants"]}
+    for scale in config["scales"]:
+        for run in runs(config, scale):
+            runs_on[run.variant].add(run.env)
+    for variant, spec in config["variants"].items():
+        for env in spec.get("env_args", {}):
+            if env not in runs_on[variant]:
+                raise ConfigError(f"variants.{variant}.env_args.{env}: {variant} runs on {env} at no scale "
+                                  "(a misspelt env would silently leave the variant at its defaults)")
 
 
 def _check_ranges(config, scale):

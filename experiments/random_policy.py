@@ -34,6 +34,7 @@ def random_episodes(env_id, episodes, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.error = lambda message: sys.exit(f"error: {message}")  # one line, without the usage
     parser.add_argument("--env-id", required=True)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -43,6 +44,8 @@ def main(argv=None):
         sys.exit(f"error: --env-id: unknown environment {args.env_id!r}")
     if args.episodes < 1:
         sys.exit(f"error: --episodes: must be positive, got {args.episodes}")
+    if args.seed < 0:
+        sys.exit(f"error: --seed: must be >= 0, got {args.seed}")
     rows = random_episodes(args.env_id, args.episodes, args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".partial", "w", newline="") as f:

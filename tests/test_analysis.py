@@ -191,6 +191,17 @@ def test_load_runs_tidy_frames(good_run):
      "ends at global_step 128, run.json says 256 steps were trained"),
     (lambda d: (d / "episodes.csv").write_text("global_step,ep_return,ep_length,terminated\n"), "0 episodes, progress counts"),
     (lambda d: (d / "episodes.csv").unlink(), "missing episodes.csv"),
+    # no silent wrong score: a return that is no number, or one that is not the episode progress.csv logged
+    (lambda d: edit_cell(d / "episodes.csv", 0, "ep_return", "nan"), r"line 2, ep_return nan is not a finite return"),
+    (lambda d: edit_cell(d / "episodes.csv", 1, "ep_return", "inf"), r"line 3, ep_return inf is not a finite return"),
+    (lambda d: edit_cell(d / "episodes.csv", 2, "ep_return", "1e300"), r"line 4, ep_return 1e\+300 is not a finite"),
+    (lambda d: edit_cell(d / "episodes.csv", 2, "ep_return", "499"), r"have mean return .*, progress.csv logged"),
+    (lambda d: edit_cell(d / "progress.csv", 1, "value_loss", "oops"), r"line 3, column value_loss: 'oops' is not a number"),
+    (lambda d: (d / "episodes.csv").unlink() or (d / "episodes.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage"),
+     "episodes.csv.gz: unreadable"),
+    # files copied from another run: their identity columns contradict run.json
+    (lambda d: edit_cell(d / "progress.csv", 0, "seed", "7"), r"column seed holds \['1', '7'\], the run is 1"),
+    (lambda d: edit_cell(d / "progress.csv", 1, "env_id", "Hopper-v5"), r"column env_id holds .*Hopper-v5"),
 ])
 def test_load_rejects_a_broken_run_naming_it(good_run, tmp_path, damage, message):
     broken = tmp_path / "seed1"
@@ -199,6 +210,39 @@ def test_load_rejects_a_broken_run_naming_it(good_run, tmp_path, damage, message
     with pytest.raises(RunContractError, match=message) as info:
         load_run(broken)
     assert str(broken) in str(info.value)
+
+
+def test_runs_in_the_wrong_place_are_refused_in_one_line(good_run, tmp_path):
+    scale = tmp_path / "scale"
+    shutil.copytree(good_run.parent.parent.parent.parent, scale)
+    runs = scale / "runs" / "ppo_clip_0.2"
+    shutil.copytree(runs / "CartPole-v1" / "seed1", runs / "CartPole-v1" / "seed1 (copy)")
+    with pytest.raises(RunContractError, match=r"seed1 \(copy\): not a run folder name \(seed<k>\)"):
+        load_runs(scale)
+    shutil.rmtree(runs / "CartPole-v1" / "seed1 (copy)")
+    shutil.move(runs / "CartPole-v1" / "seed1", runs / "CartPole-v1" / "seed2")  # a run.json for seed 1, in seed2/
+    with pytest.raises(RunContractError, match=r"seed2/run.json: seed 1, env 'CartPole-v1', but the folder is "
+                                               r"CartPole-v1/seed2"):
+        load_runs(scale)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda p: p.unlink(), r"CartPole-v1.csv: missing: CartPole-v1's random-policy anchor"),
+    (lambda p: p.write_text("episode,ep_return,ep_length,terminated\n0,inf,3,1\n"), r"line 2, ep_return inf is not"),
+    (lambda p: p.write_text("episode,ep_return,ep_length,terminated\n0,twenty,3,1\n"),
+     r"line 2, column ep_return: 'twenty' is not a number"),
+    (lambda p: p.write_text("episode,score\n0,3\n"), r"columns \['episode', 'score'\], a random-policy anchor has"),
+    (lambda p: p.write_text("episode,ep_return,ep_length,terminated\n"), "no episodes"),
+])
+def test_broken_random_policy_anchors_are_refused_naming_the_file(tmp_path, damage, message):
+    from analysis.load import load_random
+    anchor = tmp_path / "random" / "CartPole-v1.csv"
+    anchor.parent.mkdir()
+    anchor.write_text("episode,ep_return,ep_length,terminated\n0,20.0,20,1\n1,24.0,24,1\n")
+    assert load_random(tmp_path, ["CartPole-v1"]).ep_return.mean() == 22.0
+    damage(anchor)
+    with pytest.raises(RunContractError, match=message):
+        load_random(tmp_path, ["CartPole-v1"])
 
 
 def edit_cell(path, row, column, value):

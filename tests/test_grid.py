@@ -66,7 +66,23 @@ BAD = [
     (("scales", "quick", "experiments", "baselines", "seedz"), [1], "scales.quick.experiments.baselines: "
      "Additional properties are not allowed ('seedz' was unexpected)"),
     (("scale",), "huge", "scale: 'huge' is not one of"),
-    (("variants", "trpo", "algo"), "a2c", "variants.trpo.algo: 'a2c' is not one of"),
+    (("variants", "trpo", "algo"), "a2c", "variants.trpo.algo: no algorithm file algorithms/a2c.py"),
+    # names from data are never paths: an algorithm is a file directly in algorithms/
+    (("variants", "trpo", "algo"), "../../x/evil", "variants.trpo.algo: '../../x/evil' does not match"),
+    (("variants", "trpo", "algo"), "run_contract", "variants.trpo.algo: no algorithm file algorithms/run_contract.py"),
+    # no silent defaults: settings for envs nothing runs, step counts that are not whole numbers
+    (("scales", "smoke", "steps"), 1536.0, "scales.smoke.steps: expected a whole number, got 1536.0"),
+    (("scales", "smoke", "env_steps"), {"CartPol-v1": 3000}, "scales.smoke.env_steps.CartPol-v1: no experiment of this "
+     "scale runs CartPol-v1"),
+    (("variants", "vpg_gae", "env_args"), {"CartPol-v1": {"pi_lr": 0.01}}, "variants.vpg_gae.env_args.CartPol-v1: "
+     "vpg_gae runs on CartPol-v1 at no scale"),
+    (("scales", "quick", "experiments", "baselines", "seeds"), [1, 2.0], "scales.quick.experiments.baselines.seeds[1]: "
+     "expected a whole number, got 2.0"),
+    # a scale's variants are the experiment's, or ones it declares it adds
+    (("scales", "smoke", "experiments", "gae_lambda", "variants"), ["ppo_gae_0", "trpo"],
+     "scales.smoke.experiments.gae_lambda.variants[1]: 'trpo' is not one of experiments.gae_lambda.variants"),
+    (("scales", "smoke", "experiments", "gae_lambda", "add_variants"), ["ppo_gae_1"],
+     "scales.smoke.experiments.gae_lambda.add_variants[0]: 'ppo_gae_1' is already in experiments.gae_lambda.variants"),
     (("scales", "quick", "experiments", "baselines", "envs"), ["CartPole-v1", "Hoper-v5"],
      "scales.quick.experiments.baselines.envs[1]: unknown environment 'Hoper-v5'"),
     (("variants", "vpg_gae", "args", "clip_eps"), 0.2, "variants.vpg_gae.args.clip_eps: vpg.py has no argument --clip-eps"),
@@ -91,6 +107,24 @@ BAD = [
      "the ppo1 regime with the time limit bootstrapped"),
     (("experiments", "time_limits", "variants"), ["trpo"], "experiments.time_limits.variants: trpo is not a PPO variant"),
 ]
+
+
+def test_a_variant_can_be_added_to_one_scale_only(config):
+    added = mutate(config, ("scales", "smoke", "experiments", "algorithms", "add_variants"), ["ppo_none"])
+    grid.check(added)
+    assert grid.experiment_variants(added, "smoke", "algorithms")[-1] == "ppo_none"
+    assert "ppo_none" not in grid.experiment_variants(added, "quick", "algorithms")
+    assert len(grid.runs(added, "quick")) == len(grid.runs(config, "quick"))  # the other scales plan what they did
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line_before_it_is_expanded(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]  # 10^9 values
+    bomb.write_text("\n".join(lines) + "\n")
+    config = grid.load(bomb)  # loading shares the aliases: cheap
+    with pytest.raises(grid.ConfigError, match=r"^\(top level\): the config expands to more than 100,000 values"):
+        grid.check(config)
 
 
 def test_the_time_limit_cells_follow_each_variants_resolved_arguments(config):

@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
                            out=str(out), compress=True, **grid.run_args(config, "smoke", run.variant, run.env)[0]),
                   quiet=True)
     (scale_dir / "random").mkdir()
-    (scale_dir / "random" / "CartPole-v1.csv").write_text("episode,ep_return,ep_length\n0,20.0,20\n1,24.0,24\n")
+    (scale_dir / "random" / "CartPole-v1.csv").write_text("episode,ep_return,ep_length,terminated\n0,20.0,20,1\n1,24.0,24,1\n")
     return config, scale_dir
 
 
@@ -93,7 +93,7 @@ def test_a_stale_argument_or_algorithm_file_stops_the_analysis_naming_the_run_an
 def test_the_report_cli_refuses_in_one_line_and_writes_nothing(tmp_path):
     unrelated = tmp_path / "photos"
     unrelated.mkdir()
-    for argv in (["--summary"], ["--scale", "quick"]):
+    for argv in ([], ["--scale", "quick"]):
         proc = subprocess.run([sys.executable, "-m", "analysis.report", str(unrelated), *argv], cwd=ROOT,
                               capture_output=True, text=True)
         assert proc.returncode != 0 and proc.stderr.strip().startswith("error: ")
@@ -101,9 +101,10 @@ def test_the_report_cli_refuses_in_one_line_and_writes_nothing(tmp_path):
         assert not any(unrelated.iterdir())
 
 
-def test_analysis_load_without_an_argument_prints_usage():
+def test_analysis_load_without_an_argument_says_what_it_needs_in_one_line():
     proc = subprocess.run([sys.executable, "-m", "analysis.load"], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode != 0 and proc.stderr.strip() == "usage: python -m analysis.load SCALE_DIR   (e.g. results/quick)"
+    assert proc.returncode != 0 and proc.stderr.strip() == ("error: the following arguments are required: PATH "
+                                                            "(python -m analysis.load --help)")
 
 
 def test_a_repeated_config_key_is_refused_with_its_line(tmp_path):

@@ -1,0 +1,87 @@
+"""Off the happy path: one line, never a traceback, for every way a user can get input wrong; nothing
+run from data (docs/DESIGN.md §3, §9)."""
+import errno
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, load_algorithm
+
+
+def run_cli(*argv, **kwargs):
+    return subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["--total-timesteps", "1e6"], "error: --total-timesteps: invalid int value: '1e6'"),
+    (["--clip-epsilon", "0.1"], "error: --clip-epsilon: no such flag (did you mean --clip-eps?)"),
+    (["--regime"], "error: --regime: expected one argument"),
+])
+def test_argument_errors_are_one_line_naming_the_flag(argv, line, tmp_path):
+    proc = run_cli(ROOT / "algorithms" / "ppo.py", *argv, "--out", tmp_path / "run")
+    assert proc.returncode == 2 and proc.stderr.strip() == line, proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing made before the checks pass
+
+
+def test_a_full_disk_is_one_line_and_publishes_nothing(tmp_path, capsys, monkeypatch):
+    vpg = load_algorithm("vpg")
+    import run_contract
+
+    def full(self, name, rows):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{self.out}/{name}.csv.partial")
+    monkeypatch.setattr(run_contract.RunFiles, "write", full)
+    with pytest.raises(SystemExit) as exit_info:
+        vpg.main(["--env-id", "CartPole-v1", "--batch-size", "64", "--total-timesteps", "64", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 1 and len(err.splitlines()) == 1, err
+    assert err.endswith("progress.csv.partial: No space left on device (nothing published)")
+    assert not (tmp_path / "r" / "run.json").exists()
+
+
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "algorithms" / "trpo.py"), "--env-id", "CartPole-v1",
+                             "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # inside the imports of torch and gymnasium
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].strip()
+    assert proc.returncode == 130 and len(err.splitlines()) == 1 and err.startswith("interrupted"), err
+
+
+def test_the_random_policy_script_refuses_bad_input_in_one_line(tmp_path):
+    for argv, line in ([["--seed", "-3"], "error: --seed: must be >= 0, got -3"],
+                       [["--seed", "x"], "error: argument --seed: invalid int value: 'x'"]):
+        proc = run_cli(ROOT / "experiments" / "random_policy.py", "--env-id", "CartPole-v1", "--out",
+                       tmp_path / "r.csv", *argv)
+        assert proc.returncode != 0 and proc.stderr.strip() == line, proc.stderr
+
+
+@pytest.mark.parametrize("target", ["results/smoke/random/x||touch pgrepro_injected||echo.csv",
+                                    "results/smoke/gradient_noise/x;touch pgrepro_injected;/seed1.csv"])
+def test_a_target_path_cannot_run_a_shell_command(target, tmp_path):
+    proc = run_cli("-m", "snakemake", "-s", ROOT / "Snakefile", "--directory", tmp_path, "--cores", "1",
+                   target, "--config", "scale=smoke", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert not (tmp_path / "pgrepro_injected").exists() and not (ROOT / "pgrepro_injected").exists()
+
+
+def test_analysis_load_takes_a_run_a_runs_folder_or_a_scale_and_has_help():
+    run = ROOT / "results" / "paper" / "runs" / "trpo" / "Hopper-v5" / "seed1"
+    proc = run_cli("-m", "analysis.load", run, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"{run}: a finished trpo run, Hopper-v5 seed 1"), proc.stderr
+    assert run_cli("-m", "analysis.load", "--help", cwd=ROOT).stdout.startswith("usage: python -m analysis.load")
+    proc = run_cli("-m", "analysis.load", ROOT / "results" / "nowhere", cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("nowhere: no such folder")
+
+
+def test_repack_never_writes_through_a_symlinked_lock(tmp_path):
+    import shutil
+    run = tmp_path / "runs" / "trpo" / "Hopper-v5" / "seed1"
+    shutil.copytree(ROOT / "results" / "paper" / "runs" / "trpo" / "Hopper-v5" / "seed1", run)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run / ".lock").symlink_to(victim)
+    proc = run_cli("-m", "experiments.repack", tmp_path / "runs", cwd=ROOT)
+    assert proc.returncode != 0 and "a symbolic link is never followed" in proc.stderr and victim.read_text() == "precious\n"
