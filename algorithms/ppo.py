@@ -155,23 +155,44 @@ class ObsNormaliser:
         return np.minimum(np.maximum(z, -self.clip), self.clip)  # np.clip, without its wrapper's cost
 
 
-# ---------------------------------------------------------------- advantage estimator
-def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
-    """GAE(λ) (Schulman et al. 2016, eq. 16) over a (T, N) batch, recursing backwards in time:
+# ---------------------------------------------------------------- ppo's own normalisers: rewards, and ppo1's observation filter
+class RewardScaler:
+    """--scale-rewards: r_t divided by the running std of the discounted return R_t = γR_{t-1} + r_t (reset when
+    an episode ends), then clipped to ±--reward-clip (baselines' VecNormalize; Engstrom et al. 2020 §3)."""
 
-        δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t)
-        A_t = δ_t + γ λ (1 − end_t) A_{t+1}
+    def __init__(self, num_envs, gamma, clip, enabled):
+        self.rms, self.returns, self.gamma, self.clip, self.enabled = RunningMeanStd(), [0.0] * num_envs, gamma, clip, enabled
 
-    next_values[t] is V of the real successor of step t (the final observation if the episode ended
-    there). end_t cuts the recursion at every episode boundary (docs/DESIGN.md §5).
-    Returns (advantages, value targets = advantages + values)."""
-    deltas = rewards + gamma * (1.0 - terminated) * next_values - values   # all t at once
-    decay = gamma * lam * (1.0 - episode_end)                                # γλ(1 − end_t)
-    advantages = np.zeros_like(rewards)
-    next_advantage = np.zeros_like(rewards[0])
-    for t in reversed(range(len(rewards))):  # only the recursion is sequential
-        next_advantage = advantages[t] = deltas[t] + decay[t] * next_advantage
-    return advantages, advantages + values
+    def __call__(self, r, i, done):  # reward r of environment i
+        if not self.enabled:
+            return r
+        self.returns[i] = self.returns[i] * self.gamma + r
+        self.rms.update(self.returns[i])
+        if done:
+            self.returns[i] = 0.0
+        return min(max(r / math.sqrt(self.rms.var + 1e-8), -self.clip), self.clip)
+
+
+class BatchObsNormaliser:
+    """ppo1's observation filter (baselines common/mpi_running_mean_std.py @ da99706): sums over every
+    observation so far, updated once per iteration with the whole batch. It starts at sum 0, sum of
+    squares 1e-2 and count 1e-2 (mean 0, std 1), and floors the variance at 1e-2, so std ≥ 0.1."""
+
+    def __init__(self, dim, clip):
+        self.sum, self.sumsq, self.count, self.clip = np.zeros(dim), np.full(dim, 1e-2), 1e-2, clip
+
+    def __call__(self, x):  # frozen during the rollout (ppo1 normalises inside the policy's graph)
+        mean = self.sum / self.count
+        std = np.sqrt(np.maximum(self.sumsq / self.count - np.square(mean), 1e-2))
+        return np.minimum(np.maximum((x - mean) / std, -self.clip), self.clip)
+
+    def rollout_start(self, raw_obs, obs):  # the policy sees the filter as last updated
+        return self(raw_obs)
+
+    def batch(self, raw_obs, obs):  # update with the whole batch, then the epochs train on it re-normalised
+        batch = raw_obs.reshape(-1, raw_obs.shape[-1])
+        self.sum, self.sumsq, self.count = self.sum + batch.sum(0), self.sumsq + np.square(batch).sum(0), self.count + len(batch)
+        return self(raw_obs).astype(np.float32)
 
 
 # ---------------------------------------------------------------- networks
@@ -264,44 +285,23 @@ class CategoricalPolicy(nn.Module):
         return act
 
 
-# ---------------------------------------------------------------- ppo's own normalisers: rewards, and ppo1's observation filter
-class RewardScaler:
-    """--scale-rewards: r_t divided by the running std of the discounted return R_t = γR_{t-1} + r_t (reset when
-    an episode ends), then clipped to ±--reward-clip (baselines' VecNormalize; Engstrom et al. 2020 §3)."""
+# ---------------------------------------------------------------- advantage estimator
+def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
+    """GAE(λ) (Schulman et al. 2016, eq. 16) over a (T, N) batch, recursing backwards in time:
 
-    def __init__(self, num_envs, gamma, clip, enabled):
-        self.rms, self.returns, self.gamma, self.clip, self.enabled = RunningMeanStd(), [0.0] * num_envs, gamma, clip, enabled
+        δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t)
+        A_t = δ_t + γ λ (1 − end_t) A_{t+1}
 
-    def __call__(self, r, i, done):  # reward r of environment i
-        if not self.enabled:
-            return r
-        self.returns[i] = self.returns[i] * self.gamma + r
-        self.rms.update(self.returns[i])
-        if done:
-            self.returns[i] = 0.0
-        return min(max(r / math.sqrt(self.rms.var + 1e-8), -self.clip), self.clip)
-
-
-class BatchObsNormaliser:
-    """ppo1's observation filter (baselines common/mpi_running_mean_std.py @ da99706): sums over every
-    observation so far, updated once per iteration with the whole batch. It starts at sum 0, sum of
-    squares 1e-2 and count 1e-2 (mean 0, std 1), and floors the variance at 1e-2, so std ≥ 0.1."""
-
-    def __init__(self, dim, clip):
-        self.sum, self.sumsq, self.count, self.clip = np.zeros(dim), np.full(dim, 1e-2), 1e-2, clip
-
-    def __call__(self, x):  # frozen during the rollout (ppo1 normalises inside the policy's graph)
-        mean = self.sum / self.count
-        std = np.sqrt(np.maximum(self.sumsq / self.count - np.square(mean), 1e-2))
-        return np.minimum(np.maximum((x - mean) / std, -self.clip), self.clip)
-
-    def rollout_start(self, raw_obs, obs):  # the policy sees the filter as last updated
-        return self(raw_obs)
-
-    def batch(self, raw_obs, obs):  # update with the whole batch, then the epochs train on it re-normalised
-        batch = raw_obs.reshape(-1, raw_obs.shape[-1])
-        self.sum, self.sumsq, self.count = self.sum + batch.sum(0), self.sumsq + np.square(batch).sum(0), self.count + len(batch)
-        return self(raw_obs).astype(np.float32)
+    next_values[t] is V of the real successor of step t (the final observation if the episode ended
+    there). end_t cuts the recursion at every episode boundary (docs/DESIGN.md §5).
+    Returns (advantages, value targets = advantages + values)."""
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values   # all t at once
+    decay = gamma * lam * (1.0 - episode_end)                                # γλ(1 − end_t)
+    advantages = np.zeros_like(rewards)
+    next_advantage = np.zeros_like(rewards[0])
+    for t in reversed(range(len(rewards))):  # only the recursion is sequential
+        next_advantage = advantages[t] = deltas[t] + decay[t] * next_advantage
+    return advantages, advantages + values
 
 
 # ---------------------------------------------------------------- the objectives (the only part that differs)

@@ -95,25 +95,6 @@ class ObsNormaliser:
         return np.minimum(np.maximum(z, -self.clip), self.clip)  # np.clip, without its wrapper's cost
 
 
-# ---------------------------------------------------------------- advantage estimator
-def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
-    """GAE(λ) (Schulman et al. 2016, eq. 16) over a (T, N) batch, recursing backwards in time:
-
-        δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t)
-        A_t = δ_t + γ λ (1 − end_t) A_{t+1}
-
-    next_values[t] is V of the real successor of step t (the final observation if the episode ended
-    there). end_t cuts the recursion at every episode boundary (docs/DESIGN.md §5).
-    Returns (advantages, value targets = advantages + values)."""
-    deltas = rewards + gamma * (1.0 - terminated) * next_values - values   # all t at once
-    decay = gamma * lam * (1.0 - episode_end)                                # γλ(1 − end_t)
-    advantages = np.zeros_like(rewards)
-    next_advantage = np.zeros_like(rewards[0])
-    for t in reversed(range(len(rewards))):  # only the recursion is sequential
-        next_advantage = advantages[t] = deltas[t] + decay[t] * next_advantage
-    return advantages, advantages + values
-
-
 # ---------------------------------------------------------------- networks
 class MLP(nn.Sequential):
     """64×64 tanh MLP. --init orthogonal: orthogonal weights with gains (√2, √2, out_gain) (baselines ppo2);
@@ -202,6 +183,25 @@ class CategoricalPolicy(nn.Module):
             u = rng.random((len(obs), 1)) * cdf[:, -1:]
             return np.minimum((cdf < u).sum(-1), cdf.shape[1] - 1).astype(np.float32)
         return act
+
+
+# ---------------------------------------------------------------- advantage estimator
+def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
+    """GAE(λ) (Schulman et al. 2016, eq. 16) over a (T, N) batch, recursing backwards in time:
+
+        δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t)
+        A_t = δ_t + γ λ (1 − end_t) A_{t+1}
+
+    next_values[t] is V of the real successor of step t (the final observation if the episode ended
+    there). end_t cuts the recursion at every episode boundary (docs/DESIGN.md §5).
+    Returns (advantages, value targets = advantages + values)."""
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values   # all t at once
+    decay = gamma * lam * (1.0 - episode_end)                                # γλ(1 − end_t)
+    advantages = np.zeros_like(rewards)
+    next_advantage = np.zeros_like(rewards[0])
+    for t in reversed(range(len(rewards))):  # only the recursion is sequential
+        next_advantage = advantages[t] = deltas[t] + decay[t] * next_advantage
+    return advantages, advantages + values
 
 
 # ---------------------------------------------------------------- the four weights (the only part that differs)
