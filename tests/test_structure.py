@@ -70,3 +70,19 @@ def test_analysis_reads_the_columns_without_torch():
     code = "import sys, analysis.load; assert 'torch' not in sys.modules, 'torch imported'; print(len(analysis.load.PROGRESS_COLUMNS))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "27", proc.stderr
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_validate_changes_nothing_and_creates_nothing(algo, tmp_path):
+    module = load_algorithm(algo)
+    args = module.Args(env_id="CartPole-v1", out=str(tmp_path / "not" / "yet" / "there"))
+    before = dataclasses.replace(args)
+    module.validate(args)
+    assert args == before and list(tmp_path.iterdir()) == []  # no directory made, no regime filled in
+
+
+def test_the_workflow_passes_snakemakes_linter():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, \
+        (proc.stdout + proc.stderr)[-3000:]
