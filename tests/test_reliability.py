@@ -85,3 +85,23 @@ def test_repack_never_writes_through_a_symlinked_lock(tmp_path):
     (run / ".lock").symlink_to(victim)
     proc = run_cli("-m", "experiments.repack", tmp_path / "runs", cwd=ROOT)
     assert proc.returncode != 0 and "a symbolic link is never followed" in proc.stderr and victim.read_text() == "precious\n"
+
+
+def test_an_algorithm_name_from_a_run_json_never_reaches_a_file_outside_algorithms(tmp_path):
+    from analysis import setups
+    from experiments import grid
+    (tmp_path / "evil.py").write_text("raise SystemExit('evil ran')\n")
+    for name in ("../../x/evil", str(tmp_path / "evil"), "run_contract", "PPO", "ppo.py"):
+        with pytest.raises(grid.ConfigError, match="no algorithm file"):
+            grid.algorithm(name)
+        with pytest.raises(grid.ConfigError):
+            setups.policy_shape(name, {"init": "orthogonal"})
+
+
+def test_the_progress_line_says_the_rounded_step_count_once_and_shows_an_eta(tmp_path):
+    proc = run_cli(ROOT / "algorithms" / "vpg.py", "--env-id", "CartPole-v1", "--batch-size", "64",
+                   "--total-timesteps", "200", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "vpg: training 192 steps, --total-timesteps 200 rounded down to whole batches of 64"
+    assert sum("rounded down" in line for line in lines) == 1 and lines[-1].startswith("iter 3/3") and " eta " in lines[-1]
