@@ -12,9 +12,9 @@ Each number is the fastest of --repeats measurements; versions are measured in t
 Rows go to --csv (a label, algorithm and env measured again replaces its row) with the machine description,
 and results/bench/throughput.png draws them.
 
-  python experiments/bench.py                         # the current algorithm files
-  mkdir -p /tmp/before && git show fb2611b:algorithms/ppo.py > /tmp/before/ppo.py
-  python experiments/bench.py --algos ppo --version before=/tmp/before --version after=algorithms
+  python -m experiments.bench                         # the current algorithm files
+  mkdir -p /tmp/before && for a in ppo trpo vpg; do git show 73ca68d:algorithms/$a.py > /tmp/before/$a.py; done
+  python -m experiments.bench --version before=/tmp/before --version after=algorithms
 
 This is a measurement, never a test: the numbers depend on the machine and its load.
 """
