@@ -4,6 +4,7 @@
 rule experiment_analysis:
     input:
         experiment_inputs,
+        config=config_marker,
         code=expand("{root}/analysis/{module}.py", root=workflow.basedir, module=["experiments", "stats", "load"]),
         published=PUBLISHED,
     output:
@@ -37,6 +38,7 @@ rule experiment_analysis:
 rule report:
     input:
         report_inputs,
+        config=config_marker,
         code=expand("{root}/analysis/{module}.py", root=workflow.basedir, module=["report", "setups"]),
         published=PUBLISHED,
         discussion=discussions,

@@ -80,6 +80,18 @@ def config_json(wildcards):
     return json.dumps(grid.scale_config(config, wildcards.scale), sort_keys=True)
 
 
+def config_marker(wildcards):
+    """The scale's part of the config as a file, rewritten only when its content changes: an input of the
+    analyses, so that they rerun when, and only when, the grid they read changes (not on a rule's edit)."""
+    path = f"results/{wildcards.scale}/stale/config.json"
+    text = config_json(wildcards) + "\n"
+    if not os.path.exists(path) or open(path).read() != text:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    return path
+
+
 def all_outputs():
     return (
         run_files(SCALE, grid.runs(config, SCALE), "run.json")
