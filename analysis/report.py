@@ -643,10 +643,11 @@ def budget_caveat(scale_dir, config, scale):
         if runs[(runs.variant == variant) & (runs.env == env)].steps.max() < 990_000:
             continue
         here = ours[(ours.variant == variant) & (ours.env == env)]
-        here = stats.final_scores(here).score if len(here) else pd.Series(dtype=float)
+        if not len(here):  # a setting this scale does not run
+            continue
+        here = stats.final_scores(here).score
         rows.append({"variant": variant, "env": env,
-                     f"{scale} ({steps // 1000}k steps)": f"{here.mean():.0f} ± {here.std(ddof=0):.0f} ({len(here)} seeds)"
-                     if len(here) else "no run at this scale yet",
+                     f"{scale} ({steps // 1000}k steps)": f"{here.mean():.0f} ± {here.std(ddof=0):.0f} ({len(here)} seeds)",
                      "paper scale (1M steps)": f"{g.score.mean():.0f} ± {g.score.std(ddof=0):.0f} ({len(g)} seeds)"})
     if rows:
         lines += ["", f"The same variants at 1M steps (`{paper}`, final score, mean ± std over seeds):", "",
