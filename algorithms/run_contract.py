@@ -39,6 +39,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -525,11 +526,19 @@ class Run:
         return self
 
     def __exit__(self, kind, error, traceback):
-        if kind is not None:
-            self.files.abandon()
-        self.files.close()
-        for env in self.envs:
-            env.close()
+        # a second Ctrl-C (a terminal signals the whole process group, and experiments/job.py passes it on
+        # too) must not cut the clean-up short and leave the lock file behind
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            if kind is not None:
+                self.files.abandon()
+            self.files.close()
+            for env in self.envs:
+                env.close()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
 
     def make_envs(self, env_id, n):
         self.envs = [quietly(lambda: _gym().make(env_id)) for _ in range(n)]  # MuJoCo's C-level warnings
