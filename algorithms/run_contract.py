@@ -133,6 +133,7 @@ def main(train, Args, argv=None, description=""):
         print(f"error: {e.filename or 'a file'}: {e.strerror or e} (nothing published)", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving: a second Ctrl-C must not interrupt the exit
         print("interrupted: nothing published (the .partial files show how far it got)", file=sys.stderr)
         sys.exit(130)
 

@@ -105,3 +105,23 @@ def test_the_progress_line_says_the_rounded_step_count_once_and_shows_an_eta(tmp
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "vpg: training 192 steps, --total-timesteps 200 rounded down to whole batches of 64"
     assert sum("rounded down" in line for line in lines) == 1 and lines[-1].startswith("iter 3/3") and " eta " in lines[-1]
+
+
+def test_ctrl_c_twice_in_a_run_is_one_line_and_leaves_no_lock(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, and experiments/job.py passes it on as well: the
+    run sees two. The second must cut short neither the clean-up (the lock file) nor the exit (one line)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "algorithms" / "ppo.py"), "--env-id", "HalfCheetah-v5",
+                             "--total-timesteps", "200000", "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "progress.csv.partial").exists():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)  # training
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.003)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].strip()
+    assert proc.returncode == 130 and err == "interrupted: nothing published (the .partial files show how far it got)", err
+    assert sorted(p.name for p in out.iterdir()) == ["episodes.csv.partial", "progress.csv.partial"]
