@@ -211,6 +211,28 @@ def test_an_interrupted_rerun_of_a_stale_run_keeps_the_finished_run(smoke, tmp_p
     assert after == before, sorted(set(after) ^ set(before))
 
 
+def test_a_failed_rerun_leaves_the_run_another_writer_published(tmp_path):
+    """Two workflows on one folder (--nolock): while one holds a run (here: this test holds its lock, as a
+    running job would, after publishing it), the other's rerun of it fails at once ('in use'); the failed
+    job's clean-up must leave the published run exactly as it is (update() and keep-incomplete)."""
+    import run_contract
+    target = "results/smoke/runs/ppo_gae_1/CartPole-v1/seed1/run.json"
+    assert snakemake(tmp_path, "--cores", "1", target).returncode == 0
+    run_dir = tmp_path / target.rsplit("/", 1)[0]
+    before = {f.name: f.read_bytes() for f in run_dir.iterdir()}
+    override = tmp_path / "override.yaml"  # the other workflow's config: this run is stale for it
+    override.write_text("variants:\n  ppo_gae_1: {algo: ppo, args: {gae_lambda: 0.99}}\n")
+    holder = run_contract.DirLock(run_dir)  # the first workflow's job, still running
+    try:
+        proc = snakemake(tmp_path, "--cores", "1", "--nolock", target, overrides=[override])
+    finally:
+        holder.release()
+    assert proc.returncode != 0
+    log = (tmp_path / "results/smoke/logs/train/ppo_gae_1/CartPole-v1/seed1.log").read_text()
+    assert f"is in use by another run (pid {os.getpid()})" in log
+    assert {f.name: f.read_bytes() for f in run_dir.iterdir()} == before
+
+
 def processes_mentioning(text):
     found = []
     for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
