@@ -53,7 +53,6 @@ PROGRESS_COLUMNS = ["algo", "env_id", "seed", "iteration", "global_step", "wallt
                     "grad_norm"]
 EPISODE_COLUMNS = ["global_step", "ep_return", "ep_length", "terminated"]
 CLOCK_COLUMNS = ["walltime_s", "sps", "rollout_s", "update_s"]  # the only columns that differ between reruns
-ALGORITHMS_DIR = os.path.dirname(os.path.abspath(__file__))
 MAX_ENVS = 1024  # environments in one process, each with its own simulator
 
 
@@ -296,7 +295,8 @@ class Rollout:
         self.low, self.high = (None, None) if self.discrete else (act_space.low, act_space.high)
         N, dim, act_shape = len(envs), flat_dim(obs_space), () if self.discrete else act_space.shape
         self.obs, self.next_obs = np.zeros((T, N, dim), np.float32), np.zeros((T, N, dim), np.float32)
-        self.raw_obs = np.zeros((T, N, dim))  # encoded, not normalised (what ppo1's filter learns from)
+        self.per_batch = hasattr(normalise_obs, "batch")  # statistics that move once per batch (ppo1's filter)
+        self.raw_obs = np.zeros((T, N, dim)) if self.per_batch else None  # encoded, not normalised: what it learns from
         self.actions = np.zeros((T, N) + act_shape, np.float32)
         self.rewards, self.terminated, self.ends = (np.zeros((T, N), np.float32) for _ in range(3))
         self.raw_now = np.stack([self.encode(env.reset(seed=int(s))[0]) for env, s in
@@ -307,12 +307,13 @@ class Rollout:
     def collect(self, act, rng):
         """Fill the batch, acting with act(obs, rng) → actions; returns the episodes that ended in it, and
         the seconds it took."""
-        start, obs, raw, episodes = time.time(), self.obs_now, self.raw_now, []
-        per_batch = hasattr(self.normalise_obs, "batch")  # statistics that move once per batch
+        start, obs, raw, episodes, per_batch = time.time(), self.obs_now, self.raw_now, [], self.per_batch
         if per_batch:
             obs[:] = self.normalise_obs.rollout_start(raw, obs)
         for t in range(len(self.obs)):
-            self.obs[t], self.raw_obs[t] = obs, raw
+            self.obs[t] = obs
+            if per_batch:
+                self.raw_obs[t] = raw
             self.actions[t] = action = act(obs, rng)
             for i, env in enumerate(self.envs):
                 # the env gets the clipped action; the buffer keeps the sampled one (Huang et al. 2022)
@@ -333,7 +334,8 @@ class Rollout:
                     obs[i] = self.normalise_obs(x)
                 else:
                     obs[i] = self.next_obs[t, i]
-                raw[i] = x
+                if per_batch:
+                    raw[i] = x
         self.train_obs = self.normalise_obs.batch(self.raw_obs, self.obs) if per_batch else self.obs
         return episodes, time.time() - start
 
@@ -398,7 +400,7 @@ def numpy_mlp(weights):
 
 # ---------------------------------------------------------------- the run directory
 class Busy(Exception):
-    """The directory's lock is held by another process (its pid in .owner)."""
+    """The directory's lock is held by another process, whose pid is `owner`."""
 
     def __init__(self, owner):
         super().__init__(owner)

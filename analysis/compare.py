@@ -27,7 +27,8 @@ import json
 import pathlib
 import sys
 
-from analysis.load import CLOCK_COLUMNS, run_file
+from analysis.load import run_file
+from run_contract import CLOCK_COLUMNS
 from experiments import grid
 from experiments.grid import NOT_RUN_ARGS
 
@@ -87,8 +88,7 @@ def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
             shared = meta_a["args"].keys() & meta_b["args"].keys()
             meta_a["args"], meta_b["args"] = ({k: m["args"][k] for k in shared} for m in (meta_a, meta_b))
         made_by = meta_a.pop("fingerprint"), meta_b.pop("fingerprint")
-        listed = grid.code_versions().get(meta_a["algo"], {}).get("fingerprints", {})
-        if reruns and made_by[0] != made_by[1] and not all(f in listed for f in made_by):
+        if reruns and not grid.same_numbers(meta_a["algo"], *made_by):
             found.append(f"{run}/run.json: code {made_by[1][:12]} is not shown to compute what {made_by[0][:12]} computed")
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
                   for key in meta_a if meta_a[key] != meta_b[key] and key not in ignored]

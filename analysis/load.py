@@ -33,7 +33,6 @@ META_KEYS = ["algo", "args", "seed", "versions", "git_commit", "git_dirty", "scr
              "start_time", "end_time", "walltime_s", "exit_status"]
 NEVER_NAN = ["iteration", "global_step", "walltime_s", "ep_count", "update_steps"]  # every algorithm fills them
 # The only columns allowed to differ between two runs of the same code, versions and seed (docs/DESIGN.md §4)
-CLOCK_COLUMNS = ["walltime_s", "sps", "rollout_s", "update_s"]
 
 
 class RunContractError(ValueError):

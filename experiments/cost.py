@@ -68,11 +68,10 @@ def algorithm_seconds_per_step(algo):
     """Training time per step beyond the simulator's, from the second of two short iterations."""
     module = grid.algorithm(algo)
     with tempfile.TemporaryDirectory() as out:
-        batch = TINY_BATCH
-        args = module.Args(env_id=CALIBRATION_ENV, total_timesteps=2 * batch, out=out, **tiny_batch(module))
+        args = module.Args(env_id=CALIBRATION_ENV, total_timesteps=2 * TINY_BATCH, out=out, **tiny_batch(module))
         module.train(args, quiet=True)
         last = pd.read_csv(pathlib.Path(out) / "progress.csv").iloc[-1]
-    return (last.rollout_s + last.update_s) / batch - env_seconds_per_step(CALIBRATION_ENV)
+    return (last.rollout_s + last.update_s) / TINY_BATCH - env_seconds_per_step(CALIBRATION_ENV)
 
 
 class Calibration:

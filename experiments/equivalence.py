@@ -28,12 +28,12 @@ import tarfile
 import tempfile
 
 import gymnasium as gym
+import run_contract
 import yaml
 
 from experiments import grid
 
 ROOT = grid.ROOT
-CLOCK_COLUMNS = {"walltime_s", "sps", "rollout_s", "update_s"}
 # short time limits, so that a few hundred steps hold many truncations as well as terminations
 SHORT_LIMITS = {"equivalence/InvertedPendulum-tl40-v5": ("gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv", 40),
                 "equivalence/Pendulum-tl50-v1": ("gymnasium.envs.classic_control.pendulum:PendulumEnv", 50),
@@ -96,7 +96,7 @@ def load(path, name):
 def without_clock(path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    keep = [i for i, column in enumerate(rows[0]) if column not in CLOCK_COLUMNS]
+    keep = [i for i, column in enumerate(rows[0]) if column not in run_contract.CLOCK_COLUMNS]
     return [[row[i] for i in keep] for row in rows]
 
 
@@ -139,16 +139,15 @@ def run_gradient_noise(scratch):
     return outputs[0] == outputs[1], "gradient_noise.csv " + ("identical" if outputs[0] == outputs[1] else "differs")
 
 
-def check(names=None, gradient_noise=True, echo=print):
-    """Run the cases; returns {case: (identical, why)}."""
+def check():
+    """Run every case, printing each outcome; returns {case: (identical, why)}."""
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name in names or CASES:
+        for name in CASES:
             results[name] = run_case(name, scratch)
-            echo(f"{'same' if results[name][0] else 'DIFFERENT':9s} {name}: {results[name][1]}")
-        if gradient_noise:
-            results["gradient_noise"] = run_gradient_noise(scratch)
-            echo(f"{'same' if results['gradient_noise'][0] else 'DIFFERENT':9s} gradient_noise: {results['gradient_noise'][1]}")
+            print(f"{'same' if results[name][0] else 'DIFFERENT':9s} {name}: {results[name][1]}")
+        results["gradient_noise"] = run_gradient_noise(scratch)
+        print(f"{'same' if results['gradient_noise'][0] else 'DIFFERENT':9s} gradient_noise: {results['gradient_noise'][1]}")
     return results
 
 
