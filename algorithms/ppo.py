@@ -35,6 +35,8 @@ Writes progress.csv, episodes.csv and run.json into --out (run_contract.py; READ
 import run_contract as rc  # first: a Ctrl-C during the slow imports below then exits quietly
 from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
 
+import contextlib
+import copy
 import dataclasses
 import math
 import time
@@ -306,21 +308,22 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
 
 # ---------------------------------------------------------------- the objectives (the only part that differs)
 def policy_loss(objective, ratio, advantages, kl, clip_eps, beta):
-    """Negated surrogate of the chosen objective (we minimise); see the module docstring."""
+    """Negated surrogate of the chosen objective (we minimise), the mean over the minibatch (the last axis);
+    see the module docstring."""
     if objective == "clip":
-        return -torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+        return -torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean(-1)
     if objective in ("kl_fixed", "kl_adaptive"):
-        return -(ratio * advantages - beta * kl).mean()
-    return -(ratio * advantages).mean()
+        return -(ratio * advantages - beta * kl).mean(-1)
+    return -(ratio * advantages).mean(-1)
 
 
 def normalise_minibatches(advantages, size):
-    """(A − mean) / (std + 1e-8) within each consecutive chunk of `size` advantages (the minibatches
-    of one epoch), the full chunks in one batched operation. A chunk of one is left as it is."""
-    full = len(advantages) // size * size
-    chunks = [advantages[:full].view(-1, size), advantages[full:].view(1, -1)]
-    return torch.cat([((c - c.mean(1, keepdim=True)) / (c.std(1, keepdim=True) + 1e-8)).view(-1)
-                      if c.shape[1] > 1 else c.view(-1) for c in chunks if c.numel()])
+    """(A − mean) / (std + 1e-8) within each consecutive chunk of `size` advantages along the last axis (the
+    minibatches of one epoch), the full chunks in one batched operation. A chunk of one is left as it is."""
+    full = advantages.shape[-1] // size * size
+    chunks = [advantages[..., :full].unflatten(-1, (-1, size)), advantages[..., full:].unsqueeze(-2)]
+    return torch.cat([((c - c.mean(-1, keepdim=True)) / (c.std(-1, keepdim=True) + 1e-8)).flatten(-2)
+                      if c.shape[-1] > 1 else c.flatten(-2) for c in chunks if c.numel()], -1)
 
 
 def adapt_beta(beta, kl, d_targ):
@@ -332,65 +335,118 @@ def adapt_beta(beta, kl, d_targ):
     return beta
 
 
+# ---------------------------------------------------------------- several seeds at once
+class SeedsMLP(nn.Module):
+    """K seeds' copies of one MLP as one: weights (K, out, in), x (K, batch, in) → (K, batch, out). Each seed's
+    numbers are exactly its own MLP's (tests/test_ppo_seeds.py): one batched matmul per layer, but seed by seed
+    for a layer of width 1 (V's head), which torch computes for one network as a matrix-vector product."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.weights = weights
+
+    def forward(self, x):
+        for i, (w, b) in enumerate(self.weights):
+            x = (torch.baddbmm(b.unsqueeze(1), x, w.mT) if w.shape[1] > 1
+                 else torch.stack([F.linear(x_k, w_k, b_k) for x_k, w_k, b_k in zip(x, w, b)]))
+            x = torch.tanh(x) if i < len(self.weights) - 1 else x
+        return x
+
+
+def seeds_as_one(nets):
+    """(module, (K, P) parameters) computing K seeds' copies of a network (an MLP or a policy) at once, the seed
+    axis first: a copy of nets[0] whose MLPs are SeedsMLPs and whose log σ is (K, 1, ·). Each copy keeps acting
+    on its own row of the parameters (rc.seed_parameters)."""
+    flat, stacked = rc.seed_parameters(nets, batch_axis=("log_std",))
+    mlp = lambda prefix: SeedsMLP(tuple((stacked[f"{prefix}{i}.weight"], stacked[f"{prefix}{i}.bias"]) for i in (0, 2, 4)))
+    if isinstance(nets[0], MLP):
+        return mlp(""), flat
+    one = copy.deepcopy(nets[0])
+    for name, _ in nets[0].named_children():
+        setattr(one, name, mlp(name + "."))
+    for name, _ in nets[0].named_parameters(recurse=False):
+        setattr(one, name, stacked[name])
+    return one, flat
+
+
 # ---------------------------------------------------------------- training
-def train(args: Args, quiet=False, on_batch=None):
-    """Train PPO as configured; returns the run directory. Raises UsageError on bad input.
-    on_batch(dict of the iteration's (T, N) arrays), if given, sees each batch (tests use it)."""
-    args = resolve(args)
-    validate(args)
-    with rc.Run(ALGO, __file__, args, quiet) as run:  # owns --out from here on, before any compute
-        env_seeds, act_rng, shuffle_rng = rc.seed_streams(args.seed, args.threads)  # docs/DESIGN.md §4
+def train(args, quiet=False, on_batch=None):
+    """Train PPO as configured; returns the run directory. args: one Args, or a list of Args that differ only
+    in --seed and --out, trained at once (a list of run directories back): each seed has its own environments,
+    random streams and run, and the numbers of one seed trained alone. Raises UsageError on bad input.
+    on_batch(dict of the iteration's (T, N) arrays), if given, sees each seed's batch (tests use it)."""
+    several, seeds = isinstance(args, list), [resolve(a) for a in (args if isinstance(args, list) else [args])]
+    for a in seeds:
+        validate(a)
+    args, K = seeds[0], len(seeds)
+    rc.need(all(dataclasses.replace(a, seed=0, out="") == dataclasses.replace(args, seed=0, out="") for a in seeds),
+            "seed", "seeds trained at once must share every other flag")
+    with contextlib.ExitStack() as stack:  # owns every --out from here on, before any compute
+        runs = [stack.enter_context(rc.Run(ALGO, __file__, a, quiet or k > 0)) for k, a in enumerate(seeds)]
         obs_space, act_space = rc.env_spaces(args.env_id, ALGO)
         obs_dim, Policy = rc.flat_dim(obs_space), CategoricalPolicy if isinstance(act_space, gym.spaces.Discrete) else GaussianPolicy
-        policy, value_fn = Policy(obs_dim, rc.flat_dim(act_space), args.init), MLP(obs_dim, 1, 1.0, args.init)
-        pi_params, v_params = rc.flat_parameters(policy), rc.flat_parameters(value_fn)
-        pi_opt, v_opt = rc.Adam(pi_params, args.learning_rate, args.adam_eps), rc.Adam(v_params, args.learning_rate, args.adam_eps)
         T, N, batch_size = args.num_steps, args.num_envs, args.num_steps * args.num_envs
-        normalise_obs = (BatchObsNormaliser(obs_dim, args.obs_clip) if args.norm_obs and args.obs_stats == "per_batch"
-                         else ObsNormaliser(obs_dim, args.obs_clip, args.norm_obs))
-        r = rc.Rollout(run.make_envs(args.env_id, N), env_seeds, T, normalise_obs,
-                       RewardScaler(N, args.gamma, args.reward_clip, args.scale_rewards))
-        beta, num_iterations = args.beta, run.iterations(batch_size)
+        policies, value_fns, rollouts, act_rngs, shuffle_rngs = [], [], [], [], []
+        for run, a in zip(runs, seeds):  # each seed: its streams (docs/DESIGN.md §4), networks and environments
+            env_seeds, act_rng, shuffle_rng = rc.seed_streams(a.seed, a.threads)
+            policies.append(Policy(obs_dim, rc.flat_dim(act_space), a.init))
+            value_fns.append(MLP(obs_dim, 1, 1.0, a.init))
+            normalise_obs = (BatchObsNormaliser(obs_dim, a.obs_clip) if a.norm_obs and a.obs_stats == "per_batch"
+                             else ObsNormaliser(obs_dim, a.obs_clip, a.norm_obs))
+            rollouts.append(rc.Rollout(run.make_envs(a.env_id, N), env_seeds, T, normalise_obs,
+                                       RewardScaler(N, a.gamma, a.reward_clip, a.scale_rewards)))
+            act_rngs.append(act_rng)
+            shuffle_rngs.append(shuffle_rng)
+        # the update computes every seed at once: tensors (K, ...), seed first; each seed's numbers its own
+        (policy, pi_params), (value_fn, v_params) = seeds_as_one(policies), seeds_as_one(value_fns)
+        pi_opt, v_opt = rc.Adam(pi_params, args.learning_rate, args.adam_eps), rc.Adam(v_params, args.learning_rate, args.adam_eps)
+        betas, num_iterations = [args.beta] * K, [run.iterations(batch_size) for run in runs][0]
+        seed_axis = torch.arange(K).unsqueeze(1)
         for iteration in range(1, num_iterations + 1):
             lr = args.learning_rate * (1 - (iteration - 1) / num_iterations) if args.anneal_lr else args.learning_rate
             pi_opt.lr = v_opt.lr = lr
-            episodes, rollout_s = r.collect(policy.actor(), act_rng)
+            collected = [r.collect(p.actor(), rng) for r, p, rng in zip(rollouts, policies, act_rngs)]  # (episodes, s)
             t0 = time.time()
+            stacked = lambda name: np.stack([getattr(r, name) for r in rollouts])  # (K, T, N, ·)
 
             # ---- values and advantages, batched over the whole rollout (V as the rollout saw it)
             with torch.no_grad():
-                values = value_fn(torch.from_numpy(r.obs.reshape(batch_size, obs_dim))).squeeze(-1).numpy().reshape(T, N)
-                next_values = value_fn(torch.from_numpy(r.next_obs)).squeeze(-1).numpy()
+                values, next_values = (value_fn(torch.from_numpy(stacked(name).reshape(K, batch_size, obs_dim))).squeeze(-1)
+                                       .numpy().reshape(K, T, N) for name in ("obs", "next_obs"))
             # V(s_{t+1}) counts 0 after a termination, and after a time limit with --no-bootstrap-truncation (§5)
-            terminated = r.terminated if args.bootstrap_truncation else r.ends
-            advantages, returns = gae(r.rewards, values, next_values, terminated, r.ends, args.gamma, args.gae_lambda)
-            b_obs, b_act = torch.from_numpy(r.train_obs).flatten(0, 1), torch.from_numpy(r.actions).flatten(0, 1)  # (T·N, ·)
+            terminated, ends = stacked("terminated" if args.bootstrap_truncation else "ends"), stacked("ends")
+            time_major = (np.moveaxis(x, 0, 1) for x in (stacked("rewards"), values, next_values, terminated, ends))
+            advantages, returns = (np.ascontiguousarray(np.moveaxis(x, 1, 0)) for x in
+                                   gae(*time_major, args.gamma, args.gae_lambda))  # GAE over (T, K, N): all seeds at once
+            b_obs, b_act = torch.from_numpy(stacked("train_obs")).flatten(1, 2), torch.from_numpy(stacked("actions")).flatten(1, 2)
             with torch.no_grad():  # frozen π_old, on the observations the epochs use (ppo1: ratio 1 at the start)
                 old_dist = tuple(x.clone() for x in policy(b_obs))  # clone: log σ is a view
                 old_logp = policy.log_prob(old_dist, b_act)
-            b_adv, b_ret = torch.from_numpy(advantages.reshape(-1)), torch.from_numpy(returns.reshape(-1))
+            b_adv, b_ret = torch.from_numpy(advantages.reshape(K, -1)), torch.from_numpy(returns.reshape(K, -1))
             if args.adv_norm == "batch":  # ppo1: once per iteration over the whole batch (population std)
-                b_adv = (b_adv - b_adv.mean()) / (b_adv.std(correction=0) + 1e-8)
-            if on_batch:
-                on_batch(dict(obs=r.obs, next_obs=r.next_obs, actions=r.actions, rewards=r.rewards, terminated=terminated,
-                              ends=r.ends, values=values, next_values=next_values, advantages=advantages, raw_obs=r.raw_obs,
-                              update_obs=r.train_obs, policy_advantages=b_adv.numpy().reshape(T, N)))
-            b_val = torch.from_numpy(values.reshape(-1))
-            explained_var = 1 - np.var(returns - values) / np.var(returns) if np.var(returns) > 0 else float("nan")
+                b_adv = (b_adv - b_adv.mean(-1, keepdim=True)) / (b_adv.std(-1, correction=0, keepdim=True) + 1e-8)
+            for k, r in enumerate(rollouts if on_batch else []):
+                on_batch(dict(obs=r.obs, next_obs=r.next_obs, actions=r.actions, rewards=r.rewards, terminated=terminated[k],
+                              ends=r.ends, values=values[k], next_values=next_values[k], advantages=advantages[k],
+                              raw_obs=r.raw_obs, update_obs=r.train_obs, policy_advantages=b_adv[k].numpy().reshape(T, N)))
+            b_val = torch.from_numpy(values.reshape(K, -1))
+            explained_var = [1 - np.var(ret - val) / np.var(ret) if np.var(ret) > 0 else float("nan")
+                             for ret, val in zip(returns, values)]
 
             # ---- update: epochs of shuffled minibatches
-            stats = {"policy_loss": [], "value_loss": [], "grad_norm": []}
-            stepped = []  # (ratio, π_θ before the step) of every policy minibatch, for entropy and clip fraction
-            policy_active, max_norm = True, args.max_grad_norm or float("inf")
+            stats = {"policy_loss": [], "value_loss": [], "grad_norm": []}  # per minibatch, (K,) each
+            stepped = []  # (seeds that stepped, ratio, π_θ before the step) of every policy minibatch
+            active, max_norm = [True] * K, args.max_grad_norm or float("inf")  # active: the seeds still taking policy steps
             needs_kl = args.objective.startswith("kl_") or args.target_kl is not None  # per-state KL[π_old ‖ π_θ]
+            beta = torch.tensor(betas, dtype=torch.float32).unsqueeze(-1)  # each seed's β
             per_state = (b_obs, b_act, old_logp, b_ret, b_val) + old_dist
             for epoch in range(args.update_epochs):
-                # shuffle once per epoch; the minibatches are then views of the shuffled tensors
-                perm = torch.from_numpy(shuffle_rng.permutation(batch_size))
-                adv_epoch = b_adv[perm]
+                # shuffle once per epoch, each seed its own order; the minibatches are then views of the shuffled tensors
+                perm = torch.from_numpy(np.stack([rng.permutation(batch_size) for rng in shuffle_rngs]))
+                adv_epoch = b_adv[seed_axis, perm]
                 if args.adv_norm == "minibatch":  # per minibatch, as in baselines ppo2
                     adv_epoch = normalise_minibatches(adv_epoch, args.minibatch_size)
-                shuffled = [x.split(args.minibatch_size) for x in (adv_epoch,) + tuple(x[perm] for x in per_state)]
+                shuffled = [x.split(args.minibatch_size, 1) for x in (adv_epoch,) + tuple(x[seed_axis, perm] for x in per_state)]
                 for adv, obs_mb, act_mb, old_logp_mb, ret, old_v, *old_dist_mb in zip(*shuffled):
                     # value regression, clipped around the old values as in baselines ppo2 (--clip-vloss)
                     v = value_fn(obs_mb).squeeze(-1)
@@ -398,52 +454,60 @@ def train(args: Args, quiet=False, on_batch=None):
                     if args.clip_vloss:
                         v_clipped = old_v + (v - old_v).clamp(-args.clip_eps, args.clip_eps)
                         v_loss = torch.max(v_loss, (v_clipped - ret) ** 2)
-                    loss = v_loss = 0.5 * v_loss.mean()
-                    if policy_active:
+                    loss = v_loss = 0.5 * v_loss.mean(-1)
+                    if any(active):
                         dist = policy(obs_mb)
                         kl = policy.kl(tuple(old_dist_mb), dist) if needs_kl else None
                         if args.target_kl is not None:  # Spinning Up's early stopping: KL > 1.5 × target, before each step
-                            policy_active = kl.mean().item() <= 1.5 * args.target_kl
-                    if policy_active:
+                            active = [a and d <= 1.5 * args.target_kl for a, d in zip(active, kl.mean(-1).tolist())]
+                    if any(active):
                         ratio = (policy.log_prob(dist, act_mb) - old_logp_mb).exp()
                         pi_loss = policy_loss(args.objective, ratio, adv, kl, args.clip_eps, beta)
                         loss = pi_loss + v_loss  # disjoint networks: one backward gives both gradients
                     pi_params.grad.zero_()
                     v_params.grad.zero_()
-                    loss.backward()
+                    loss.sum().backward()  # the sum over seeds: each seed's gradient is its own loss's
                     rc.clip_grad_norm(v_params, max_norm)
                     v_opt.step()
                     stats["value_loss"].append(v_loss.detach())
-                    if policy_active:
+                    if any(active):
                         stats["grad_norm"].append(rc.clip_grad_norm(pi_params, max_norm))
-                        pi_opt.step()
+                        pi_opt.step(active)  # a seed that has stopped takes no step, not even a zero one
                         stats["policy_loss"].append(pi_loss.detach())
-                        stepped.append((ratio.detach(),) + tuple(x.detach() for x in dist))
+                        stepped.append((active, ratio.detach()) + tuple(x.detach() for x in dist))
 
             with torch.no_grad():
-                approx_kl = policy.kl(old_dist, policy(b_obs)).mean().item()
-            beta_used, beta = beta, adapt_beta(beta, approx_kl, args.d_targ) if args.objective == "kl_adaptive" else beta
-            update_s = time.time() - t0
+                approx_kl = policy.kl(old_dist, policy(b_obs)).mean(-1).tolist()
+            betas_used = betas
+            betas = [adapt_beta(b, d, args.d_targ) for b, d in zip(betas, approx_kl)] if args.objective == "kl_adaptive" else betas
+            update_s = (time.time() - t0) / K  # each seed's share of the update
 
-            # ---- log
-            mean = {k: torch.stack(v).mean().item() if v else float("nan") for k, v in stats.items()}
-            mean["entropy"] = mean["clip_frac"] = float("nan")
-            if stepped:  # over all states of the policy minibatches (equal sizes: the mean of their means)
-                ratio, *dist = (torch.cat(parts) for parts in zip(*stepped))
-                mean["entropy"] = policy.entropy(tuple(dist)).mean().item()
-                mean["clip_frac"] = ((ratio - 1).abs() > args.clip_eps).float().mean().item()
-            rc.check_finite(iteration, policy_loss=mean["policy_loss"] if stats["policy_loss"] else 0.0,
-                            value_loss=mean["value_loss"], approx_kl=approx_kl, policy=policy, value_function=value_fn)
-            run.log(iteration, r.global_step, episodes, rollout_s, update_s, **mean, approx_kl=approx_kl,
-                    kl_beta=beta_used if args.objective.startswith("kl_") else float("nan"),
-                    update_steps=len(stats["policy_loss"]), early_stopped=int(not policy_active),
-                    explained_variance=float(explained_var), learning_rate=lr)
-        run.publish()
-    return run.out
+            # ---- log, seed by seed
+            masks = torch.tensor([s[0] for s in stepped]).view(-1, K)  # (policy minibatches, K): which seeds stepped
+            per_step = [torch.stack(parts) for parts in zip(*(s[1:] for s in stepped))]  # (policy minibatches, K, ...)
+            for k, run in enumerate(runs):
+                took = masks[:, k]  # the seed's own minibatches, in order
+                mean = {name: torch.stack(v, 1)[k][took if name != "value_loss" else slice(None)].mean().item()
+                        if v and (name == "value_loss" or took.any()) else float("nan") for name, v in stats.items()}
+                mean["entropy"] = mean["clip_frac"] = float("nan")
+                if took.any():  # over all states of the seed's policy minibatches (equal sizes: the mean of their means)
+                    ratio, *dist = (x[took, k].flatten(0, 1) for x in per_step)
+                    mean["entropy"] = policy.entropy(tuple(dist)).mean().item()
+                    mean["clip_frac"] = ((ratio - 1).abs() > args.clip_eps).float().mean().item()
+                rc.check_finite(iteration, policy_loss=mean["policy_loss"] if took.any() else 0.0, value_loss=mean["value_loss"],
+                                approx_kl=approx_kl[k], policy=policies[k], value_function=value_fns[k])
+                (episodes, rollout_s), r = collected[k], rollouts[k]
+                run.log(iteration, r.global_step, episodes, rollout_s, update_s, **mean, approx_kl=approx_kl[k],
+                        kl_beta=betas_used[k] if args.objective.startswith("kl_") else float("nan"),
+                        update_steps=int(took.sum()), early_stopped=int(not active[k]),
+                        explained_variance=float(explained_var[k]), learning_rate=lr)
+        for run in runs:
+            run.publish()
+    return [run.out for run in runs] if several else runs[0].out
 
 
 def main(argv=None):
-    rc.main(train, Args, argv, __doc__.split("\n\n")[0])
+    rc.main(train, validate, Args, argv, __doc__.split("\n\n")[0], seeds_at_once=True)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ def arg(default, help):
 class RunArgs:
     """The flags every algorithm has; an algorithm's Args adds its own after these."""
     env_id: str = arg("HalfCheetah-v5", "gymnasium environment id (MuJoCo -v5 or classic control)")
-    seed: int = arg(1, "root seed (>= 0); every random stream is derived from it")
+    seed: int = arg(1, "root seed (>= 0); every random stream is derived from it. Several (--seed 1 2 3) train "
+                       "one run each in this process, --out holding {seed}, e.g. runs/Hopper-v5/seed{seed}")
     total_timesteps: int = arg(1_000_000, "environment steps to train for, rounded down to whole batches "
                                           "(run.json: steps_trained) (paper: 1M)")
     out: str = arg("", "run directory (default: runs/<algo>/<env-id>/seed<seed>)")
@@ -115,16 +116,32 @@ def parse_args(Args, argv=None, description=""):
             parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=default,
                                 help=f.metadata["help"])
         else:
-            parser.add_argument(flag(f.name), type=f.type, default=default, help=f.metadata["help"])
-    return Args(**vars(parser.parse_args(argv)))
+            parser.add_argument(flag(f.name), type=f.type, default=default, help=f.metadata["help"],
+                                nargs="+" if f.name == "seed" else None)
+    a = Args(**vars(parser.parse_args(argv)))
+    return dataclasses.replace(a, seed=a.seed[0]) if isinstance(a.seed, list) and len(a.seed) == 1 else a
 
 
-def main(train, Args, argv=None, description=""):
+def seed_runs(a):
+    """One Args per seed of --seed s1 s2 …, identical but for the seed and --out, whose {seed} becomes it."""
+    seeds = a.seed if isinstance(a.seed, list) else [a.seed]
+    need(len(set(seeds)) == len(seeds), "seed", f"names a seed twice: {' '.join(map(str, seeds))}")
+    need(len(seeds) == 1 or not a.out or "{seed}" in a.out, "out",
+         f"must contain {{seed}} when several seeds train (each seed is a run of its own), got {a.out!r}")
+    return [dataclasses.replace(a, seed=s, out=a.out.replace("{seed}", str(s))) for s in seeds]
+
+
+def main(train, validate, Args, argv=None, description="", seeds_at_once=False):
     """An algorithm file's entry point: bad input and NaN are one line and exit 2, a file system error
-    (a full disk) one line and exit 1, Ctrl-C exit 130; none of them publishes anything."""
+    (a full disk) one line and exit 1, Ctrl-C exit 130; none of them publishes anything. Several seeds
+    are all validated first, then trained together (train(list of Args), seeds_at_once) or in turn."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        train(parse_args(Args, argv, description))
+        runs = seed_runs(parse_args(Args, argv, description))
+        for a in runs:
+            validate(a)
+        for batch in [runs] if seeds_at_once else runs:
+            train(batch)
     except (UsageError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -361,29 +378,65 @@ def flat_parameters(module):
     return flat
 
 
+def seed_parameters(modules, batch_axis=()):
+    """K seeds' copies of one network re-homed in one (K, P) tensor, row k holding copy k's parameters in
+    flat_parameters' order (each copy keeps working on views of its row). Returns the tensor and, for every
+    parameter, a leaf view across the seeds of shape (K, *shape), or (K, 1, *shape) for those named in
+    batch_axis (log σ, broadcast over a batch), whose gradients are views of the tensor's gradient: a
+    computation over all seeds at once fills every row's gradient, and each row is its seed's alone."""
+    import torch
+    import torch.nn as nn
+    import warnings
+    # the views are strided across seeds, so backward() warns that it cannot use its fastest layout; it still
+    # accumulates into them in place, which is what counts here
+    warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout contract")
+    K, named = len(modules), list(modules[0].named_parameters())
+    flat = nn.Parameter(torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in modules]))
+    flat.grad, stacked, offset = torch.zeros_like(flat), {}, 0
+    for i, (name, p) in enumerate(named):
+        columns, shape = slice(offset, offset + p.numel()), (K,) + ((1,) if name in batch_axis else ()) + p.shape
+        for k, m in enumerate(modules):
+            list(m.parameters())[i].data = flat.data[k, columns].view_as(p)
+        stacked[name] = nn.Parameter(flat.data[:, columns].view(shape))
+        stacked[name].grad = flat.grad[:, columns].view(shape)
+        offset += p.numel()
+    return flat, stacked
+
+
 class Adam:
     """Adam (Kingma & Ba 2015, Algorithm 1) on one flat parameter tensor, in the form torch.optim.Adam
     computes it; a few tensor operations per step instead of torch.optim's per-call bookkeeping,
-    which costs more than the arithmetic for a 64×64 network (tested equal to torch.optim.Adam)."""
+    which costs more than the arithmetic for a 64×64 network (tested equal to torch.optim.Adam).
+    A (K, P) tensor holds K seeds' parameters: each row is its own Adam, with its own step count."""
 
     def __init__(self, flat, lr, eps, betas=(0.9, 0.999)):
         self.flat, self.lr, self.eps, (self.beta1, self.beta2) = flat, lr, eps, betas
-        self.m, self.v, self.t = flat.new_zeros(flat.shape), flat.new_zeros(flat.shape), 0  # 1st and 2nd moments
+        self.m, self.v = flat.new_zeros(flat.shape), flat.new_zeros(flat.shape)  # 1st and 2nd moments
+        self.t = [0] * (len(flat) if flat.dim() == 2 else 1)  # steps taken, per row
 
-    def step(self):  # on .data: an optimiser step is not part of any graph
-        self.t += 1
-        g = self.flat.grad
-        self.m.lerp_(g, 1 - self.beta1)                                  # m ← β1 m + (1 − β1) g
-        self.v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)     # v ← β2 v + (1 − β2) g²
-        denom = (self.v.sqrt() / math.sqrt(1 - self.beta2 ** self.t)).add_(self.eps)  # √v̂ + ε
-        self.flat.data.addcdiv_(self.m, denom, value=-self.lr / (1 - self.beta1 ** self.t))  # θ ← θ − α m̂ / (√v̂ + ε)
+    def step(self, rows=None):
+        """One step of every row, or only of the rows where `rows` is true: the others keep θ, m, v and t."""
+        import torch
+        stepping = [True] * len(self.t) if rows is None else [bool(r) for r in rows]
+        self.t = [t + s for t, s in zip(self.t, stepping)]
+        t, every = [t for t, s in zip(self.t, stepping) if s], all(stepping)
+        pick = slice(None) if every else torch.tensor(stepping)
+        column = (lambda x: torch.tensor(x).unsqueeze(-1)) if self.flat.dim() == 2 else (lambda x: torch.tensor(x))
+        theta, g, m, v = (x[pick] for x in (self.flat.data, self.flat.grad, self.m, self.v))  # views when every
+        m.lerp_(g, 1 - self.beta1)                                                   # m ← β1 m + (1 − β1) g
+        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)                      # v ← β2 v + (1 − β2) g²
+        denom = (v.sqrt() / column([math.sqrt(1 - self.beta2 ** n) for n in t])).add_(self.eps)  # √v̂ + ε
+        theta.add_(column([-self.lr / (1 - self.beta1 ** n) for n in t]) * m / denom)  # θ ← θ − α m̂ / (√v̂ + ε)
+        if not every:  # copies: put the stepped rows back
+            self.flat.data[pick], self.m[pick], self.v[pick] = theta, m, v
 
 
 def clip_grad_norm(flat, max_norm):
-    """Scale the flat gradient to L2 norm ≤ max_norm (as nn.utils.clip_grad_norm_); returns the norm before."""
-    norm = flat.grad.norm()
+    """Scale the flat gradient to L2 norm ≤ max_norm (as nn.utils.clip_grad_norm_), each row of a (K, P) tensor
+    on its own; returns the norms before."""
+    norm = flat.grad.norm(dim=-1, keepdim=True)
     flat.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
-    return norm
+    return norm.squeeze(-1)
 
 
 def numpy_mlp(weights):

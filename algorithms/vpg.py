@@ -292,7 +292,7 @@ def train(args: Args, quiet=False, on_batch=None):
 
 
 def main(argv=None):
-    rc.main(train, Args, argv, __doc__.split("\n\n")[0])
+    rc.main(train, validate, Args, argv, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

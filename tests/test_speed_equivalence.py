@@ -130,3 +130,31 @@ def test_gae_in_float32_equals_delta_inside_the_recursion_bit_for_bit(ppo):
         step_by_step[t] = next_adv
     adv, ret = ppo.gae(r, v, v_next, term, end, 0.99, 0.95)
     assert adv.dtype == np.float32 and np.array_equal(adv, step_by_step)
+
+
+def test_seed_rows_step_as_separate_optimisers_and_a_stopped_row_does_not_move(ppo):
+    """Adam and the gradient clip on a (K, P) tensor of seed rows (ppo.py several seeds at once) are, row by row,
+    bit for bit the one-seed Adam and clip; a row left out of a step keeps its parameters, moments and step count."""
+    K, P = 4, 300
+    data = torch.Generator().manual_seed(1)
+    rows = torch.nn.Parameter(torch.randn(K, P, generator=data))
+    rows.grad = torch.zeros_like(rows)
+    alone = [torch.nn.Parameter(rows.detach()[k].clone()) for k in range(K)]
+    opt = run_contract.Adam(rows, lr=3e-4, eps=1e-5)
+    opts = [run_contract.Adam(p, lr=3e-4, eps=1e-5) for p in alone]
+    for step in range(25):
+        stepping = [step < 5 or (step + k) % 3 != 0 for k in range(K)]  # rows drop out and come back
+        g = torch.randn(K, P, generator=data) * 10
+        rows.grad.copy_(g)
+        norms = run_contract.clip_grad_norm(rows, 0.5)
+        before = rows.detach().clone(), opt.m.clone(), opt.v.clone()
+        opt.step(stepping)
+        for k, p in enumerate(alone):
+            p.grad = g[k].clone()
+            assert torch.equal(norms[k], run_contract.clip_grad_norm(p, 0.5)), (step, k)
+            if stepping[k]:
+                opts[k].step()
+                assert torch.equal(rows.detach()[k], p.detach()) and torch.equal(opt.m[k], opts[k].m), (step, k)
+            else:
+                assert all(torch.equal(x[k], y[k]) for x, y in zip((rows.detach(), opt.m, opt.v), before)), (step, k)
+    assert opt.t == [o.t[0] for o in opts] and len(set(opt.t)) > 1
