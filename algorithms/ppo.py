@@ -49,6 +49,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ALGO = rc.algo_name(__file__)  # "ppo": a copy of this file under another name names its runs after itself
+SEEDS_AT_ONCE = True  # train() takes several seeds' Args and trains them in one process (vpg.py, trpo.py: in turn)
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
 
 # ---------------------------------------------------------------- the two code-level regimes
@@ -376,13 +377,11 @@ def train(args, quiet=False, on_batch=None):
     random streams and run, and the numbers of one seed trained alone. Raises UsageError on bad input.
     on_batch(dict of the iteration's (T, N) arrays), if given, sees each seed's batch (tests use it)."""
     several, seeds = isinstance(args, list), [resolve(a) for a in (args if isinstance(args, list) else [args])]
-    for a in seeds:
-        validate(a)
+    rc.check_seeds(seeds, validate)
     args, K = seeds[0], len(seeds)
-    rc.need(all(dataclasses.replace(a, seed=0, out="") == dataclasses.replace(args, seed=0, out="") for a in seeds),
-            "seed", "seeds trained at once must share every other flag")
     with contextlib.ExitStack() as stack:  # owns every --out from here on, before any compute
-        runs = [stack.enter_context(rc.Run(ALGO, __file__, a, quiet or k > 0)) for k, a in enumerate(seeds)]
+        runs = [stack.enter_context(rc.Run(ALGO, __file__, a, quiet or k > 0, [s.seed for s in seeds]))
+                for k, a in enumerate(seeds)]
         obs_space, act_space = rc.env_spaces(args.env_id, ALGO)
         obs_dim, Policy = rc.flat_dim(obs_space), CategoricalPolicy if isinstance(act_space, gym.spaces.Discrete) else GaussianPolicy
         T, N, batch_size = args.num_steps, args.num_envs, args.num_steps * args.num_envs
@@ -405,7 +404,8 @@ def train(args, quiet=False, on_batch=None):
         for iteration in range(1, num_iterations + 1):
             lr = args.learning_rate * (1 - (iteration - 1) / num_iterations) if args.anneal_lr else args.learning_rate
             pi_opt.lr = v_opt.lr = lr
-            collected = [r.collect(p.actor(), rng) for r, p, rng in zip(rollouts, policies, act_rngs)]  # (episodes, s)
+            collected = [r.collect(p.actor(), rng) if not run.failed else ([], 0.0)  # (episodes, seconds)
+                         for r, p, rng, run in zip(rollouts, policies, act_rngs, runs)]
             t0 = time.time()
             stacked = lambda name: np.stack([getattr(r, name) for r in rollouts])  # (K, T, N, ·)
 
@@ -485,7 +485,7 @@ def train(args, quiet=False, on_batch=None):
             # ---- log, seed by seed
             masks = torch.tensor([s[0] for s in stepped]).view(-1, K)  # (policy minibatches, K): which seeds stepped
             per_step = [torch.stack(parts) for parts in zip(*(s[1:] for s in stepped))]  # (policy minibatches, K, ...)
-            for k, run in enumerate(runs):
+            for k, run in [(k, run) for k, run in enumerate(runs) if not run.failed]:
                 took = masks[:, k]  # the seed's own minibatches, in order
                 mean = {name: torch.stack(v, 1)[k][took if name != "value_loss" else slice(None)].mean().item()
                         if v and (name == "value_loss" or took.any()) else float("nan") for name, v in stats.items()}
@@ -494,20 +494,25 @@ def train(args, quiet=False, on_batch=None):
                     ratio, *dist = (x[took, k].flatten(0, 1) for x in per_step)
                     mean["entropy"] = policy.entropy(tuple(dist)).mean().item()
                     mean["clip_frac"] = ((ratio - 1).abs() > args.clip_eps).float().mean().item()
-                rc.check_finite(iteration, policy_loss=mean["policy_loss"] if took.any() else 0.0, value_loss=mean["value_loss"],
-                                approx_kl=approx_kl[k], policy=policies[k], value_function=value_fns[k])
+                try:  # a seed with a NaN stops, unpublished; the others go on (their numbers are theirs alone)
+                    rc.check_finite(iteration, policy_loss=mean["policy_loss"] if took.any() else 0.0, value_loss=mean["value_loss"],
+                                    approx_kl=approx_kl[k], policy=policies[k], value_function=value_fns[k])
+                except NonFiniteError as error:
+                    run.fail(error)
+                    continue
                 (episodes, rollout_s), r = collected[k], rollouts[k]
                 run.log(iteration, r.global_step, episodes, rollout_s, update_s, **mean, approx_kl=approx_kl[k],
                         kl_beta=betas_used[k] if args.objective.startswith("kl_") else float("nan"),
                         update_steps=int(took.sum()), early_stopped=int(not active[k]),
                         explained_variance=float(explained_var[k]), learning_rate=lr)
-        for run in runs:
-            run.publish()
+            if all(run.failed for run in runs):
+                break
+        rc.publish_all(runs)
     return [run.out for run in runs] if several else runs[0].out
 
 
 def main(argv=None):
-    rc.main(train, validate, Args, argv, __doc__.split("\n\n")[0], seeds_at_once=True)
+    rc.main(train, validate, Args, argv, __doc__.split("\n\n")[0], seeds_at_once=SEEDS_AT_ONCE)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,14 @@ def check_flags(a, positive=(), unit_interval=(), choices=None):
     need(a.seed >= 0, "seed", f"must be >= 0, got {a.seed}")
 
 
+def check_seeds(seeds, validate):
+    """Several seeds' Args for one process: each passes validate, and all are alike but for --seed and --out."""
+    for a in seeds:
+        validate(a)
+    need(all(dataclasses.replace(a, seed=0, out="") == dataclasses.replace(seeds[0], seed=0, out="") for a in seeds),
+         "seed", "seeds trained at once must share every other flag")
+
+
 def check_run(a, algo, batch, batch_name):
     """The checks every run passes last, before any compute: whole batches, the environment's spaces,
     this machine's limits, and --out. Touches nothing."""
@@ -572,18 +580,27 @@ class Run:
     iteration (progress.csv, episodes.csv, a progress line) and publishes run.json at the end.
     Leaving it by an exception publishes nothing; environments made through it are closed either way."""
 
-    def __init__(self, algo, script, args, quiet=False):
+    def __init__(self, algo, script, args, quiet=False, seeds_in_process=None):
         self.algo, self.args, self.quiet, self.out = algo, args, quiet, run_dir(args, algo)
+        self.seeds_in_process = seeds_in_process or [args.seed]  # trained at once: they share the wall time
         self.files = RunFiles(self.out, args.overwrite, args.compress)  # before any compute
         self.start, self.code = time.time(), code_version(script)
-        self.episode_returns, self.envs = [], []
+        self.episode_returns, self.envs, self.failed, self.ended = [], [], None, False
 
     def __enter__(self):
         return self
 
+    def fail(self, error):
+        """End this run now, unpublished, as leaving it by `error` would (one of several seeds in a process)."""
+        self.failed = error
+        self.__exit__(type(error), error, None)
+
     def __exit__(self, kind, error, traceback):
         # a second Ctrl-C (a terminal signals the whole process group, and experiments/job.py passes it on
         # too) must not cut the clean-up short and leave the lock file behind
+        if self.ended:
+            return
+        self.ended = True
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
@@ -641,11 +658,20 @@ class Run:
             print(line, flush=True)
 
     def publish(self):
-        self.files.publish(run_metadata(self.algo, self.args, self.code, self.start, time.time(),
-                                        self.num_iterations * self.batch_size))
+        meta = run_metadata(self.algo, self.args, self.code, self.start, time.time(), self.num_iterations * self.batch_size)
+        self.files.publish(dict(meta, seeds_in_process=self.seeds_in_process))
 
 
 # ---------------------------------------------------------------- run.json and the code fingerprint
+def publish_all(runs):
+    """Publish every run of a process that did not fail; then, if one failed, raise its error, naming the seed."""
+    for run in runs:
+        if not run.failed:
+            run.publish()
+    if failed := [run for run in runs if run.failed]:
+        raise NonFiniteError("; ".join(f"seed {run.args.seed}: {run.failed} (nothing published for it)" for run in failed))
+
+
 def file_sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()

@@ -1,29 +1,33 @@
-"""Throughput benchmark: training steps per second against the simulator's own speed.
+"""Throughput: training steps per second per seed, beside the simulator's own speed and two peers.
 
-For each algorithm × environment, in one process and one thread:
-  env_sps    the environment alone, stepped with uniformly random actions drawn in advance;
-  env_sps_sampled  the same with action_space.sample() each step, for reference (slower: the
-             sampler's own cost per call is counted as the environment's); the overhead ratio
-             uses the stricter env_sps;
-  train_sps  the algorithm with its paper defaults, over whole iterations (rollout + update),
-             the first iteration left out as warm-up;
-and their ratio (overhead ratio = env_sps / train_sps), plus the rollout/update split.
-Each number is the fastest of --repeats measurements; versions are measured in turn.
-Rows go to --csv (a label, algorithm and env measured again replaces its row) with the machine description,
-and results/bench/throughput.png draws them.
+  python -m experiments.bench                      # ppo.py at K = 1, 3, 5, 10 seeds at once; trpo, vpg; env alone
+  python -m experiments.bench --peer-python /work/peers/bin/python --cleanrl path/to/ppo_continuous_action.py
 
-  python -m experiments.bench                         # the current algorithm files
-  mkdir -p /tmp/before && for a in ppo trpo vpg; do git show 73ca68d:algorithms/$a.py > /tmp/before/$a.py; done
-  python -m experiments.bench --version before=/tmp/before --version after=algorithms
+Everything is measured in one sitting, one measurement at a time, each on one thread, per environment:
+  env alone       the environment stepped with uniformly random actions drawn in advance (gym.make's
+                  wrappers included: they cost about 1% of a MuJoCo step here);
+  ppo K=k         ppo.py training k seeds in one process (--seed 1 … k); per-seed SPS = k × steps / seconds;
+  trpo, vpg       one seed (they train several seeds in turn, so no faster per seed);
+  cleanrl         CleanRL's ppo_continuous_action.py (vwxyzjn/cleanrl), its own SPS print (--cleanrl; run by
+                  --peer-python, which needs tyro and tensorboard; gymnasium 1.x needs the observation space
+                  passed to TransformObservation, which is patched into a copy);
+  sb3             Stable-Baselines3 PPO with the paper's settings (--peer-python with stable-baselines3):
+                  horizon 2048, minibatch 64, 10 epochs, Adam 3e-4, γ 0.99, λ 0.95, ε 0.2, 64×64 tanh
+                  networks for π and V apart, observations and rewards normalised (VecNormalize).
+Every training SPS is the training loop's: from making the environments to the end of training, the
+interpreter's start and the imports left out. --steps is per seed; the first iteration's warm-up is included.
 
-This is a measurement, never a test: the numbers depend on the machine and its load.
+Writes --csv (replaced whole: one sitting's numbers belong together) and the figure beside it. This is a
+measurement, never a test: the numbers depend on the machine and its load.
 """
 import argparse
 import datetime
-import importlib.util
 import os
 import pathlib
 import platform
+import re
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -32,9 +36,24 @@ import numpy as np
 import pandas as pd
 import torch
 
+from experiments import grid
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# total steps timed per algorithm: whole iterations of each algorithm's default batch
-STEPS = {"ppo": 2048 * 11, "vpg": 4000 * 6, "trpo": 1024 * 21}
+SB3_DRIVER = """
+import sys, time, torch
+torch.set_num_threads(1)
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+env_id, steps = sys.argv[1], int(sys.argv[2])
+start = time.perf_counter()
+env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=1), gamma=0.99)
+model = PPO("MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
+            gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, seed=1, device="cpu",
+            policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh))
+model.learn(steps)
+print("SPS", steps / (time.perf_counter() - start))
+"""
 
 
 def machine():
@@ -44,102 +63,113 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, 1 thread"
 
 
-def env_only_sps(env_id, steps, seed=0, sample=False):
-    """Steps per second of the environment alone, with uniform random actions drawn in advance
-    (sample=False) or drawn one per step with action_space.sample() (sample=True)."""
+def env_alone_sps(env_id, steps, seed=0):
     env = gym.make(env_id)
     env.reset(seed=seed)
     space = env.action_space
-    space.seed(seed)
     actions = np.random.default_rng(seed).uniform(space.low, space.high, (steps,) + space.shape).astype(space.dtype)
     start = time.perf_counter()
     for action in actions:
-        _, _, terminated, truncated, _ = env.step(space.sample() if sample else action)
+        _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset()
     return steps / (time.perf_counter() - start)
 
 
-def training_split(algorithm_file, env_id, steps):
-    spec = importlib.util.spec_from_file_location(f"bench_{algorithm_file.stem}", algorithm_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def ours_sps(algo, env_id, steps, seeds_at_once):
+    """Per-seed SPS of algorithms/<algo>.py training `seeds_at_once` seeds in this process."""
+    module = grid.algorithm(algo)
     with tempfile.TemporaryDirectory() as out:
-        module.train(module.Args(env_id=env_id, total_timesteps=steps, out=out), quiet=True)
-        progress = pd.read_csv(f"{out}/progress.csv").iloc[1:]  # first iteration: warm-up
-    batch = progress.global_step.diff().iloc[-1] if len(progress) > 1 else progress.global_step.iloc[0]
-    rollout, update = progress.rollout_s.sum(), progress.update_s.sum()
-    return len(progress) * batch / (rollout + update), rollout, update
+        runs = [module.Args(env_id=env_id, seed=s, total_timesteps=steps, out=f"{out}/seed{s}")
+                for s in range(1, seeds_at_once + 1)]
+        start = time.perf_counter()
+        module.train(runs if seeds_at_once > 1 else runs[0], quiet=True)
+        return seeds_at_once * steps / (time.perf_counter() - start)
 
 
-def main():
+def cleanrl_sps(python, script, env_id, steps):
+    source = pathlib.Path(script).read_text()
+    patched = source.replace("lambda obs: np.clip(obs, -10, 10))", "lambda obs: np.clip(obs, -10, 10), env.observation_space)")
+    with tempfile.TemporaryDirectory() as work:
+        pathlib.Path(work, "ppo_continuous_action.py").write_text(patched)
+        out = peer(python, ["ppo_continuous_action.py", "--env-id", env_id, "--total-timesteps", str(steps), "--seed", "1",
+                            "--no-cuda"], work)
+    return float(re.findall(r"SPS: (\d+)", out)[-1])
+
+
+def sb3_sps(python, env_id, steps):
+    with tempfile.TemporaryDirectory() as work:
+        return float(re.findall(r"SPS ([\d.]+)", peer(python, ["-c", SB3_DRIVER, env_id, str(steps)], work))[-1])
+
+
+def peer(python, args, cwd):
+    one_thread = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.run([python, *args], cwd=cwd, capture_output=True, text=True, env=one_thread, timeout=3600)
+    if proc.returncode != 0:
+        sys.exit(f"error: {python} {args[0]} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algos", nargs="+", default=["ppo", "trpo", "vpg"])
     parser.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
-    parser.add_argument("--version", action="append", metavar="LABEL=DIR",
-                        help="a code version to measure: its label and the folder of its algorithm files; repeat the "
-                             "flag to compare versions, measured in turn (default: current=algorithms/)")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per number; the fastest is kept "
-                        "(load from other processes only ever slows a measurement down)")
-    parser.add_argument("--env-steps", type=int, default=30000)
+    parser.add_argument("--seeds-at-once", type=int, nargs="+", default=[1, 3, 5, 10], help="ppo.py's K values")
+    parser.add_argument("--steps", type=int, default=2048 * 40, help="training steps per seed per measurement")
+    parser.add_argument("--env-steps", type=int, default=50000)
+    parser.add_argument("--peer-python", help="a Python with stable-baselines3 (and tyro, tensorboard for CleanRL)")
+    parser.add_argument("--cleanrl", help="CleanRL's cleanrl/ppo_continuous_action.py (needs --peer-python)")
     parser.add_argument("--csv", default=str(ROOT / "results/bench/throughput.csv"))
-    args = parser.parse_args()
-    versions = [v.split("=", 1) for v in args.version or [f"current={ROOT / 'algorithms'}"]]
-    for label, folder in versions:
-        for algo in args.algos:
-            if not (pathlib.Path(folder) / f"{algo}.py").is_file():
-                parser.error(f"--version {label}={folder}: no {algo}.py there")
+    args = parser.parse_args(argv)
+    if args.cleanrl and not args.peer_python:
+        parser.error("--cleanrl: needs --peer-python, a Python with tyro and tensorboard")
     torch.set_num_threads(1)
     rows = []
+
+    def add(env_id, what, sps, seeds_at_once=1):
+        rows.append(dict(env_id=env_id, what=what, seeds_at_once=seeds_at_once, per_seed_sps=round(sps)))
+        print(f"{env_id:16s} {what:12s} {sps:9,.0f} steps/s per seed", flush=True)
+
     for env_id in args.envs:
-        for algo in args.algos:
-            best = {}  # label -> (env_sps, env_sps_sampled, train_sps, rollout_s, update_s), fastest of the repeats
-            for _ in range(args.repeats):
-                for label, folder in versions:  # interleaved, so a slow spell of the machine hits every version
-                    env_sps = env_only_sps(env_id, args.env_steps)
-                    sampled_sps = env_only_sps(env_id, args.env_steps, sample=True)
-                    train = training_split(pathlib.Path(folder) / f"{algo}.py", env_id, STEPS[algo])
-                    old = best.get(label, (0, 0, 0, 0, 0))
-                    best[label] = (max(old[0], env_sps), max(old[1], sampled_sps)) + max(old[2:], train)
-            for label, (env_sps, sampled_sps, train_sps, rollout, update) in best.items():
-                rows.append(dict(label=label, algo=algo, env_id=env_id, env_sps=round(env_sps),
-                                 env_sps_sampled=round(sampled_sps), train_sps=round(train_sps),
-                                 overhead_ratio=round(env_sps / train_sps, 2),
-                                 rollout_share=round(rollout / (rollout + update), 3),
-                                 machine=machine(), date=datetime.date.today().isoformat()))
-                print(" ".join(f"{k}={v}" for k, v in rows[-1].items() if k not in ("machine", "date")), flush=True)
-    os.makedirs(os.path.dirname(args.csv), exist_ok=True)
+        add(env_id, "env alone", env_alone_sps(env_id, args.env_steps))
+        for k in args.seeds_at_once:
+            add(env_id, f"ppo K={k}", ours_sps("ppo", env_id, args.steps, k), k)
+        for algo in ("trpo", "vpg"):
+            add(env_id, algo, ours_sps(algo, env_id, args.steps, 1))
+        if args.cleanrl:
+            add(env_id, "cleanrl", cleanrl_sps(args.peer_python, args.cleanrl, env_id, args.steps))
+        if args.peer_python:
+            add(env_id, "sb3", sb3_sps(args.peer_python, env_id, args.steps))
     table = pd.DataFrame(rows)
-    if os.path.exists(args.csv):
-        old = pd.read_csv(args.csv)
-        key = ["label", "algo", "env_id"]  # a measurement taken again replaces the old row
-        kept = old.merge(table[key], on=key, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
-        table = pd.concat([kept, table], ignore_index=True)
+    reference = lambda what: table.env_id.map(table[table.what == what].set_index("env_id").per_seed_sps)
+    table["env_alone_over_this"] = (reference("env alone") / table.per_seed_sps).round(2)
+    table["over_ppo_k1"] = (table.per_seed_sps / reference("ppo K=1")).round(2)
+    table["machine"], table["date"] = machine(), datetime.date.today().isoformat()
+    os.makedirs(os.path.dirname(args.csv), exist_ok=True)
     table.to_csv(args.csv, index=False)
     draw(table, os.path.splitext(args.csv)[0] + ".png")
+    print(table.drop(columns=["machine", "date"]).to_markdown(index=False))
     print(f"machine: {machine()}\nwrote {args.csv}")
 
 
 def draw(table, path):
-    """Training SPS per algorithm and env for every label, beside the env-only SPS."""
+    """Per-seed training SPS of everything measured, per env, beside the env alone."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import seaborn as sns
-    bars = table.assign(run=table.algo + " (" + table.label + ")")
-    fig, axes = plt.subplots(1, bars.env_id.nunique(), figsize=(5.5 * bars.env_id.nunique(), 3.6), squeeze=False)
-    for ax, (env, g) in zip(axes[0], bars.groupby("env_id")):
-        sns.barplot(data=g, y="run", x="train_sps", ax=ax, color="tab:blue")
-        ax.axvline(g.env_sps.median(), color="k", ls="--", label=f"env alone, pre-drawn random actions ({g.env_sps.median():,.0f})")
-        if g.env_sps_sampled.notna().any():
-            ax.axvline(g.env_sps_sampled.median(), color="grey", ls="--",
-                       label=f"env alone, action_space.sample() each step ({g.env_sps_sampled.median():,.0f})")
-        ax.axvline(g.env_sps.median() / 5, color="tab:red", ls=":", label="target: overhead ratio 5")
-        ax.set(title=env, xlabel="training steps per second (1 thread)", ylabel="")
+    envs = list(dict.fromkeys(table.env_id))
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        g = table[(table.env_id == env) & (table.what != "env alone")]
+        colours = ["#0072B2" if w.startswith("ppo") else "#999999" if w in ("cleanrl", "sb3") else "#E69F00" for w in g.what]
+        ax.barh(g.what, g.per_seed_sps, color=colours)
+        alone = table[(table.env_id == env) & (table.what == "env alone")].per_seed_sps.iloc[0]
+        ax.axvline(alone, color="k", ls="--", lw=1, label=f"env alone ({alone:,.0f})")
+        ax.invert_yaxis()
+        ax.set(title=env, xlabel="training steps/s per seed (1 thread)")
         ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(table.machine.iloc[-1], fontsize=8)
+    fig.suptitle(table.machine.iloc[0], fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=150)
 
 
 if __name__ == "__main__":

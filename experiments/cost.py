@@ -8,7 +8,9 @@ Speed differs several-fold between machines (and between days on shared ones), s
 projection is calibrated here and now: each environment's speed with random actions (2,000
 steps), and each algorithm's own cost per step on top of the simulator (two short iterations
 of real training on Hopper-v5, the second one timed). A run then costs
-steps × (1 / env speed + algorithm cost per step). Only runs still to do count: those without
+steps × (1 / env speed + algorithm cost per step). The workflow trains a variant × env's seeds still to do in
+one job, and ppo.py batches them in one process, which makes its cost per step and seed fall with the number of
+seeds: it is measured at each number of seeds a job will train. Only runs still to do count: those without
 a finished run.json, and stale ones (other arguments, or code not shown to compute the same numbers). Each run
 counts once, under the first experiment of the config that plans it. VPG's gradient-noise
 measurements still to do (missing or stale) count as vpg.py runs of their
@@ -64,23 +66,41 @@ def env_seconds_per_step(env_id, steps=2000):
     return elapsed / steps
 
 
-def algorithm_seconds_per_step(algo):
-    """Training time per step beyond the simulator's, from the second of two short iterations."""
+def algorithm_seconds_per_step(algo, seeds_at_once=1):
+    """Training time per step and seed beyond the simulator's, from the second of two short iterations, with
+    `seeds_at_once` seeds in one process (each seed's rollout, and its share of the update batched over seeds)."""
     module = grid.algorithm(algo)
     with tempfile.TemporaryDirectory() as out:
-        args = module.Args(env_id=CALIBRATION_ENV, total_timesteps=2 * TINY_BATCH, out=out, **tiny_batch(module))
-        module.train(args, quiet=True)
-        last = pd.read_csv(pathlib.Path(out) / "progress.csv").iloc[-1]
-    return (last.rollout_s + last.update_s) / TINY_BATCH - env_seconds_per_step(CALIBRATION_ENV)
+        runs = [module.Args(env_id=CALIBRATION_ENV, seed=s, total_timesteps=2 * TINY_BATCH, out=f"{out}/seed{s}",
+                            **tiny_batch(module)) for s in range(1, seeds_at_once + 1)]
+        module.train(runs if seeds_at_once > 1 else runs[0], quiet=True)
+        last = pd.concat([pd.read_csv(pathlib.Path(run.out) / "progress.csv").iloc[-1:] for run in runs])
+    return (last.rollout_s + last.update_s).mean() / TINY_BATCH - env_seconds_per_step(CALIBRATION_ENV)
+
+
+def trains_seeds_at_once(algo):
+    """Whether the algorithm file batches several seeds in one process (ppo.py); the others train them in turn."""
+    return getattr(grid.algorithm(algo), "SEEDS_AT_ONCE", False)
 
 
 class Calibration:
-    def __init__(self, envs, algos):
+    """Seconds per step: each env's with random actions, and each algorithm's cost beyond the simulator for each
+    number of seeds a job trains at once (measured for every number in `seed_counts`, for a file that batches seeds)."""
+
+    def __init__(self, envs, algos, seed_counts=(1,)):
         self.env = {env: env_seconds_per_step(env) for env in sorted(envs)}
-        self.algo = {algo: max(algorithm_seconds_per_step(algo), 0.0) for algo in sorted(algos)}
+        self.algo = {(algo, k): max(algorithm_seconds_per_step(algo, k), 0.0) for algo in sorted(algos)
+                     for k in sorted(set(seed_counts) if trains_seeds_at_once(algo) else {1})}
+
+    def per_seed(self, algo, seeds_at_once):
+        return self.algo[algo, seeds_at_once if (algo, seeds_at_once) in self.algo else 1]
+
+    def job_seconds(self, algo, env, steps, seeds):
+        """Wall time of one job training `seeds` seeds of steps each (at once, or in turn)."""
+        return seeds * steps * (self.env[env] + self.per_seed(algo, seeds))
 
     def run_seconds(self, algo, env, steps):
-        return steps * (self.env[env] + self.algo[algo])
+        return self.job_seconds(algo, env, steps, 1)
 
 
 def still_to_do(config, scale, scale_dir):
@@ -113,18 +133,29 @@ def hours(seconds):
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.0f} min"
 
 
+def jobs_to_do(todo):
+    """{(variant, env): runs to do}: the workflow trains a variant × env's missing seeds in one job."""
+    jobs = {}
+    for _, run in todo:
+        jobs.setdefault((run.variant, run.env), []).append(run)
+    return jobs
+
+
 def projection(config, scale, scale_dir, cores, calibration):
     todo = still_to_do(config, scale, scale_dir)
-    planned = len(grid.runs(config, scale))
+    planned, jobs = len(grid.runs(config, scale)), jobs_to_do(todo)
     rows = []
     for experiment in config["experiments"]:
         runs = [r for e, r in todo if e == experiment]
         if not runs:
             continue
-        seconds = [calibration.run_seconds(config["variants"][r.variant]["algo"], r.env, grid.steps(config, scale, r.env))
-                   for r in runs]
+        # each run at its job's per-seed cost; the job's wall time is its seeds' together
+        seconds = [calibration.job_seconds(config["variants"][r.variant]["algo"], r.env, grid.steps(config, scale, r.env),
+                                           len(jobs[r.variant, r.env])) / len(jobs[r.variant, r.env]) for r in runs]
+        longest = max(calibration.job_seconds(config["variants"][r.variant]["algo"], r.env, grid.steps(config, scale, r.env),
+                                              len(jobs[r.variant, r.env])) for r in runs)
         rows.append({"experiment": experiment, "runs to do": len(runs), "core-hours": sum(seconds) / 3600,
-                     "longest run": max(seconds)})
+                     "longest run": longest})
     noise_todo = gradient_noise_to_do(config, scale, scale_dir)
     if noise_todo:
         seconds = [calibration.run_seconds("vpg", env, steps) for env, _, steps in noise_todo]
@@ -132,20 +163,23 @@ def projection(config, scale, scale_dir, cores, calibration):
                      "core-hours": sum(seconds) / 3600, "longest run": max(seconds)})
     table = pd.DataFrame(rows)
     noise_planned = len(grid.gradient_noise_runs(config, scale))
-    lines = [f"{scale} scale: {len(todo)} of {planned} planned runs still to do"
-             + (f", and {len(noise_todo)} of {noise_planned} gradient-noise measurements." if noise_planned else ".")]
+    lines = [f"{scale} scale: {len(todo)} of {planned} planned runs still to do, in {len(jobs)} jobs (a variant × env's "
+             "seeds in one process)" + (f", and {len(noise_todo)} of {noise_planned} gradient-noise measurements."
+                                       if noise_planned else ".")]
     if len(table):
         total, longest = table["core-hours"].sum() * 3600, table["longest run"].max()
         wall = max(total / cores, longest)
         table["core-hours"] = table["core-hours"].map(lambda h: f"{h:.1f}")
         table["longest run"] = table["longest run"].map(hours)
+        table = table.rename(columns={"longest run": "longest job"})
         lines += [table.to_markdown(index=False), "",
                   f"Total {total / 3600:.1f} core-hours; on {cores} cores about {hours(wall)} of wall time "
-                  f"(one run per core; never less than the longest run)."]
+                  f"(one job per core; never less than the longest job)."]
     lines += ["", "Calibrated on this machine: env steps/s with random actions "
               + ", ".join(f"{e} {1 / s:,.0f}" for e, s in calibration.env.items())
-              + "; training cost per step beyond the simulator "
-              + ", ".join(f"{a} {s * 1e6:.0f} µs" for a, s in calibration.algo.items()) + "."]
+              + "; training cost per step and seed beyond the simulator "
+              + ", ".join(f"{a} {s * 1e6:.0f} µs" + (f" ({k} seeds at once)" if trains_seeds_at_once(a) else "")
+                          for (a, k), s in calibration.algo.items()) + "."]
     return "\n".join(lines)
 
 
@@ -155,11 +189,13 @@ def check(run_root, calibration):
     for meta_path in sorted(pathlib.Path(run_root).glob("runs/*/*/seed*/run.json")):
         meta = json.loads(meta_path.read_text())
         env, algo = meta["args"]["env_id"], meta["algo"]
-        steps = meta.get("steps_trained", meta["args"]["total_timesteps"])
+        steps, seeds = meta.get("steps_trained", meta["args"]["total_timesteps"]), len(meta.get("seeds_in_process", [1]))
         if env not in calibration.env:
             calibration.env[env] = env_seconds_per_step(env)
-        rows.append({"run": str(meta_path.parent.relative_to(run_root)), "projected_s": calibration.run_seconds(algo, env, steps),
-                     "recorded_s": meta["walltime_s"]})
+        if trains_seeds_at_once(algo) and (algo, seeds) not in calibration.algo:
+            calibration.algo[algo, seeds] = max(algorithm_seconds_per_step(algo, seeds), 0.0)
+        rows.append({"run": str(meta_path.parent.relative_to(run_root)), "recorded_s": meta["walltime_s"],
+                     "projected_s": calibration.job_seconds(algo, env, steps, seeds)})  # its process's, shared by its seeds
     table = pd.DataFrame(rows)
     ratio = table.recorded_s / table.projected_s
     return (f"{len(table)} finished runs under {run_root}: recorded / projected wall time: median {ratio.median():.2f}, "
@@ -263,7 +299,8 @@ def main(argv=None):
         print(disk_projection(config, args.scale, scale_dir))
         return
     runs = grid.runs(config, args.scale)
-    calibration = Calibration({r.env for r in runs}, {config["variants"][r.variant]["algo"] for r in runs})
+    seed_counts = {len(job) for job in jobs_to_do(still_to_do(config, args.scale, scale_dir)).values()} or {1}
+    calibration = Calibration({r.env for r in runs}, {config["variants"][r.variant]["algo"] for r in runs}, seed_counts)
     print(f"Load average while calibrating: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
           "(other work on the machine slows the calibration and the projection with it).\n")
     for cores in args.cores:

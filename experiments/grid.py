@@ -109,6 +109,13 @@ def experiment_runs(config, scale, experiment):
             for env in chosen["envs"] for seed in chosen["seeds"]]
 
 
+def train_seeds(config, scale):
+    """The seeds of every training run of a scale, in order: its training experiments all name the same
+    (grid.check), since one job trains a variant × env's seeds together."""
+    lists = [chosen["seeds"] for exp, chosen in config["scales"][scale]["experiments"].items() if exp != "random"]
+    return sorted(set(lists[0])) if lists else []
+
+
 def runs(config, scale):
     """Every training run of a scale, each once however many experiments share it."""
     return sorted({r for exp in config["experiments"] for r in experiment_runs(config, scale, exp)})
@@ -411,6 +418,12 @@ def check(config):
         for key, n in counts:
             if not whole(n):
                 raise ConfigError(f"scales.{scale}.{key}: expected a whole number, got {n!r}")
+        training = [(e, c["seeds"]) for e, c in sc["experiments"].items() if e != "random"]
+        for exp, seeds in training:
+            if len(set(seeds)) != len(seeds) or set(seeds) != set(training[0][1]):
+                raise ConfigError(f"scales.{scale}.experiments.{exp}.seeds: {seeds} against {training[0][1]} of "
+                                  f"{training[0][0]}: a scale's experiments train the same seeds, each once (one job "
+                                  "trains a variant × env's seeds together)")
         envs_run = {env for chosen in sc["experiments"].values() for env in chosen["envs"]}
         for env in sc.get("env_steps", {}):
             if env not in envs_run:

@@ -10,7 +10,7 @@ publishing anything), then SIGKILL if it has not ended 30 s later. SIGINT and SI
 the wrapper are passed on to the child. The exit status is the child's. Without
 $PGREPRO_WORKFLOW_PID it only passes signals on.
 
-When the command is a training run that succeeded with --compress, its .csv.gz files are then
+When the command is a training run that succeeded with --compress, each seed's .csv.gz files are then
 rewritten as one gzip stream (experiments/repack.py: the same text, about a fifth smaller), so
 the workflow's runs are as compact as the committed ones. A failed repack leaves the files as
 written, which are just as valid, and only says so.
@@ -38,15 +38,28 @@ def alive(pid):
     return True
 
 
+def run_dirs(argv):
+    """The run directories of a training command: --out, with {seed} replaced by each of --seed's values."""
+    if "--out" not in argv[:-1]:
+        return []
+    out, seeds = argv[argv.index("--out") + 1], []
+    if "--seed" in argv:
+        for value in argv[argv.index("--seed") + 1:]:
+            if not value.isdigit():
+                break
+            seeds.append(value)
+    return [pathlib.Path(out.replace("{seed}", seed)) for seed in seeds] if "{seed}" in out else [pathlib.Path(out)]
+
+
 def repack_finished_run(argv):
-    """Repack the run directory given as --out of a successful compressed training run."""
-    if "--compress" not in argv or "--out" not in argv[:-1]:
+    """Repack the run directories (--out) of a successful compressed training command."""
+    if "--compress" not in argv:
         return
-    out = pathlib.Path(argv[argv.index("--out") + 1])
-    try:
-        repack.repack_run(out)
-    except Exception as error:  # noqa: BLE001 - the files as written stay valid; only their size is at stake
-        print(f"job.py: {out} left as written, not repacked: {error}", file=sys.stderr, flush=True)
+    for out in run_dirs(argv):
+        try:
+            repack.repack_run(out)
+        except Exception as error:  # noqa: BLE001 - the files as written stay valid; only their size is at stake
+            print(f"job.py: {out} left as written, not repacked: {error}", file=sys.stderr, flush=True)
 
 
 def main(argv):

@@ -85,14 +85,14 @@ def test_disk_projection_without_runs_says_so(tmp_path, tiny):
 def test_time_projection_counts_only_the_runs_still_to_do(tmp_path, tiny):
     scale_dir = tmp_path / "results" / "smoke"
     finished_run(scale_dir, tiny, "ppo_clip_0.2", "CartPole-v1", 1, episode_rows=10)
-    calibration = cost.Calibration.__new__(cost.Calibration)  # given, not measured: 1536 steps × 1.5 s = 2304 s a run
+    calibration = cost.Calibration.__new__(cost.Calibration)  # given, not measured: s per step and seed beyond the env's
     calibration.env = {"CartPole-v1": 1.0, "InvertedPendulum-v5": 1.0}
-    calibration.algo = {"ppo": 0.5}
+    calibration.algo = {("ppo", 1): 0.5, ("ppo", 2): 0.25}  # two seeds at once: cheaper per seed
     text = cost.projection(tiny, "smoke", scale_dir, 2, calibration)
-    assert text.startswith("smoke scale: 3 of 4 planned runs still to do.")
-    assert "Total 1.9 core-hours; on 2 cores about 1.0 h of wall time" in text  # 3 × 2304 s / 2 cores = 3456 s
-    # on 4 cores 1728 s, but never less than the longest run: 2304 s
-    assert "on 4 cores about 0.6 h of wall time" in cost.projection(tiny, "smoke", scale_dir, 4, calibration)
+    # jobs: CartPole seed 2 alone, 1536 × 1.5 s = 2304 s; InvertedPendulum seeds 1 and 2 at once, 2 × 1536 × 1.25 = 3840 s
+    assert text.startswith("smoke scale: 3 of 4 planned runs still to do, in 2 jobs (a variant × env's seeds in one process).")
+    assert "Total 1.7 core-hours; on 2 cores about 1.1 h of wall time" in text  # 6144 s / 2 = 3072 s, but the longest job 3840 s
+    assert "on 1 cores about 1.7 h of wall time" in cost.projection(tiny, "smoke", scale_dir, 1, calibration)
 
 
 def test_time_projection_counts_the_gradient_noise_measurements_still_to_do(tmp_path, tiny):
@@ -108,9 +108,10 @@ def test_time_projection_counts_the_gradient_noise_measurements_still_to_do(tmp_
                                                                                  "gradient_noise.py")}).encode())
     calibration = cost.Calibration.__new__(cost.Calibration)
     calibration.env = {"CartPole-v1": 1.0, "InvertedPendulum-v5": 1.0}
-    calibration.algo = {"ppo": 0.5, "vpg": 0.25}
+    calibration.algo = {("ppo", 1): 0.5, ("ppo", 2): 0.5, ("vpg", 1): 0.25}
     text = cost.projection(config, "smoke", scale_dir, 1, calibration)
-    assert text.startswith("smoke scale: 6 of 6 planned runs still to do, and 1 of 2 gradient-noise measurements.")
+    assert text.startswith("smoke scale: 6 of 6 planned runs still to do, in 3 jobs (a variant × env's seeds in one "
+                           "process), and 1 of 2 gradient-noise measurements.")
     # seed 2: (2 warm-up + 3 measured batches) × 256 steps × (1.0 + 0.25) s = 1600 s
     noise_row = next(line for line in text.splitlines() if line.startswith("| gradient_noise"))
     assert [c.strip() for c in noise_row.split("|")[2:5]] == ["1", "0.4", "0.4 h"]

@@ -64,7 +64,7 @@ def test_a_new_algorithm_file_runs_at_every_scale_without_other_edits(my_algorit
     meta = json.loads((tmp_path / target).read_text())
     assert meta["algo"] == my_algorithm and meta["args"]["clip_eps"] == 0.25
     runs, _, _ = load_runs(tmp_path / "results" / "smoke")
-    assert runs.algo.tolist() == [my_algorithm]
+    assert runs.algo.tolist() == [my_algorithm] * 2  # the job trains the variant × env's two smoke seeds
     status = GridStatus(tmp_path / "results" / "smoke", config, "smoke", ["algorithms"])
     assert [r.variant for r, _ in status.stale] == [] and grid.Run("mine", "CartPole-v1", 1) not in status.missing
     # its runs stay current while the file is unchanged, and go stale when it changes

@@ -4,10 +4,13 @@ every objective (a per-seed adaptive β), per-seed KL early stopping, per-seed g
 (ppo1's per-batch observation filter and batch-level advantage normalisation), time limits bootstrapped and
 terminal, discrete and continuous actions, widths-1 heads (InvertedPendulum's policy, every V)."""
 import json
+import re
 import subprocess
 import sys
 
+import gymnasium as gym
 import pytest
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from conftest import ROOT, load_algorithm
 from experiments import equivalence
@@ -68,3 +71,39 @@ def test_the_command_line_trains_several_seeds_and_refuses_an_out_without_seed(t
     assert ok.returncode == 0, ok.stderr
     for seed in (7, 8):
         assert json.loads((tmp_path / f"s{seed}" / "run.json").read_text())["args"]["seed"] == seed
+
+
+class NaNAfter300Steps(CartPoleEnv):
+    """CartPole whose rewards turn NaN after 300 steps when its first reset's seed is even."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.poisoned, self.steps = seed % 2 == 0, 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.steps += 1
+        return obs, float("nan") if self.poisoned and self.steps > 300 else reward, terminated, truncated, info
+
+
+def test_a_seed_that_turns_nan_stops_unpublished_and_the_others_finish_as_alone(tmp_path):
+    import numpy as np
+    if "test/NaNAfter300-v1" not in gym.registry:
+        gym.register("test/NaNAfter300-v1", entry_point=NaNAfter300Steps, max_episode_steps=500)
+    ppo = load_algorithm("ppo")
+    seeds = (3, 4, 5, 6)
+    poisoned = {s for s in seeds if np.random.SeedSequence(s).spawn(4)[0].generate_state(1)[0] % 2 == 0}
+    assert 0 < len(poisoned) < len(seeds), poisoned  # some seeds of each kind
+    overrides = dict(env_id="test/NaNAfter300-v1")
+    with pytest.raises(ppo.NonFiniteError) as error:
+        train(ppo, overrides, seeds, tmp_path / "together")
+    assert [int(s) for s in re.findall(r"seed (\d+):", str(error.value))] == sorted(poisoned), str(error.value)
+    for seed in seeds:
+        out = tmp_path / "together" / f"seed{seed}"
+        assert (out / "run.json").exists() == (seed not in poisoned)
+        assert not (out / ".lock").exists()
+        if seed not in poisoned:
+            alone = train(ppo, overrides, (seed,), tmp_path / "alone")
+            for name in ("progress.csv", "episodes.csv"):
+                assert equivalence.without_clock(f"{alone}/{name}") == equivalence.without_clock(out / name), (seed, name)

@@ -46,8 +46,8 @@ def test_the_variants_with_a_lower_priority_start_last_and_each_priority_env_by_
     Within one variant priority the runs start env by env, in the order the scale names its envs."""
     config = grid.load()
     log = (smoke.parent.parent / "snakemake.log").read_text()
-    started = re.findall(r"wildcards: scale=smoke, variant=([^,]+), env=([^,]+), seed=", log)  # in start order
-    assert sorted(started) == sorted((r.variant, r.env) for r in grid.runs(config, "smoke"))
+    started = re.findall(r"wildcards: scale=smoke, variant=([^,]+), env=(\S+)$", log, re.M)  # in start order
+    assert sorted(started) == sorted({(r.variant, r.env) for r in grid.runs(config, "smoke")})  # one job per variant × env
     late = [i for i, (variant, _) in enumerate(started) if config["variants"][variant].get("priority", 0) < 0]
     assert late and min(late) == len(started) - len(late), started
     for priority in {config["variants"][variant].get("priority", 0) for variant, _ in started}:
@@ -136,10 +136,30 @@ def test_changing_one_variant_reruns_only_its_jobs(smoke, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
-    assert stats["train"] == "4"  # ppo_gae_1 × 2 envs × 2 seeds, nothing else
+    assert stats["train"] == "2"  # ppo_gae_1 × 2 envs (a job trains both seeds), nothing else
     assert set(re.findall(r"wildcards: .*variant=([^,\s]+)", out)) == {"ppo_gae_1"}
     # the analyses see the merged config as a parameter, so they are redone (cheap); training is not
     assert stats["report"] == "1"
+
+
+def test_a_job_trains_only_the_missing_seeds_and_leaves_the_finished_ones_alone(smoke, tmp_path):
+    """One job trains a variant × env's seeds in one process, but only those missing (or stale): a finished
+    seed beside a missing one is not retrained or rewritten (Snakemake sets its files' times, nothing
+    else); the missing one comes back as the complete workflow made it."""
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    job = clone / "results" / "smoke" / "runs" / "ppo_gae_1" / "CartPole-v1"
+    shutil.rmtree(job / "seed2")
+    kept = {f.name: f.read_bytes() for f in (job / "seed1").iterdir()}
+    assert job_counts(snakemake(clone, "-n")).get("train") == 1
+    proc = snakemake(clone, "--cores", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {f.name: f.read_bytes() for f in (job / "seed1").iterdir()} == kept
+    assert "--seed 2 --total-timesteps" in proc.stdout + proc.stderr  # the job's command: seed 2 alone
+    for name in ("progress.csv.gz", "episodes.csv.gz"):
+        original = smoke / "runs" / "ppo_gae_1" / "CartPole-v1" / "seed2" / name
+        assert without_clock(read_csv(job / "seed2" / name)) == without_clock(read_csv(original))
+    assert "train" not in job_counts(snakemake(clone, "-n"))
 
 
 def job_counts(proc):
@@ -156,7 +176,7 @@ def test_a_fresh_clone_reruns_the_runs_whose_arguments_changed(smoke, tmp_path):
     override = tmp_path / "override.yaml"
     override.write_text("variants:\n  ppo_gae_1: {algo: ppo, args: {gae_lambda: 0.99}}\n")
     stats = job_counts(snakemake(clone, "-n", overrides=[override]))
-    assert stats["train"] == 4  # ppo_gae_1 × 2 envs × 2 seeds, and nothing else
+    assert stats["train"] == 2  # ppo_gae_1 × 2 envs (a job trains both seeds), and nothing else
     assert "gradient_noise" not in stats
     # the gradient-noise measurements hold their arguments (and code) in a record beside each CSV
     override.write_text("scales:\n  smoke:\n    gradient_noise: {warmup_batches: 1, batches: 3}\n")
@@ -228,7 +248,7 @@ def test_a_failed_rerun_leaves_the_run_another_writer_published(tmp_path):
     finally:
         holder.release()
     assert proc.returncode != 0
-    log = (tmp_path / "results/smoke/logs/train/ppo_gae_1/CartPole-v1/seed1.log").read_text()
+    log = (tmp_path / "results/smoke/logs/train/ppo_gae_1/CartPole-v1.log").read_text()
     assert f"is in use by another run (pid {os.getpid()})" in log
     assert {f.name: f.read_bytes() for f in run_dir.iterdir()} == before
 
@@ -258,15 +278,15 @@ def test_a_killed_workflow_takes_its_training_jobs_with_it(tmp_path):
         while not (run_dir / "progress.csv.gz.partial").exists():
             assert time.time() < deadline and proc.poll() is None, "the training job did not start"
             time.sleep(0.2)
-        assert processes_mentioning(str(run_dir))
+        assert processes_mentioning(str(run_dir.parent))  # its --out: .../CartPole-v1/seed{seed}
         proc.kill()  # Snakemake only: its job's shell, job.py and the run are left orphaned
         proc.wait()
         deadline = time.time() + 45
-        while processes_mentioning(str(run_dir)) and time.time() < deadline:
+        while processes_mentioning(str(run_dir.parent)) and time.time() < deadline:
             time.sleep(0.5)
-        assert not processes_mentioning(str(run_dir)), "the training run outlived the workflow"
+        assert not processes_mentioning(str(run_dir.parent)), "the training run outlived the workflow"
         assert not (run_dir / "run.json").exists()
-        log = tmp_path / "results" / "smoke" / "logs" / "train" / "ppo_clip_0.2" / "CartPole-v1" / "seed1.log"
+        log = tmp_path / "results" / "smoke" / "logs" / "train" / "ppo_clip_0.2" / "CartPole-v1.log"
         assert "the workflow (pid" in log.read_text() and "interrupted:" in log.read_text()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group, should the test fail

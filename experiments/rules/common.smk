@@ -101,14 +101,23 @@ def all_outputs():
     )
 
 
-def stale_why(wildcards):
-    """Why the finished run at these wildcards is stale (grid.stale_reason), or None."""
-    path = f"results/{wildcards.scale}/runs/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}/run.json"
+# the seeds of every training run of this scale: one train job trains a variant × env's seeds together
+TRAIN_SEEDS = grid.train_seeds(config, SCALE)
+RUN_FILES = ("progress.csv.gz", "episodes.csv.gz", "run.json")
+
+
+def run_dir(wildcards, seed):
+    return f"results/{wildcards.scale}/runs/{wildcards.variant}/{wildcards.env}/seed{seed}"
+
+
+def stale_why(wildcards, seed):
+    """Why the finished run of this seed is stale (grid.stale_reason), or None."""
+    path = f"{run_dir(wildcards, seed)}/run.json"
     if not os.path.exists(path):
         return None
     with open(path) as f:
         meta = json.load(f)
-    run = grid.Run(wildcards.variant, wildcards.env, int(wildcards.seed))
+    run = grid.Run(wildcards.variant, wildcards.env, int(seed))
     return grid.stale_reason(config, wildcards.scale, run, meta)
 
 
@@ -123,10 +132,17 @@ def write_marker(marker, why):
     return marker
 
 
-def stale_marker(wildcards):
-    """The train rule's marker for a stale run (stale_why); [] for a fresh one."""
-    return write_marker(f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{wildcards.seed}.txt",
-                        stale_why(wildcards))
+def stale_markers(wildcards):
+    """The train rule's markers, one per stale run of the variant × env (stale_why); [] when none is."""
+    markers = [write_marker(f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{seed}.txt",
+                            stale_why(wildcards, seed)) for seed in TRAIN_SEEDS]
+    return [m for m in markers if m]
+
+
+def seeds_to_train(wildcards):
+    """The seeds the job trains: those with a file missing, or stale. The others' finished runs stay as they are."""
+    return [seed for seed in TRAIN_SEEDS if stale_why(wildcards, seed) is not None
+            or not all(os.path.exists(f"{run_dir(wildcards, seed)}/{name}") for name in RUN_FILES)]
 
 
 def gradient_noise_stale_marker(wildcards):
@@ -157,5 +173,5 @@ def train_priority(wildcards):
 
 
 def train_runtime(wildcards):
-    """Minutes a run may take on a slow core (500 steps/s), for the cluster's time limit."""
-    return 5 + train_steps(wildcards) // 30000
+    """Minutes a job may take on a slow core (500 steps/s per seed), for the cluster's time limit."""
+    return 5 + len(seeds_to_train(wildcards)) * train_steps(wildcards) // 30000

@@ -1,34 +1,37 @@
-# One training run: algorithm file × variant arguments × env × seed, one core.
+# One training job: algorithm file × variant arguments × env, every seed of the scale in one process, one core.
 
 
 rule train:
+    wildcard_constraints:
+        scale=SCALE,  # TRAIN_SEEDS are this scale's
     input:
         # a finished run that this config and code would not make again (other arguments, or code not shown
         # to compute its numbers: experiments/code_versions.yaml) gets a marker file newer than its outputs,
-        # so Snakemake reruns it even in a clone with no .snakemake/ history; the rerun removes the marker.
+        # so Snakemake reruns the job even in a clone with no .snakemake/ history; the rerun removes the markers.
         # Nothing else is an input: a touched or checked-out file never reruns a run
-        stale=stale_marker,
+        stale=stale_markers,
     output:
-        # update(): Snakemake keeps a stale run's files while its rerun trains (the run replaces them itself,
-        # in one step, once complete) and puts them back if the rerun fails or is stopped
-        progress=update("results/{scale}/runs/{variant}/{env}/seed{seed}/progress.csv.gz"),
-        episodes=update("results/{scale}/runs/{variant}/{env}/seed{seed}/episodes.csv.gz"),
-        meta=update("results/{scale}/runs/{variant}/{env}/seed{seed}/run.json"),
+        # every seed's files. update(): Snakemake keeps the finished runs while the job trains (it trains only
+        # the seeds missing or stale, seeds_to_train, and replaces a stale run itself, in one step, once
+        # complete) and puts them back if the job fails or is stopped
+        [update(f"results/{{scale}}/runs/{{variant}}/{{env}}/seed{seed}/{name}") for seed in TRAIN_SEEDS for name in RUN_FILES],
     log:
-        "results/{scale}/logs/train/{variant}/{env}/seed{seed}.log",
+        "results/{scale}/logs/train/{variant}/{env}.log",
     benchmark:
-        "results/{scale}/benchmarks/train/{variant}/{env}/seed{seed}.tsv"
+        "results/{scale}/benchmarks/train/{variant}/{env}.tsv"
     params:
         script=train_script,
         args=train_args,
         steps=train_steps,
-        out=lambda wildcards, output: os.path.abspath(os.path.dirname(output.meta)),
+        seeds=lambda wildcards: " ".join(map(str, seeds_to_train(wildcards))),
+        # {seed} stays for the run to fill in: each seed's own directory
+        out=lambda wildcards: os.path.join(os.path.abspath(f"results/{wildcards.scale}/runs/{wildcards.variant}/{wildcards.env}"), "seed{seed}"),
         job=os.path.join(workflow.basedir, "experiments", "job.py"),
     threads: 1
     priority: train_priority
     resources:
         runtime=train_runtime,
-        mem_mb=1500,
+        mem_mb=lambda wildcards: 1000 + 250 * len(seeds_to_train(wildcards)),
     conda:
         "../envs/pgrepro.yaml"
     group:
@@ -38,7 +41,7 @@ rule train:
         # torch and BLAS get exactly the rule's threads; experiments/job.py stops the run if the
         # workflow dies; --overwrite: a rerun replaces the old files only once it is complete
         "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {params.job:q} python {params.script:q} --env-id {wildcards.env:q} --seed {wildcards.seed:q} "
+        "python {params.job:q} python {params.script:q} --env-id {wildcards.env:q} --seed {params.seeds} "
         "--total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite --compress "
         "{params.args}) > {log:q} 2>&1 && rm -f {input.stale:q}"
 
