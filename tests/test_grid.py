@@ -29,12 +29,15 @@ def test_run_counts_per_scale_and_sharing(config):
 
 
 def test_training_priority_is_the_variants_then_env_by_env(config):
-    # the paper scale names 8 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th
+    # the paper scale names 11 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th
     assert grid.env_order(config, "paper")[0] == "HalfCheetah-v5" and grid.env_order(config, "paper")[7] == "Ant-v5"
+    assert len(grid.env_order(config, "paper")) == 11
     assert grid.train_priority(config, "paper", "ppo_gae_0", "HalfCheetah-v5") == 1            # priority 1
-    assert grid.train_priority(config, "paper", "ppo_gae_0", "Ant-v5") == 1 - 7 / 8
-    assert grid.train_priority(config, "paper", "ppo_none", "Hopper-v5") == -1 / 8               # default 0
-    assert grid.train_priority(config, "paper", "ppo1_none", "HalfCheetah-v5") == -1            # priority -1
+    assert grid.train_priority(config, "paper", "ppo_gae_0", "Ant-v5") == 1 - 7 / 11
+    assert grid.train_priority(config, "paper", "ppo_none", "Hopper-v5") == 3 - 1 / 11          # Table 1, ppo2
+    assert grid.train_priority(config, "paper", "ppo1_none", "HalfCheetah-v5") == 2             # Table 1, ppo1
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2_no_trunc_bootstrap", "Hopper-v5") == -1 / 11  # default 0
+    assert grid.train_priority(config, "paper", "vpg_total_return", "HalfCheetah-v5") == -2     # baselines, last
     # an env never lifts a run above a variant of higher priority
     paper = [(r.variant, r.env) for r in grid.runs(config, "paper")]
     by_variant = sorted(paper, key=lambda run: -grid.train_priority(config, "paper", *run))

@@ -53,10 +53,14 @@ def test_the_variants_with_a_lower_priority_start_last_and_each_priority_env_by_
     for priority in {config["variants"][variant].get("priority", 0) for variant, _ in started}:
         envs = [env for variant, env in started if config["variants"][variant].get("priority", 0) == priority]
         assert envs == sorted(envs, key=grid.env_order(config, "smoke").index), (priority, envs)
-    # the gradient-noise measurements (priority 10 in the rule) start before any training run
-    rules = re.findall(r"^\s*(?:local)?rule (\w+):", log, re.M)  # every job, in start order
-    assert rules.count("gradient_noise") == len(grid.gradient_noise_runs(config, "smoke"))
-    assert max(i for i, r in enumerate(rules) if r == "gradient_noise") < rules.index("train"), rules
+    # the gradient-noise measurements (priority -2 in the rule, the baselines experiment's) start after every
+    # training job of a higher priority
+    jobs = re.findall(r"^\s*(?:local)?rule (\w+):\n(?:.*\n)*?\s*wildcards: ([^\n]*)", log, re.M)  # in start order
+    noise = [i for i, (rule, _) in enumerate(jobs) if rule == "gradient_noise"]
+    assert len(noise) == len(grid.gradient_noise_runs(config, "smoke"))
+    higher = [i for i, (rule, w) in enumerate(jobs) if rule == "train" and
+              config["variants"][re.search(r"variant=([^,]+)", w).group(1)].get("priority", 0) > -2]
+    assert max(higher) < min(noise), jobs
 
 
 def png_size(path):

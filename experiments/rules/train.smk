@@ -87,8 +87,8 @@ rule gradient_noise:
         flags=lambda wildcards: grid.gradient_noise_cli(config, wildcards.scale, wildcards.env),
         out=lambda wildcards, output: os.path.abspath(output.csv),
     threads: 1
-    # minutes each, and the report reads them: ahead of the training runs
-    priority: 10
+    # part of the baselines experiment, the last of the paper grid (its VPG variants have priority -2)
+    priority: -2
     resources:
         runtime=60,
         mem_mb=1500,
