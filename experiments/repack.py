@@ -118,9 +118,12 @@ def fold_job_files(scale_dir):
     jobs = []
     for bench in sorted(bench_dir.rglob("*.tsv")):
         job = bench.relative_to(bench_dir).with_suffix("").as_posix()
-        run, log = scale_dir / "runs" / job, logs_dir / f"{job}.log"
-        if not (run / "run.json").exists() or (run / ".lock").exists() or not log.exists():
-            continue  # the run or its Snakemake job is not finished
+        log = logs_dir / f"{job}.log"
+        # a job is <variant>/<env>, its runs the seed folders under it (before 2026-12-03 one job was one run)
+        runs = [scale_dir / "runs" / job] if pathlib.PurePath(job).name.startswith("seed") else \
+            sorted((scale_dir / "runs" / job).glob("seed*"))
+        if not runs or not log.exists() or any(not (r / "run.json").exists() or (r / ".lock").exists() for r in runs):
+            continue  # a run or its Snakemake job is not finished
         text = log.read_text()
         if text and not text.endswith("\n"):
             text += "\n"

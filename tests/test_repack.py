@@ -134,6 +134,21 @@ def test_folding_keeps_every_finished_jobs_log_and_benchmark_verbatim_and_leaves
     assert sorted(repack.benchmarks(scale).s) == [1.0, 2.0, 4.0, 10.5, 20.0]
 
 
+def test_a_job_of_several_seeds_folds_once_all_its_runs_are_finished(tmp_path):
+    """A job is a variant × env whose seeds train in one process: its log and benchmark fold when every seed
+    folder under it holds a finished run and none is owned by a live run."""
+    scale = tmp_path / "paper"
+    for job, seeds in (("ppo_clip_0.2/Walker2d-v5", (4, 5)), ("ppo_none/Walker2d-v5", (4, 5))):
+        job_files(scale, job, f"{job}\n", 7.0, finished=False)
+        for seed in seeds:
+            (scale / "runs" / job / f"seed{seed}").mkdir()
+            (scale / "runs" / job / f"seed{seed}" / "run.json").write_text("{}")
+    (scale / "runs" / "ppo_none/Walker2d-v5/seed5/.lock").write_text("123\n")  # still training
+    assert repack.fold_job_files(scale) == 1
+    assert list(repack.folded_logs(scale)) == ["ppo_clip_0.2/Walker2d-v5"]
+    assert len(own_files(scale, "ppo_none/Walker2d-v5")) == 2
+
+
 def test_a_log_line_that_reads_as_a_head_line_is_refused_before_anything_changes(tmp_path):
     scale = tmp_path / "paper"
     job_files(scale, "ppo_none/Reacher-v5/seed1", "fine\n", 1.0)
