@@ -340,7 +340,8 @@ def adapt_beta(beta, kl, d_targ):
 class SeedsMLP(nn.Module):
     """K seeds' copies of one MLP as one: weights (K, out, in), x (K, batch, in) → (K, batch, out). Each seed's
     numbers are exactly its own MLP's (tests/test_ppo_seeds.py): one batched matmul per layer, but seed by seed
-    for a layer of width 1 (V's head), which torch computes for one network as a matrix-vector product."""
+    for a layer of width 1 (V's head, a 1-D action's mean), which torch computes for one network as a
+    matrix-vector product, whose bits a batched matmul does not reproduce (docs/DESIGN.md §4)."""
 
     def __init__(self, weights):
         super().__init__()
