@@ -278,11 +278,21 @@ def script_sha256(algo):
 
 
 # ---------------------------------------------------------------- staleness follows numbers (docs/DESIGN.md §6)
-@functools.cache
 def code_versions():
     """experiments/code_versions.yaml: per algorithm (and gradient_noise), the fingerprints shown to compute
-    the numbers of its reference commit, and how its runs' arguments read now."""
-    return yaml.safe_load(CODE_VERSIONS.read_text())
+    the numbers of its reference commit, and how its runs' arguments read now. Read again whenever the file
+    changes: a workflow running for hours must see a fingerprint recorded meanwhile, or it would take every
+    run of that algorithm for stale and retrain it."""
+    stat = CODE_VERSIONS.stat()
+    return _code_versions(str(CODE_VERSIONS), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _code_versions(path, mtime_ns, size):
+    return yaml.safe_load(pathlib.Path(path).read_text())
+
+
+code_versions.cache_clear = _code_versions.cache_clear
 
 
 def fingerprint_now(name):

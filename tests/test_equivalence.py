@@ -57,3 +57,16 @@ def test_a_run_by_unrecorded_code_is_stale_and_a_renamed_argument_is_read_as_tod
     now = {"args": dict(grid.expected_args(config, "quick", run), out="x"), "code_sha256": grid.fingerprint_now("vpg"),
            "script_sha256": grid.script_sha256("vpg")}
     assert grid.stale_reason(config, "quick", run, json.loads(json.dumps(now))) is None
+
+
+def test_a_fingerprint_recorded_while_a_workflow_runs_is_seen_by_it(tmp_path, monkeypatch):
+    """grid.code_versions() is read again when the file changes: a Snakemake process that started before
+    `equivalence --record` must not take the newly recorded code's runs, or the old runs, for stale (it did:
+    2026-12-02, two paper jobs retrained committed seeds after a docstring edit was recorded)."""
+    path = tmp_path / "code_versions.yaml"
+    path.write_text((grid.ROOT / "experiments" / "code_versions.yaml").read_text())
+    monkeypatch.setattr(grid, "CODE_VERSIONS", path)
+    before = grid.code_versions()
+    assert "f" * 64 not in before["ppo"]["fingerprints"]
+    path.write_text(path.read_text().replace("  fingerprints:\n", f"  fingerprints:\n    {'f' * 64}: a test\n", 1))
+    assert "f" * 64 in grid.code_versions()[next(iter(before))]["fingerprints"]
