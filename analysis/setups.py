@@ -9,14 +9,18 @@ noise() then measures one of those differences in the runs: how much of its init
 """
 import dataclasses
 import math
+import pathlib
 
 import gymnasium as gym
 import pandas as pd
 import torch
 
+import yaml
+
 from analysis import stats
-from analysis.experiments import PUBLISHED, PUBLISHED_MATCH
 from experiments import grid
+
+PUBLISHED = pathlib.Path(__file__).resolve().parent / "published"  # the published numbers and setups, as CSV
 
 # every algorithm file hands the env the sampled action clipped to the action space's bounds
 # (the line "the env gets the clipped action" in ppo.py, trpo.py and vpg.py; tests/test_setups.py checks it)
@@ -28,6 +32,32 @@ ABSENT = {"scale_rewards": False}  # settings an algorithm file has no flag for 
 
 def load():
     return pd.read_csv(PUBLISHED / "setups.csv", dtype=str, keep_default_na=False)
+
+
+def matches_of(algo, args, matches=None):
+    """The published results (source, algo) that a run of our algorithm file `algo` with the resolved arguments
+    `args` (run.json's, or grid.expected_args) stands beside: the rows of analysis/published/matches.csv whose
+    `ours` column (e.g. 'algo=ppo regime=ppo2 objective=clip clip_eps=0.2 target_kl=null', values in YAML) it
+    satisfies. Read from the arguments, so no variant name carries the match."""
+    matches = pd.read_csv(PUBLISHED / "matches.csv") if matches is None else matches
+    found = []
+    for row in matches.itertuples():
+        wanted = dict(item.split("=", 1) for item in row.ours.split())
+        if wanted.pop("algo") == algo and all(k in args and args[k] == yaml.safe_load(v) for k, v in wanted.items()):
+            found.append((row.source, row.algo))
+    return found
+
+
+def variant_matches(config, scale, variants):
+    """{variant: its published matches (matches_of)} for variants of a scale, from the arguments its config
+    resolves to (grid.expected_args at the variant's first env: no matched argument depends on the env)."""
+    matches = pd.read_csv(PUBLISHED / "matches.csv")
+    env = grid.env_order(config, scale)[0]
+    found = {}
+    for variant in variants:
+        args = grid.expected_args(config, scale, grid.Run(variant, env, 1))
+        found[variant] = matches_of(config["variants"][variant]["algo"], args, matches)
+    return found
 
 
 def policy_shape(algo, args):
@@ -94,7 +124,8 @@ def reading(runs, variants):
     for variant in variants:
         if variant not in set(runs.variant):
             continue
-        for source, algo in PUBLISHED_MATCH.get(variant, []):
+        sample = runs[runs.variant == variant].iloc[0]
+        for source, algo in matches_of(sample.algo, sample.args):
             differ, agree = differences(runs, variant, source, algo, published)
             table = pd.DataFrame([{"setting": name, "theirs": theirs + ("" if tag == "P" else f" [{tag}]"),
                                    "ours": our, "what we expect it to do": effect}
@@ -167,7 +198,7 @@ def noise(runs, progress, planned, kept=0.9):
         ours_at = cells.loc[variant]
         sample = runs[runs.variant == variant]
         start = math.exp(policy_shape(sample.algo.iloc[0], sample.args.iloc[0])[1])
-        theirs = [(f"{source} {algo}", sigma) for source, algo in PUBLISHED_MATCH.get(variant, [])
+        theirs = [(f"{source} {algo}", sigma) for source, algo in matches_of(sample.algo.iloc[0], sample.args.iloc[0])
                   if (sigma := published_start_sigma(published, source, algo)) is not None]
         rows.append({"variant": variant, "σ at the start": f"{start:.2f}",
                      **{env: f"{c['mean']:.2f}" + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else "")

@@ -4,6 +4,7 @@ Used by the Snakefile (experiments/rules/common.smk), by analysis/ and by the te
 no Snakemake. Validation happens before any job is planned and stops at the first problem
 with one line naming the config key (ConfigError).
 """
+import copy
 import dataclasses
 import functools
 import importlib.util
@@ -107,6 +108,31 @@ def experiment_runs(config, scale, experiment):
         return []
     return [Run(v, env, seed) for v in experiment_variants(config, scale, experiment)
             for env in chosen["envs"] for seed in chosen["seeds"]]
+
+
+SCALE_FOLDERS = {"runs", "random", "gradient_noise", "tables", "figures", "logs", "benchmarks", "stale"}
+
+
+def subset(config, scale, name):
+    """The config as a report from part of a scale's runs sees it: every experiment keeps only the seeds and envs
+    of `scales.<scale>.subsets.<name>` (results/<scale>/<name>/; e.g. the paper scale's first 3 seeds, kept for
+    comparison once it has 10). An experiment left with no seed or env is dropped."""
+    subsets = config["scales"][scale].get("subsets", {})
+    if name not in subsets:
+        raise ConfigError(f"scales.{scale}.subsets: no subset {name!r} (the config names "
+                          f"{', '.join(sorted(subsets)) or 'none'})")
+    spec, config = subsets[name], copy.deepcopy(config)
+    sc = config["scales"][scale]
+    del sc["subsets"]
+    for exp, chosen in list(sc["experiments"].items()):
+        chosen["seeds"] = [s for s in chosen["seeds"] if s in spec.get("seeds", chosen["seeds"])]
+        chosen["envs"] = [e for e in chosen["envs"] if e in spec.get("envs", chosen["envs"])]
+        if not chosen["seeds"] or not chosen["envs"]:
+            del sc["experiments"][exp]
+    kept = {env for chosen in sc["experiments"].values() for env in chosen["envs"]}
+    if "env_steps" in sc:
+        sc["env_steps"] = {env: n for env, n in sc["env_steps"].items() if env in kept}
+    return config
 
 
 def train_seeds(config, scale):
@@ -468,6 +494,16 @@ def check(config):
                 for i, variant in enumerate(chosen.get(key, [])):
                     if variant not in config["variants"]:
                         raise ConfigError(f"scales.{scale}.experiments.{exp}.{key}[{i}]: unknown variant {variant!r}")
+        for name, spec in sc.get("subsets", {}).items():
+            if name in SCALE_FOLDERS:
+                raise ConfigError(f"scales.{scale}.subsets.{name}: a folder results/{scale}/ already holds "
+                                  f"({', '.join(sorted(SCALE_FOLDERS))}); choose another name")
+            for key, chosen in (("seeds", {s for c in sc["experiments"].values() for s in c["seeds"]}),
+                                ("envs", {e for c in sc["experiments"].values() for e in c["envs"]})):
+                for i, item in enumerate(spec.get(key, [])):
+                    if item not in chosen:
+                        raise ConfigError(f"scales.{scale}.subsets.{name}.{key}[{i}]: {item!r} is not one of the "
+                                          f"scale's {key}")
         if "time_limits" in sc["experiments"]:
             time_limit_cells(config, scale)
         _check_ranges(config, scale)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import compare, stats
+from analysis import compare, setups, stats
 from experiments import grid
 from analysis.load import RunContractError, load_run, load_runs
 from conftest import PROGRESS_COLUMNS, load_algorithm
@@ -46,6 +46,32 @@ def test_stratified_bootstrap_keeps_strata_sizes():
     # without strata the resampled mean varies
     point, low, high = stats.stratified_bootstrap_ci(values, ["A"] * 6, stats.aggregate_mean, reps=500)
     assert point == 0.5 and low < 0.5 < high
+
+
+def test_t_interval_and_welch_against_t_table_values():
+    # [1, 2, 6]: mean 3, s = √7, t(0.975, 2 dof) = 4.303 (a t table): half-width 4.303 · √7/√3
+    mean, low, high = stats.t_interval([1, 2, 6])
+    assert mean == 3 and (high - low) / 2 == pytest.approx(4.303 * math.sqrt(7 / 3), rel=1e-4)
+    assert np.isnan(stats.t_interval([5.0])[1])
+    # equal sizes and variances: Welch's dof is 2(n − 1) = 4, t(0.975, 4) = 2.776; the SE √(1/3 + 1/3)
+    diff, low, high = stats.welch_interval([10, 11, 12], [0, 1, 2])
+    assert diff == 10 and (high - low) / 2 == pytest.approx(2.776 * math.sqrt(2 / 3), rel=1e-3)
+    # unequal variances: the dof fall towards the noisier cell's n − 1, widening the interval
+    _, low, high = stats.welch_interval([10, 14], [1, 2, 3])
+    assert (high - low) / 2 > 12.706 * math.sqrt(4 + 1 / 3) * 0.5  # beyond half the 1-dof interval, by hand
+    assert stats.welch_interval([1, 1], [0, 0]) == (1.0, 1.0, 1.0)
+
+
+def test_with_three_seeds_the_t_interval_covers_95_percent_and_the_percentile_bootstrap_is_the_range():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.0, 1.0, (20_000, 3))
+    covered = [low <= 0 <= high for _, low, high in map(stats.t_interval, draws)]
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.01)
+    # the range of 3 draws holds the mean unless all 3 fall on one side: 1 − 2/8
+    assert np.mean((draws.min(axis=1) <= 0) & (draws.max(axis=1) >= 0)) == pytest.approx(0.75, abs=0.01)
+    for x in draws[:20]:  # and a percentile bootstrap of 3 seeds gives exactly that range
+        _, low, high = stats.stratified_bootstrap_ci(x, np.zeros(3), stats.aggregate_mean)
+        assert (low, high) == pytest.approx((x.min(), x.max()), abs=1e-12)
 
 
 def test_bootstrap_is_reproducible_and_covers_the_mean():
@@ -316,7 +342,7 @@ def test_compare_reruns_checks_a_subset_against_the_originals_made_by_code_compu
 
 
 def test_reading_shows_ties_as_ties():
-    from analysis.report import reading_curves
+    from analysis.common import reading_curves
     table = pd.DataFrame({"env": ["CartPole-v1"] * 3, "variant": ["a", "b", "c"], "mean": [500.0, 239.0, 500.0],
                           "ci_low": [500.0, 100.0, 500.0], "ci_high": [500.0, 300.0, 500.0]})
     lines = reading_curves(table, higher_than=("b", ["a"])).splitlines()
@@ -325,14 +351,14 @@ def test_reading_shows_ties_as_ties():
 
 
 def test_reading_orders_only_what_the_intervals_separate():
-    from analysis.report import reading_curves
+    from analysis.common import reading_curves
     table = pd.DataFrame({"env": ["E"] * 3, "variant": ["a", "b", "c"], "mean": [10.0, 9.0, 1.0],
                           "ci_low": [8.0, 7.0, 0.0], "ci_high": [12.0, 11.0, 2.0]})
     assert reading_curves(table).splitlines()[0] == "- E: a (10.0) ≈ b (9.0) > c (1.0)."
 
 
 def test_reading_says_how_few_seeds_its_intervals_rest_on():
-    from analysis.report import reading_curves
+    from analysis.common import reading_curves
     table = pd.DataFrame({"env": ["E"] * 2, "variant": ["a", "b"], "mean": [10.0, 1.0], "ci_low": [8.0, 0.0],
                           "ci_high": [12.0, 2.0], "seeds": [3, 2]})
     # the fewest seeds of any cell sets the caveat: 2 seeds give C(3, 2) = 3 distinct resamples
@@ -343,7 +369,7 @@ def test_reading_says_how_few_seeds_its_intervals_rest_on():
 
 
 def test_gae_reading_names_the_best_lambda_by_final_score_and_by_speed_and_its_rivals():
-    from analysis.report import reading_gae
+    from analysis.gae_lambda import reading_gae
     table = pd.DataFrame({"env": "E", "variant": ["g0", "g95", "g1"], "lambda": [0.0, 0.95, 1.0], "seeds": 3,
                           "mean": [100.0, 900.0, 850.0], "p_best": [0.0, 0.7, 0.3],
                           "speed_mean": [50.0, 300.0, 420.0], "speed_p_best": [0.0, 0.04, 0.96]})
@@ -356,8 +382,8 @@ def test_gae_reading_names_the_best_lambda_by_final_score_and_by_speed_and_its_r
 
 
 def test_objectives_reading_states_the_interval_of_the_rank_correlation():
-    from analysis.report import reading_objectives
-    from analysis.experiments import TABLE1_SETTINGS
+    from analysis.ppo_objectives import reading_objectives
+    from analysis.ppo_objectives import TABLE1_SETTINGS
     n = len(TABLE1_SETTINGS)
     table = pd.DataFrame({"regime": "ppo2", "variant": TABLE1_SETTINGS, "setting": TABLE1_SETTINGS, "paper": np.linspace(0, 1, n),
                           "runs": 6, "mean": np.linspace(0, 1, n), "mean_ci_low": 0.0, "mean_ci_high": 1.0,
@@ -392,11 +418,14 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
 
 
 def test_published_reading_places_each_published_mean_against_our_interval_at_the_same_budget_only():
-    from analysis.report import reading_published
+    from analysis.algorithms import reading_published
     # baselines ppo2 at 1M: Hopper 2316.16, HalfCheetah 1668.58; trpo_mpi Hopper 1912.9 (analysis/published)
     table = pd.DataFrame({"variant": ["ppo_clip_0.2", "ppo_clip_0.2", "trpo"], "env": ["Hopper-v5", "HalfCheetah-v5", "Hopper-v5"],
                           "mean": [2000.0, 1000.0, 2500.0], "ci_low": [1500.0, 900.0, 2400.0], "ci_high": [2500.0, 1100.0, 2600.0]})
-    text = reading_published(table, 1_000_000)
+    config = grid.load()
+    matches = setups.variant_matches(config, "paper", ["vpg_gae", "trpo", "ppo_clip_0.2"])
+    at_1m = {"Hopper-v5": 1_000_000, "HalfCheetah-v5": 1_000_000}
+    text = reading_published(table, at_1m, matches)
     assert "- ppo_clip_0.2 on Hopper-v5: 2000 [1500, 2500]; baselines ppo2 (v2?, 6 seeds, [P]) 2316, inside our interval; " \
            "ours is 0.86× it." in text
     assert "HalfCheetah-v5: 1000 [900, 1100]; baselines ppo2 (v2?, 6 seeds, [P]) 1669, above our interval" in text
@@ -405,13 +434,13 @@ def test_published_reading_places_each_published_mean_against_our_interval_at_th
     # median of the ratios, by hand: (2000/2316.16 + 1000/1668.58) / 2 = 0.731, (2000/2382.86 + 1000/1442.64) / 2 = 0.766
     summary = {line.split("|")[1].strip() + " / " + line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:-1]]
                for line in text.split("\n\n")[0].splitlines()[2:]}
-    assert list(summary) == ["trpo / baselines trpo_mpi", "trpo / spinningup_tf1 trpo",  # PUBLISHED_MATCH's order
+    assert list(summary) == ["trpo / baselines trpo_mpi", "trpo / spinningup_tf1 trpo",  # the variants' order
                              "ppo_clip_0.2 / baselines ppo2", "ppo_clip_0.2 / cleanrl ppo_continuous_action"]
     assert summary == {"ppo_clip_0.2 / baselines ppo2": ["2", "0", "1", "1", "0.73× (0.60–0.86)"],
                        "ppo_clip_0.2 / cleanrl ppo_continuous_action": ["2", "0", "1", "1", "0.77× (0.69–0.84)"],
                        "trpo / baselines trpo_mpi": ["1", "1", "0", "0", "1.31× (1.31–1.31)"],
                        "trpo / spinningup_tf1 trpo": ["1", "1", "0", "0", "2.15× (2.15–2.15)"]}
-    quick = reading_published(table, 300_000)
+    quick = reading_published(table, {env: 300_000 for env in at_1m}, matches)
     assert "inside" not in quick and "Not compared: baselines ppo2, baselines trpo_mpi, cleanrl" in quick
 
 
@@ -420,7 +449,8 @@ def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
     over the envs that hold every setting with all its seeds; with no such env, one setting lacking an env
     would be averaged over other tasks, so ρ is withheld. Below 4 settings there is no ρ either."""
     from types import SimpleNamespace
-    from analysis.experiments import PUBLISHED, objectives_one_regime
+    from analysis.common import PUBLISHED
+    from analysis.ppo_objectives import objectives_one_regime
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     # our scores ordered as the paper's column orders these 4 settings (-0.39 < 0.62 < 0.70 < 0.82)
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.2": 40.0}
@@ -455,7 +485,8 @@ def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_see
     """Beside ρ with the paper: ρ without the no-clipping setting, and how well our own seeds agree
     (single-seed grids against each other, Spearman–Brown for a rerun, one seed against the others)."""
     from types import SimpleNamespace
-    from analysis.experiments import PUBLISHED, objectives_one_regime
+    from analysis.common import PUBLISHED
+    from analysis.ppo_objectives import objectives_one_regime
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     # ordered as the paper orders these 5 (-0.39 < 0.62 < 0.70 < 0.76 < 0.82) in seeds 1 and 2; seed 3 swaps
     # the two clipping settings at the top
@@ -484,7 +515,8 @@ def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_see
 
 def test_seeds_that_order_the_settings_oppositely_predict_no_agreement_and_never_print_nan():
     from types import SimpleNamespace
-    from analysis.experiments import PUBLISHED, objectives_one_regime, rho_checks_text
+    from analysis.common import PUBLISHED
+    from analysis.ppo_objectives import objectives_one_regime, rho_checks_text
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.1": 35.0, "ppo_clip_0.2": 40.0}
     # seeds 1 and 2 as above; seed 3 reverses the four settings above No clipping (40 − x + 20 maps 20..40 onto 40..20)
@@ -503,7 +535,8 @@ def test_seeds_that_order_the_settings_oppositely_predict_no_agreement_and_never
 
 def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_computed_rank_correlations():
     from types import SimpleNamespace
-    from analysis.experiments import PUBLISHED, TABLE1_SETTINGS, regime_comparison, regimes_text
+    from analysis.common import PUBLISHED
+    from analysis.ppo_objectives import TABLE1_SETTINGS, regime_comparison, regimes_text
     paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
     column = paper.paper_normalised_score.reindex(TABLE1_SETTINGS)
     position = dict(zip(column.sort_values(kind="stable").index, range(11)))  # 0 = the paper's worst
@@ -549,7 +582,7 @@ def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_com
 
 
 def test_the_reading_says_whether_seed_noise_alone_explains_the_rank_correlation():
-    from analysis.report import rerun_reading
+    from analysis.ppo_objectives import rerun_reading
     row = pd.Series({"rho": 0.32, "rho_ci_low": 0.04, "rho_ci_high": 0.62, "rerun_rho": 0.75, "rerun_rho_min": 0.58,
                      "rerun_rho_max": 0.92})
     assert rerun_reading(row).endswith("over all the settings, ρ's interval [0.04, 0.62] ends below a rerun's 0.75 but "
@@ -574,7 +607,8 @@ def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so
     in the per-env table."""
     from types import SimpleNamespace
     import matplotlib.pyplot as plt
-    from analysis.experiments import NOT_ON_WHOLE_ENVS, table_ppo_objectives
+    from analysis.common import NOT_ON_WHOLE_ENVS
+    from analysis.ppo_objectives import table_ppo_objectives
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.2": 40.0}
     rows = [dict(variant=v, env=e, seed=s, score=x + s) for v, x in level.items() for e in ("A", "B")
             for s in (1, 2, 3) if (v, e) != ("ppo_clip_0.2", "B")]
@@ -596,20 +630,22 @@ def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so
 
 def test_a_one_seed_result_is_never_ordered_nor_placed_against_a_published_number():
     """A partial grid: a cell with 1 seed has a zero-width 'interval', which must not read as a firm result."""
-    from analysis.report import reading_curves, reading_published
+    from analysis.common import reading_curves
+    from analysis.algorithms import reading_published
     table = pd.DataFrame({"env": "Walker2d-v5", "variant": ["ppo_clip_0.2", "trpo", "vpg_gae"], "seeds": [1, 3, 3],
                           "mean": [3936.0, 2414.0, 313.0], "ci_low": [3936.0, 2300.0, 300.0],
                           "ci_high": [3936.0, 2500.0, 330.0]})
     assert reading_curves(table).splitlines()[0] == \
         "- Walker2d-v5: ppo_clip_0.2 (3936.0, 1 seed) ≈ trpo (2414.0) > vpg_gae (313.0)."
-    text = reading_published(table, 1_000_000)  # baselines ppo2 Walker2d 3425 would be 'below' a [3936, 3936]
+    matches = setups.variant_matches(grid.load(), "paper", ["vpg_gae", "trpo", "ppo_clip_0.2"])
+    text = reading_published(table, {"Walker2d-v5": 1_000_000}, matches)  # 3425 would be 'below' a [3936, 3936]
     assert "- ppo_clip_0.2 on Walker2d-v5: 3936 (1 seed so far, no interval); baselines ppo2 (v2?, 6 seeds, [P]) " \
            "3425, not placed yet; ours is 1.15× it." in text
     assert "trpo on Walker2d-v5: 2414 [2300, 2500]; baselines trpo_mpi (v2?, 6 seeds, [P]) 2343, inside" in text
 
 
 def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_written_from(tmp_path):
-    from analysis.report import FINGERPRINT, PART_FINGERPRINT, discussion, table_fingerprint
+    from analysis.discussions import FINGERPRINT, PART_FINGERPRINT, discussion, table_fingerprint
     table = pd.DataFrame({"variant": ["trpo"], "env": ["Hopper-v5"], "seeds": [3], "mean": [2374.0000000001],
                           "text": ["2374.0 [2086.2, 2746.3]"]})
     assert discussion(table, "paper", "algorithms", root=tmp_path) == []  # none written
@@ -681,7 +717,7 @@ def test_late_per_run_takes_each_runs_own_late_iterations():
 
 
 def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs():
-    from analysis.report import late_diagnostics
+    from analysis.baselines import late_diagnostics
     from experiments.grid import Run
     planned = [Run(v, e, s) for v in ("rtg", "vb") for e in ("A", "B") for s in (1, 2)]
     rows = []
@@ -704,7 +740,7 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
 
 
 def test_the_regimes_update_sizes_side_by_side_against_hand_values():
-    from analysis.report import regime_steps
+    from analysis.ppo_objectives import regime_steps
     from experiments.grid import Run
     settings = {"ppo_clip_0.2": "Clip", "ppo_kl_fixed_1": "Fixed", "ppo_clip_0.2_es_0.01": "ES"}
     table = pd.DataFrame([{"regime": regime, "variant": variant.replace("ppo_", prefix, 1), "setting": name}
@@ -745,7 +781,7 @@ def test_the_regimes_update_sizes_side_by_side_against_hand_values():
 
 
 def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
-    from analysis.report import fixed_policy_noise
+    from analysis.baselines import fixed_policy_noise
     config = {"scales": {"s": {"gradient_noise": {"warmup_batches": 1, "batches": 4},
                                "experiments": {"baselines": {"envs": ["A", "B"], "seeds": [1, 2]}}}}}
     # env A, both seeds: variances 8, 4, 2, 1; ‖E ĝ‖² 16 each; rtg's norm 4. GAE's squared distance 4 with
@@ -781,17 +817,17 @@ def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
 
 
 def test_the_gae_papers_range_is_read_from_its_published_row():
-    from analysis.experiments import gae_paper_range
+    from analysis.gae_lambda import gae_paper_range
     assert gae_paper_range() == (0.9, 0.99)  # Schulman et al. 2016 §7: "in the range [0.9, 0.99]"
 
 
 def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
-    """Four cells (regime × time limit) on two envs: the differences of means by hand, each interval from
-    resamples of the two cells' own seeds, a missing cell named, and the share of ppo1's gap to ppo2 that is
+    """Four cells (regime × time limit) on two envs: the differences of means by hand, each with Welch's
+    interval from the two cells' own seeds, a missing cell named, and the share of ppo1's gap to ppo2 that is
     left once both bootstrap the time limit."""
     from types import SimpleNamespace
-    from analysis.experiments import time_limit_rows
-    from analysis.report import reading_time_limits
+    from analysis.time_limits import time_limit_rows
+    from analysis.time_limits import reading_time_limits
     from experiments.grid import Run
     cells = {("ppo2", "bootstrapped"): "p2b", ("ppo2", "terminal"): "p2t", ("ppo1", "bootstrapped"): "p1b",
              ("ppo1", "terminal"): "p1t"}
@@ -811,16 +847,16 @@ def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
                 ("ppo1 − ppo2: both terminal", b): 0}
     assert diff["mean"].dropna().to_dict() == pytest.approx(expected)
     assert list(diff.loc[("ppo1 − ppo2: each regime's own time limit", a), ["variant", "minus"]]) == ["p1t", "p2b"]
-    # a constant cell has no spread: the interval is the other cell's resampled means, shifted (multiples of 1/3)
+    # Welch against a constant cell: the other cell's t-interval, s = 1, n = 3, t(0.975, 2 dof) = 4.303
     low, high = diff.loc[("ppo2: terminal − bootstrapped", a), ["ci_low", "ci_high"]]
-    assert -3 <= low < -2 < high <= -1 and (3 * (low + 10)) == pytest.approx(round(3 * (low + 10)))
+    assert (low, high) == pytest.approx((-2 - 4.303 / math.sqrt(3), -2 + 4.303 / math.sqrt(3)), abs=1e-3)
     assert tuple(diff.loc[("ppo1 − ppo2: both bootstrapped", a), ["ci_low", "ci_high"]]) == (-1, -1)
     assert diff.loc[("ppo2: terminal − bootstrapped", b), "text"].endswith("(2 of 3 seeds)")  # the fewer seeds
     assert wide.loc["ppo1, time limit bootstrapped (p1b)", b] == "missing run"
     assert wide.loc["ppo1 − ppo2: both bootstrapped", b] == "missing run"
     assert list(wide.index[:4]) == [f"{r}, time limit {t} ({v})" for (r, t), v in cells.items()]
     # a discussion's fingerprint covers which difference each row is, not only its variant and text
-    from analysis.report import table_fingerprint
+    from analysis.discussions import table_fingerprint
     relabelled = table.replace({"label": {"ppo1 − ppo2: both terminal": "ppo1 − ppo2: both bootstrapped"}})
     assert table_fingerprint(relabelled) != table_fingerprint(table)
 

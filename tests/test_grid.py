@@ -109,6 +109,14 @@ BAD = [
      "scales.paper.experiments.time_limits.variants: no variant for the ppo2 regime with the time limit terminal, "
      "the ppo1 regime with the time limit bootstrapped"),
     (("experiments", "time_limits", "variants"), ["trpo"], "experiments.time_limits.variants: trpo is not a PPO variant"),
+    # a subset is part of its scale's runs, in a folder of its own
+    (("scales", "paper", "subsets", "seeds1-3", "seeds"), [1, 11], "scales.paper.subsets.seeds1-3.seeds[1]: 11 is not "
+     "one of the scale's seeds"),
+    (("scales", "paper", "subsets", "seeds1-3", "envs"), ["Hopper-v5", "CartPole-v0"],
+     "scales.paper.subsets.seeds1-3.envs[1]: 'CartPole-v0' is not one of the scale's envs"),
+    (("scales", "paper", "subsets", "runs"), {"seeds": [1]}, "scales.paper.subsets.runs: a folder results/paper/ "
+     "already holds"),
+    (("scales", "paper", "subsets", "../x"), {"seeds": [1]}, "scales.paper.subsets: '../x' does not match"),
 ]
 
 
@@ -118,6 +126,20 @@ def test_a_variant_can_be_added_to_one_scale_only(config):
     assert grid.experiment_variants(added, "smoke", "algorithms")[-1] == "ppo_none"
     assert "ppo_none" not in grid.experiment_variants(added, "quick", "algorithms")
     assert len(grid.runs(added, "quick")) == len(grid.runs(config, "quick"))  # the other scales plan what they did
+
+
+def test_a_subset_keeps_only_its_seeds_and_envs_of_every_experiment(config):
+    """The paper scale's seeds1-3 subset is the 3-seed grid as it stood: 699 runs and 15 gradient-noise measurements,
+    no classic-control task, and the classic tasks' step budgets gone with them."""
+    three = grid.subset(config, "paper", "seeds1-3")
+    assert len(grid.runs(three, "paper")) == 699 and len(grid.gradient_noise_runs(three, "paper")) == 15
+    assert {run.seed for run in grid.runs(three, "paper")} == {1, 2, 3}
+    assert not {"CartPole-v1", "Acrobot-v1", "Pendulum-v1"} & {run.env for run in grid.runs(three, "paper")}
+    assert three["scales"]["paper"]["env_steps"] == {} and "subsets" not in three["scales"]["paper"]
+    assert set(grid.runs(three, "paper")) <= set(grid.runs(config, "paper"))
+    assert "subsets" in config["scales"]["paper"]  # the config itself is untouched
+    with pytest.raises(grid.ConfigError, match=r"^scales.paper.subsets: no subset 'seeds1-4' \(the config names seeds1-3\)$"):
+        grid.subset(config, "paper", "seeds1-4")
 
 
 def test_a_yaml_alias_bomb_is_refused_in_one_line_before_it_is_expanded(tmp_path):

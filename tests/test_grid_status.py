@@ -156,7 +156,7 @@ def test_a_partial_report_counts_finished_runs_per_experiment_and_a_shared_run_o
 
 def test_the_gae_reading_says_when_an_end_of_the_lambda_range_has_no_run_yet():
     import pandas as pd
-    from analysis.report import reading_gae
+    from analysis.gae_lambda import reading_gae
     table = pd.DataFrame({"env": "Hopper-v5", "variant": ["ppo_gae_0", "ppo_clip_0.2", "ppo_gae_1"],
                           "lambda": [0.0, 0.95, 1.0], "mean": [float("nan"), 2000.0, 900.0],
                           "p_best": [float("nan"), 1.0, 0.0], "speed_mean": [float("nan"), 1500.0, 700.0],

@@ -1,7 +1,6 @@
 """Every algorithm file off the happy path: one writer per run directory, a finished run never
 replaced silently, Ctrl-C exits 130, unsupported spaces and out-of-range sizes refused in one line."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from analysis import setups, stats
-from analysis.experiments import PUBLISHED, PUBLISHED_MATCH
+from analysis.setups import PUBLISHED
 from experiments import grid
 from experiments.grid import Run
 
@@ -40,13 +40,32 @@ def test_every_published_setting_is_one_of_ours():
     assert set(published.tag) <= {"P", "D", "S", "U"}
     assert not published.duplicated(["source", "algo", "setting"]).any()
     config = grid.load()
-    for variant, matches in PUBLISHED_MATCH.items():
+    algorithms = grid.experiment_variants(config, "paper", "algorithms")
+    for variant, matches in setups.variant_matches(config, "paper", algorithms).items():
         fields = {f.name for f in dataclasses.fields(grid.algorithm(config["variants"][variant]["algo"]).Args)}
         for source, algo in matches:
             rows = published[(published.source == source) & (published.algo == algo)]
             assert len(rows) >= 10, f"{source} {algo}: no setup rows"
             assert set(rows.setting) <= fields | set(setups.NOT_ARGS) | setups.ABSENT.keys(), (source, algo)
             assert set(setups.NOT_ARGS) <= set(rows.setting), (source, algo)
+
+
+def test_published_matches_are_read_from_the_resolved_arguments_not_the_variant_names():
+    config = grid.load()
+    found = setups.variant_matches(config, "paper", ["vpg_gae", "vpg_value_baseline", "trpo", "ppo_clip_0.2",
+                                                     "ppo_clip_0.2_no_trunc_bootstrap", "ppo1_clip_0.2",
+                                                     "ppo_clip_0.2_es_0.01", "ppo_gae_0.96", "ppo_kl_adaptive_0.01"])
+    ppo2 = [("baselines", "ppo2"), ("cleanrl", "ppo_continuous_action")]
+    assert found == {"vpg_gae": [("spinningup_pytorch", "vpg")], "vpg_value_baseline": [],
+                     "trpo": [("baselines", "trpo_mpi"), ("spinningup_tf1", "trpo")],
+                     "ppo_clip_0.2": ppo2, "ppo_clip_0.2_no_trunc_bootstrap": ppo2,
+                     "ppo1_clip_0.2": [],  # the paper-era regime is not baselines ppo2's
+                     "ppo_clip_0.2_es_0.01": [("spinningup_pytorch", "ppo")],
+                     "ppo_gae_0.96": [],  # baselines ppo2 and CleanRL use λ = 0.95
+                     "ppo_kl_adaptive_0.01": []}
+    # a renamed variant with the same arguments matches the same
+    renamed = {**config, "variants": {**config["variants"], "clip_renamed": config["variants"]["ppo_clip_0.2"]}}
+    assert setups.variant_matches(renamed, "paper", ["clip_renamed"]) == {"clip_renamed": ppo2}
 
 
 def test_our_policy_shape_is_read_from_the_algorithm_files():

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -52,26 +53,46 @@ def analysed(scale):
 PUBLISHED = sorted(glob.glob(os.path.join(workflow.basedir, "analysis", "published", "*.csv")))
 
 
+def scoped(wildcards):
+    """The config as an analysis sees it: the scale's, or one of its subsets' (grid.subset) for a subset's files."""
+    subset = getattr(wildcards, "subset", None)
+    return grid.subset(config, wildcards.scale, subset) if subset else config
+
+
+def out_dir(wildcards):
+    """results/<scale>, or results/<scale>/<subset> for a subset's tables, figures and report."""
+    subset = getattr(wildcards, "subset", None)
+    return f"results/{wildcards.scale}/{subset}" if subset else f"results/{wildcards.scale}"
+
+
+def subset_flag(wildcards):
+    subset = getattr(wildcards, "subset", None)
+    return f"--subset {subset}" if subset else ""
+
+
 def discussions(wildcards):
-    """The hand-written discussions the scale's report shows: analysis/discussion/<scale>/<experiment>.md."""
-    return sorted(glob.glob(os.path.join(workflow.basedir, "analysis", "discussion", wildcards.scale, "*.md")))
+    """The hand-written discussions the report shows: analysis/discussion/<scale>[/<subset>]/<experiment>.md."""
+    folder = os.path.join(workflow.basedir, "analysis", "discussion", wildcards.scale, getattr(wildcards, "subset", ""))
+    return sorted(glob.glob(os.path.join(folder, "*.md")))
 
 
 def experiment_inputs(wildcards):
-    runs = grid.experiment_runs(config, wildcards.scale, wildcards.experiment)
-    return run_files(wildcards.scale, runs, "run.json") + random_files(wildcards.scale)
+    chosen = scoped(wildcards)
+    runs = grid.experiment_runs(chosen, wildcards.scale, wildcards.experiment)
+    return run_files(wildcards.scale, runs, "run.json") + [
+        f"results/{wildcards.scale}/random/{env}.csv" for env in grid.random_envs(chosen, wildcards.scale)]
 
 
 def report_inputs(wildcards):
-    return expand(
-        "results/{scale}/{kind}/{experiment}.{ext}",
-        scale=wildcards.scale,
-        kind=["tables"],
-        experiment=analysed(wildcards.scale),
-        ext=["csv", "md"],
-    ) + expand("results/{scale}/figures/{experiment}.png", scale=wildcards.scale, experiment=analysed(wildcards.scale)) + (
-        gradient_noise_files(wildcards.scale)
-    )
+    chosen, out = scoped(wildcards), out_dir(wildcards)
+    experiments = [e for e in ANALYSED if e in chosen["scales"][wildcards.scale]["experiments"]]
+    return [f"{out}/tables/{e}.{ext}" for e in experiments for ext in ("csv", "md")] + [
+        f"{out}/figures/{e}.png" for e in experiments] + [
+        f"results/{wildcards.scale}/gradient_noise/{env}/seed{seed}.csv"
+        for env, seed in grid.gradient_noise_runs(chosen, wildcards.scale)]
+
+
+SUBSETS = {scale: sorted(sc.get("subsets", {})) for scale, sc in config["scales"].items()}
 
 
 def config_json(wildcards):
@@ -98,6 +119,7 @@ def all_outputs():
         + random_files(SCALE)
         + gradient_noise_files(SCALE)
         + [f"results/{SCALE}/REPORT.md"]
+        + [f"results/{SCALE}/{subset}/REPORT.md" for subset in SUBSETS[SCALE]]
     )
 
 

@@ -1,0 +1,126 @@
+"""The algorithms experiment: VPG-GAE, TRPO and PPO variants side by side and against the published numbers."""
+import numpy as np
+import pandas as pd
+
+from analysis import setups
+from analysis.common import MISSING, reading_curves, step_label, table_curves
+from analysis.setups import PUBLISHED, variant_matches
+from experiments import grid
+
+
+def table_algorithms(data):
+    """One row per variant (ours, then the published rows matched to it), one column per env."""
+    table, _, fig = table_curves(data)
+    published = pd.read_csv(PUBLISHED / "final_returns.csv")
+    rows, matches = {}, variant_matches(data.config, data.scale, data.variants)
+    for variant in data.variants:
+        row = {}
+        for env in data.envs:
+            ours = data.scores[(data.scores.variant == variant) & (data.scores.env == env)].score
+            row[env] = (f"{ours.mean():.0f} ± {ours.std(ddof=1):.0f}{data.seeds_note(len(ours))}" if len(ours)
+                        else MISSING)
+        rows[f"ours: {variant}"] = row
+        for source, algo in matches[variant]:
+            label = f"{source} {algo}"
+            for env in data.envs:
+                hit = published[(published.source == source) & (published.algo == algo) &
+                                (published.env == env.rsplit("-", 1)[0])]
+                rows.setdefault(label, {})[env] = "; ".join(
+                    f"{p.value:.0f}{f' ± {p.std:.0f}' if pd.notna(p.std) else ''} ({p.env_version}, "
+                    f"{step_label(p.steps)} steps, [{p.tag}])" for p in hit.itertuples()) or "not published"
+    wide = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=data.envs)
+    wide.index.name = f"final score, mean ± sample SD over seeds ({', '.join(step_label(data.steps[e]) for e in data.envs[:1])} steps)"
+    return table, wide, fig
+
+
+def published_placements(table, steps, matches):
+    """Ours against each published number matched to a variant (`matches`, setups.variant_matches; the numbers in
+    analysis/published/final_returns.csv), at the published budget only (`steps`: env → our steps): one dict per
+    (our cell, published number) with `where` the published mean lies against our 95% t-interval (None for a one-seed cell, which has no interval) and the ratio of
+    the means (None unless both are positive); and the published results measured at another budget."""
+    published = pd.read_csv(PUBLISHED / "final_returns.csv")
+    placed, other_budget = [], set()
+    for r in table.itertuples():
+        for source, algo in matches.get(r.variant, []):
+            for p in published[(published.source == source) & (published.algo == algo) &
+                               (published.env == r.env.rsplit("-", 1)[0])].itertuples():
+                if abs(p.steps - steps[r.env]) > 0.01 * p.steps:
+                    other_budget.add(f"{source} {algo}")
+                    continue
+                where = (None if getattr(r, "seeds", 2) < 2 else "inside" if r.ci_low <= p.value <= r.ci_high
+                         else "above" if p.value > r.ci_high else "below")
+                placed.append({"ours": r, "published": p, "label": f"{source} {algo}", "where": where,
+                               "ratio": r.mean / p.value if p.value > 0 and r.mean > 0 else None})
+    return placed, other_budget
+
+
+def placement_summary(placed, matches):
+    """One row per (our variant, published result): on how many envs ours is higher, not told apart, lower."""
+    rows = {}
+    for x in placed:
+        row = rows.setdefault((x["ours"].variant, x["label"]), {"ours": x["ours"].variant, "published": x["label"],
+                                                                "envs": 0, "ours higher": 0, "not told apart": 0,
+                                                                "ours lower": 0, "one seed, not placed": 0, "ratios": []})
+        row["envs"] += 1
+        row[{"below": "ours higher", "inside": "not told apart", "above": "ours lower", None: "one seed, not placed"}[
+            x["where"]]] += 1
+        if x["ratio"] is not None:
+            row["ratios"].append(x["ratio"])
+    for row in rows.values():
+        ratios = sorted(row.pop("ratios"))
+        row["ours / theirs where both > 0: median (range)"] = (
+            f"{np.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})" if ratios else "no env")
+    order = [(v, f"{source} {algo}") for v, found in matches.items() for source, algo in found]
+    summary = pd.DataFrame([rows[key] for key in order if key in rows])
+    if not summary["one seed, not placed"].any():
+        summary = summary.drop(columns="one seed, not placed")
+    return summary.to_markdown(index=False)
+
+
+def reading_published(table, steps, matches):
+    """A summary per (our variant, published result), then each env: whether the published mean lies inside
+    our 95% t-interval, and the ratio of the means. Only at the published budget; at another
+    budget the comparison says nothing and the reading says so."""
+    placed, other_budget = published_placements(table, steps, matches)
+    lines = []
+    for x in placed:
+        r, p = x["ours"], x["published"]
+        ratio = f"; ours is {x['ratio']:.2f}× it" if x["ratio"] is not None else ""
+        theirs = f"{x['label']} ({p.env_version}, {p.seeds} seeds, [{p.tag}]) {p.value:.0f}"
+        if x["where"] is None:  # a partial grid: one seed has no interval to place it against
+            lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} (1 seed so far, no interval); {theirs}, "
+                         f"not placed yet{ratio}.")
+        else:
+            lines.append(f"- {r.variant} on {r.env}: {r.mean:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]; {theirs}, "
+                         f"{x['where']} our interval{ratio}.")
+    if lines:
+        lines = [placement_summary(placed, matches), ""] + lines + [
+            "- A published mean is one number from other seeds, code and environment versions (v2-v4, ours "
+            "-v5): 'inside' (not told apart) means our seeds do not tell us apart from it, not that the two agree "
+            "exactly."]
+    if other_budget:
+        lines.append(f"- Not compared: {', '.join(sorted(other_budget))}, measured at another budget than ours "
+                     f"({', '.join(sorted({f'{n:,}' for n in steps.values()}))} steps).")
+    return "\n".join(lines)
+
+
+def reading_algorithms(table, runs, progress, config, scale):
+    """The orderings, then ours against the published numbers, how the compared setups differ, and how much
+    of its initial exploration noise each policy keeps (one of those differences, measured)."""
+    variants = grid.experiment_variants(config, scale, "algorithms")
+    steps = {env: grid.steps(config, scale, env) for env in config["scales"][scale]["experiments"]["algorithms"]["envs"]}
+    sections = [("Against the published numbers.",
+                 reading_published(table, steps, setups.variant_matches(config, scale, variants))),
+                ("How the compared setups differ.", setups.reading(runs, variants)),
+                ("What changed in the environments.",
+                 setups.env_changes(config["scales"][scale]["experiments"]["algorithms"]["envs"])),
+                ("Policy noise at the end, measured.",
+                 setups.noise(runs, progress, grid.experiment_runs(config, scale, "algorithms")))]
+    return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])
+
+
+table = table_algorithms
+
+
+def reading(table, ctx):
+    return reading_algorithms(table, ctx.runs, ctx.progress, ctx.config, ctx.scale)

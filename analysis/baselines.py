@@ -1,0 +1,118 @@
+"""The baselines experiment: VPG's four policy-gradient weights (total return, reward-to-go, reward-to-go minus
+V(s), GAE(λ)), their learning curves, the gradient noise each leaves, and the noise at one fixed policy."""
+import numpy as np
+import pandas as pd
+
+from analysis import setups, stats
+from analysis.common import reading_curves, seed_range_table, table_curves
+from experiments import grid
+
+table = table_curves
+
+
+
+def late_diagnostics(progress, planned):
+    """Two diagnostics of how much noise a policy-gradient weight leaves, per variant and env of the planned runs
+    (grid.Run tuples): the batch gradient's norm (median over the second half of each run) and V's explained
+    variance (mean over the last 10%; only the weights that fit V log it). Cells: mean over seeds (min–max)."""
+    variants = list(dict.fromkeys(r.variant for r in planned))
+    envs = sorted({r.env for r in planned})
+    seeds = len({r.seed for r in planned})
+    progress = stats.planned_rows(progress, planned)
+    parts = []
+    for title, column, start, statistic, digits in [
+            ("Norm of the batch gradient (the policy's one gradient step per batch), median over the second "
+             "half of each run", "grad_norm", 0.5, "median", "#.3g"),
+            ("Explained variance of V, 1 − Var(R − V)/Var(R) on each batch, mean over the last 10% of each run",
+             "explained_variance", 0.9, "mean", ".2f")]:
+        per_run = stats.late_per_run(progress, column, start, statistic).dropna(subset=[column])
+        if per_run.empty:
+            continue
+        table = seed_range_table(per_run, column, "variant", [v for v in variants if v in set(per_run.variant)], envs,
+                                 seeds, digits, "missing run")
+        parts += [f"{title}; mean over seeds (min–max over seeds):", "", table, ""]
+        if column == "explained_variance" and (per_run[column] < 0).any():
+            parts += ["- Below 0: V predicts the batch's returns worse than their mean does. Expect it where the "
+                      "returns hardly vary (a solved task whose every episode reaches the time limit), where the "
+                      "ratio is of two small numbers.", ""]
+    return "\n".join(parts).strip()
+
+
+def fixed_policy_noise(scale_dir, config, scale):
+    """The four weights' gradients measured on the same batches of one frozen policy (experiments/
+    gradient_noise.py; one CSV per env and seed): variance against total return's, signal-to-noise, and
+    how far each expected gradient lies from reward-to-go's. Cells: mean over seeds (min–max)."""
+    pairs = grid.gradient_noise_runs(config, scale)
+    paths = [scale_dir / "gradient_noise" / env / f"seed{seed}.csv" for env, seed in pairs]
+    frames = [pd.read_csv(path) for path in paths if path.exists()]
+    if not frames:
+        return ""
+    m = pd.concat(frames)
+    weights = list(dict.fromkeys(m.weight))
+    by_run = m.set_index(["env_id", "seed", "weight"])
+    per_run = lambda column, weight: by_run[column].xs(weight, level="weight")  # noqa: E731
+    # reward-to-go's expected gradient, the yardstick of the distances, where it stands out of its own noise
+    # (the same rule as for a distance: the estimated square exceeds the noise²), else NaN
+    rtg_sq, rtg_noise_sq = per_run("mean_grad_sq", "reward_to_go"), per_run("grad_variance", "reward_to_go") / m.batches.iloc[0]
+    rtg_norm = np.sqrt(rtg_sq.where(rtg_sq > rtg_noise_sq))
+    m = m.join(pd.DataFrame({"total_variance": per_run("grad_variance", "total_return"), "rtg_norm": rtg_norm}),
+               on=["env_id", "seed"])
+    m["variance_vs_total"] = m.grad_variance / m.total_variance
+    m["snr"] = m.mean_grad_sq / m.grad_variance
+    m["distance_vs_rtg"] = np.sqrt(m.bias_sq_vs_reward_to_go.where(m.bias_sq_vs_reward_to_go > m.bias_noise_sq, 0)) / m.rtg_norm
+    m["noise_vs_rtg"] = np.sqrt(m.bias_noise_sq) / m.rtg_norm
+    lost = rtg_norm[rtg_norm.isna()].index  # (env, seed) whose yardstick is lost in the noise
+    distances = m.dropna(subset=["rtg_norm"])
+    seeds = len({seed for _, seed in pairs})
+    envs = list(dict.fromkeys(env for env, _ in pairs))
+
+    others = weights[1:]
+
+    def table(column, digits, rows=others, noise=None, frame=m, missing="not measured"):
+        return seed_range_table(frame[frame.weight.isin(rows)].rename(columns={"env_id": "env"}), column, "weight", rows,
+                                envs, seeds, digits, missing, noise)
+
+    setup = m.iloc[0]
+    ordered = [env for env, g in m.groupby("env_id")
+               if (g.groupby("weight").grad_variance.mean().reindex(weights).diff().dropna() <= 0).all()]
+    beyond = (distances.bias_sq_vs_reward_to_go > distances.bias_noise_sq).groupby(distances.weight).agg(["sum", "size"])
+    return "\n".join([
+        f"One policy per seed, held at its initialisation; V fitted for {setup.warmup_batches:.0f} batches first; then "
+        f"{setup.batches:.0f} batches of {setup.batch_size:,.0f} steps, each weighted four ways (`experiments/"
+        "gradient_noise.py`). V's explained variance on the measured batches: " + ", ".join(
+            f"{env} {g.explained_variance.mean():.2f}" for env, g in m[m.weight == weights[0]].groupby("env_id"))
+        + ". Mean over seeds (min–max over seeds).", "",
+        "Variance of one batch gradient, tr Cov(ĝ), as a fraction of the total return's:", "",
+        table("variance_vs_total", ".3g"), "",
+        "Signal to noise of one batch gradient, ‖E ĝ‖² / tr Cov(ĝ), with ‖E ĝ‖² estimated as ‖mean of ĝ‖² less "
+        "tr Cov(ĝ) / batches (so it falls below 0 where the mean is lost in the noise):", "",
+        table("snr", ".3g", weights), "",
+        "Distance of the expected gradient from reward-to-go's, ‖E ĝ − E ĝ_rtg‖ / ‖E ĝ_rtg‖, and the noise of its "
+        "estimate, √(tr Cov(ĝ − ĝ_rtg) / batches) / ‖E ĝ_rtg‖ (mean over seeds). The squared distance is estimated "
+        "as ‖mean of ĝ − ĝ_rtg‖² less noise²; a run where that does not exceed noise² counts 0:", "",
+        table("distance_vs_rtg", ".2f", [w for w in weights if w != "reward_to_go"], noise="noise_vs_rtg",
+              frame=distances, missing="no yardstick"), "",
+        *(["- No yardstick: reward-to-go's own expected gradient is lost in its noise (the same rule) on "
+           + ", ".join(f"{env} seed {seed}" for env, seed in lost) + "; those runs have no distance.", ""]
+          if len(lost) else []),
+        f"- The variance falls at every step total return → reward-to-go → value baseline → GAE on "
+        f"{len(ordered)} of {m.env_id.nunique()} envs" + (f" ({', '.join(sorted(ordered))})" if ordered else "") + ".",
+        "- Expected gradients: the value baseline should match reward-to-go (V(s_t) does not depend on a_t; only the "
+        "bootstrap at time limits and at the batch end differs), GAE(λ < 1) may not (its bias), and the total "
+        "return differs by design with γ < 1 (it weights step t by γ^t). Measured runs (env × seed) whose "
+        "difference exceeds its noise: " + "; ".join(f"{w} {beyond.loc[w, 'sum']} of {beyond.loc[w, 'size']}"
+                                                    for w in weights if w != "reward_to_go") + "."])
+
+
+def reading_baselines(table, runs, progress, config, scale, scale_dir):
+    """The orderings against the total-return weight, then the measured noise each weight leaves."""
+    planned = grid.experiment_runs(config, scale, "baselines")
+    sections = [("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
+                ("Gradient noise at one fixed policy, measured.", fixed_policy_noise(scale_dir, config, scale)),
+                ("Policy noise at the end, measured.", setups.noise(runs, progress, planned))]
+    return "\n\n".join([reading_curves(table, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"]))]
+                       + [f"**{title}**\n\n{text}" for title, text in sections if text])
+
+
+def reading(table, ctx):
+    return reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)

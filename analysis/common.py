@@ -1,0 +1,208 @@
+"""What every experiment's analysis shares (docs/DESIGN.md §6-7): the runs and scores of one experiment (Data),
+per-cell means with their intervals, learning curves, the orderings a reading states, and where the files go.
+Each experiment's own table, figure and reading live in analysis/<experiment>.py."""
+import math
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from analysis import setups, stats  # noqa: E402
+from analysis.load import load_random, load_runs  # noqa: E402
+from experiments import grid  # noqa: E402
+
+
+PUBLISHED = setups.PUBLISHED
+
+
+class Data:
+    """The runs, scores and anchors one experiment needs. The planned runs are checked first
+    (load.GridStatus): missing or stale runs stop the analysis unless partial / allow_stale."""
+
+    def __init__(self, scale_dir, config, scale, experiment, status):
+        self.scale_dir, self.experiment, self.status = pathlib.Path(scale_dir), experiment, status
+        self.config, self.scale = config, scale
+        self.missing = self.status.missing
+        self.planned_seeds = len(config["scales"][scale]["experiments"][experiment]["seeds"])
+        self.variants = grid.experiment_variants(config, scale, experiment)
+        self.runs, _, self.episodes = load_runs(scale_dir, only=self.status.found())
+        self.envs = list(dict.fromkeys(r.env for r in self.status.planned))
+        self.steps = {env: grid.steps(config, scale, env) for env in self.envs}
+        self.args = {v: grid.run_args(config, scale, v, self.envs[0])[0] for v in self.variants}
+        key = ["variant", "env", "seed"]
+        self.scores = stats.final_scores(self.episodes) if len(self.episodes) else pd.DataFrame(columns=key + ["score"])
+        random = load_random(scale_dir, self.envs)
+        self.random_score = random.groupby("env").ep_return.mean()
+
+    def normalised(self, best_from):
+        """Scores normalised per env: random policy → 0, best variant of best_from → 1."""
+        best = stats.best_of_sweep(self.scores[self.scores.variant.isin(best_from)])
+        return self.scores.assign(normalised=stats.normalise(self.scores, self.random_score, best))
+
+    def curves(self):
+        """Every run's learning curve (stats.curves), each env on its own step grid."""
+        return pd.concat([stats.curves(self.episodes[self.episodes.env == env], total_steps=self.steps[env])
+                          for env in self.envs if (self.episodes.env == env).any()], ignore_index=True)
+
+    def seeds_note(self, n):
+        """'' when a cell has every planned seed, else how many it has (a partial report says so in the cell)."""
+        return "" if n >= self.planned_seeds else f" ({n} of {self.planned_seeds} seeds)"
+
+
+MISSING = "missing run"  # a table cell whose runs are not there yet (a partial report)
+
+
+NOT_ON_WHOLE_ENVS = "runs only on envs not yet whole"  # Table 1 aggregates over whole envs (whole_envs)
+
+
+def ci_text(point, low, high, digits=1):
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def per_env_table(data, value="score", digits=1):
+    """variant × env: mean over seeds with its 95% t-interval (stats.t_interval), and the seed count."""
+    rows = []
+    for (variant, env), g in data.scores.groupby(["variant", "env"], sort=False):
+        point, low, high = stats.t_interval(g[value])
+        rows.append(dict(variant=variant, env=env, seeds=len(g), mean=point, ci_low=low, ci_high=high,
+                         text=ci_text(point, low, high, digits) + data.seeds_note(len(g))))
+    return pd.DataFrame(rows)
+
+
+def learning_curves(data):
+    grid_ = sns.relplot(data=data.curves(), x="step", y="return", hue="variant", col="env", kind="line",
+                        errorbar=stats.t_errorbar(), col_wrap=min(3, len(data.envs)),
+                        facet_kws=dict(sharey=False), height=3.2, aspect=1.3, hue_order=data.variants)
+    grid_.set_axis_labels("environment steps", "training episode return")
+    for ax in grid_.axes.flat:
+        env = ax.get_title().split(" = ")[-1]
+        total = data.steps.get(env, max(data.steps.values()))
+        ax.set_xticks(np.linspace(0, total, 5), [step_label(x) for x in np.linspace(0, total, 5)])
+    return grid_.figure
+
+
+def step_label(steps):
+    """0, 250k, 500k, 1M: tick labels that do not overlap."""
+    if steps >= 1e6:
+        return f"{steps / 1e6:g}M"
+    return f"{steps / 1e3:g}k" if steps else "0"
+
+
+def table_curves(data):
+    table = per_env_table(data)
+    wide = table.pivot(index="variant", columns="env", values="text").reindex(data.variants).reindex(columns=data.envs)
+    return table, wide.astype(object).fillna(MISSING), learning_curves(data)
+
+
+def seed_caveat(seeds, scope=""):
+    """Why the seed-bootstrap statements above are optimistic, for `seeds` runs per cell (the fewest of any
+    cell, in a partial report); `scope` names what it is about when parts differ (e.g. 'ppo1 regime')."""
+    how_sure = f"- How sure{f' ({scope})' if scope else ''}:"
+    if seeds < 2:
+        return (f"{how_sure} some cells have a single seed so far; a bootstrap over one seed has zero width, so their "
+                "intervals, ranks and shares say nothing yet. Read them as one sample.")
+    distinct = math.comb(2 * seeds - 1, seeds)
+    return (f"{how_sure} every interval, rank and share above comes from resampling each cell's own {seeds} seeds. "
+            f"That sees only the spread among those seeds and is too narrow: the bootstrap variance of a mean of "
+            f"{seeds} is {seeds - 1}/{seeds} of the usual s²/n, and there are only {distinct} distinct resamples. Treat an "
+            "ordering as settled only where the intervals are disjoint, and a share of 100% as 'these seeds agree'.")
+
+
+def reading_curves(table, higher_than=None):
+    """Each env's variants from best to worst mean: '>' where the two neighbours' 95% intervals are
+    disjoint, '≈' where they overlap (the seeds do not separate them), '=' where the means print the same."""
+    lines = []
+    one_seed = set(table[table.seeds < 2].index) if "seeds" in table else set()  # no interval yet (a partial grid)
+
+    def named(r):
+        return f"{r.variant} ({r.mean:.1f}{', 1 seed' if r.Index in one_seed else ''})"
+
+    for env, g in table.groupby("env", sort=False):
+        order = list(g.sort_values("mean", ascending=False).itertuples())
+        ranked = named(order[0])
+        for above, r in zip(order, order[1:]):
+            sign = ("=" if f"{r.mean:.1f}" == f"{above.mean:.1f}" else
+                    ">" if r.ci_high < above.ci_low and not {r.Index, above.Index} & one_seed else "≈")
+            ranked += f" {sign} {named(r)}"
+        lines.append(f"- {env}: {ranked}.")
+        if higher_than:
+            low_name, high_names = higher_than
+            low = g[g.variant == low_name]
+            for name in high_names:
+                high = g[g.variant == name]
+                if len(low) and len(high):
+                    h, lo = high.iloc[0], low.iloc[0]
+                    verdict = ("higher, with non-overlapping 95% intervals" if h.ci_low > lo.ci_high else
+                               "higher, but the 95% intervals overlap" if h["mean"] > lo["mean"] else "not higher")
+                    lines.append(f"  - {name} vs {low_name}: {verdict}.")
+    lines.append("- '>' : the neighbours' 95% intervals are disjoint; '≈' : they overlap, so these seeds do not "
+                 "order the two; '=' : equal means." + (" A result from 1 seed has no interval yet, so it is only "
+                                                       "ever '≈' its neighbours." if one_seed else ""))
+    if "seeds" in table:
+        lines.append(seed_caveat(int(table.seeds.min())))
+    return "\n".join(lines)
+
+
+def seed_range_table(frame, column, row, rows, columns, seeds, digits, missing, noise=None):
+    """A markdown table of `column` per (row, env) cell: mean over seeds (min–max), ", noise <mean of the
+    noise column>" if given, and "(k of n seeds)" where seeds are missing; `missing` fills an empty cell."""
+    cells = frame.groupby([row, "env"]).agg(mean=(column, "mean"), min=(column, "min"), max=(column, "max"),
+                                              size=(column, "size"), noise=(noise or column, "mean"))
+    text = cells.apply(lambda c: f"{c['mean']:{digits}} ({c['min']:{digits}}–{c['max']:{digits}})"
+                       + (f", noise {c['noise']:{digits}}" if noise else "")
+                       + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else ""), axis=1)
+    return (text.unstack("env").reindex(index=rows, columns=columns).astype(object).fillna(missing)
+            .to_markdown(disable_numparse=True))
+
+
+# How far each update moves a PPO policy and how broad it ends: column → (title, start, statistic, digits)
+UPDATE_MEASURES = {"approx_kl": ("KL from the old to the new policy per update (`approx_kl`), median over the second "
+                                 "half of each run", 0.5, "median", ".2g"),
+                   "sigma": ("σ of the policy (from its entropy, as in the algorithm comparison), mean over the last "
+                             "10% of each run", 0.9, "mean", ".2f")}
+
+
+def update_measures(progress, planned):
+    """Per planned run (grid.Run tuples) with a Gaussian policy, each of UPDATE_MEASURES: {column: frame keyed by
+    variant, env, seed}; {} when there is no such run. σ is stats.gaussian_sigma of the logged entropy."""
+    dims = setups.action_dims(sorted({r.env for r in planned}))
+    progress = stats.planned_rows(progress, planned)
+    progress = progress[progress.env.map(dims).notna()]
+    if progress.empty:
+        return {}
+    progress = progress.assign(sigma=stats.gaussian_sigma(progress.entropy, progress.env.map(dims).astype(float)))
+    return {column: stats.late_per_run(progress, column, start, statistic)
+            for column, (_, start, statistic, _) in UPDATE_MEASURES.items()}
+
+
+def save_figure(fig, stem, **kwargs):
+    """stem.png and stem.pdf, then close the figure. The PDF gets no creation date, so the same runs
+    give the same bytes (the PNG has none by default)."""
+    fig.savefig(stem.parent / f"{stem.name}.png", dpi=130, **kwargs)
+    fig.savefig(stem.parent / f"{stem.name}.pdf", dpi=130, metadata={"CreationDate": None}, **kwargs)
+    plt.close(fig)
+
+
+def output_dir(scale_dir, subset=None):
+    """Where an analysis writes its tables, figures and report: results/<scale>/, or results/<scale>/<subset>/."""
+    return pathlib.Path(scale_dir) / subset if subset else pathlib.Path(scale_dir)
+
+
+def scoped(config, scale, subset=None):
+    """The config as the analysis sees it: the whole scale, or one of its subsets (grid.subset)."""
+    return grid.subset(config, scale, subset) if subset else config
+
+
+def add_grid_flags(parser):
+    parser.add_argument("--subset", help="analyse only the runs of this subset of the scale (scales.<scale>.subsets "
+                                         "in the config) and write under results/<scale>/<subset>/")
+    parser.add_argument("--partial", action="store_true",
+                        help="analyse the runs there are: missing runs are listed (default: they stop the analysis)")
+    parser.add_argument("--allow-stale", action="store_true",
+                        help="accept runs made with other arguments or by other code, and flag them "
+                             "(default: they stop the analysis)")

@@ -1,0 +1,113 @@
+"""The GAE λ experiment: PPO-clip's final score and learning speed against λ, beside the GAE paper's ranges."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from analysis import stats
+from analysis.common import MISSING, PUBLISHED, per_env_table, seed_caveat
+
+
+def table_gae_lambda(data):
+    """Per λ and env: the final score and the learning speed (mean return over the whole run), each with its
+    95% interval and the share of seed resamples in which that λ is best."""
+    data.scores = data.scores.merge(data.runs[["variant", "env", "seed", "arg_gae_lambda"]], on=["variant", "env", "seed"])
+    data.scores = data.normalised(best_from=data.variants).merge(stats.learning_speed(data.curves()),
+                                                                 on=["variant", "env", "seed"])
+    table = per_env_table(data).merge(data.scores.groupby("variant").arg_gae_lambda.first().rename("lambda"),
+                                      left_on="variant", right_index=True)
+    norm = per_env_table(data, "normalised", digits=2).rename(columns={"mean": "normalised_mean", "text": "normalised"})
+    fast = per_env_table(data, "speed").rename(columns={"mean": "speed_mean", "ci_low": "speed_ci_low",
+                                                         "ci_high": "speed_ci_high", "text": "speed"})
+    table = (table.merge(norm[["variant", "env", "normalised_mean", "normalised"]], on=["variant", "env"])
+             .merge(fast[["variant", "env", "speed_mean", "speed_ci_low", "speed_ci_high", "speed"]], on=["variant", "env"]))
+
+    def share_best(value):
+        """Per env, the share of seed resamples in which each λ has the highest mean `value`."""
+        cell_means = stats.bootstrap_cell_means(data.scores.assign(score=data.scores[value]))
+        p_best = pd.concat([stats.ranking_uncertainty(cell_means.xs(env, axis=1, level="env")).p_best.rename(env)
+                            for env in data.envs if env in cell_means.columns.get_level_values("env")], axis=1)
+        return [p_best.at[r.variant, r.env] for r in table.itertuples()]
+
+    table["p_best"], table["speed_p_best"] = share_best("score"), share_best("speed")
+    # every planned λ gets a row, one with no run yet too (its λ from the config, else the variant's name)
+    lambdas = table.drop_duplicates("variant").set_index("variant")["lambda"]
+    row_of = {v: lambdas.get(v, data.args[v].get("gae_lambda", v)) for v in data.variants}
+    order = sorted(data.variants, key=lambda v: (isinstance(row_of[v], str), 0 if isinstance(row_of[v], str) else row_of[v]))
+    measures = {"text": ("final score (mean of the last 100 episodes)", "score"),
+                "speed": ("learning speed (mean return over the whole run)", "speed")}
+    wide = [table.pivot(index="variant", columns="env", values=column).reindex(index=order, columns=data.envs)
+            .rename(index=row_of).rename_axis(f"lambda: {title}").astype(object).fillna(MISSING)
+            for column, (title, _) in measures.items()]
+    # the planned λs equally spaced (they crowd towards 1: 0.92 ... 0.99, 1), the same ticks on every panel
+    planned = sorted(x for x in row_of.values() if not isinstance(x, str))
+    position = dict(zip(planned, range(len(planned))))
+    low, high = gae_paper_range()
+    band = np.interp([low, high], planned, range(len(planned)))  # the range's edges between the ticks
+    fig, axes = plt.subplots(len(measures), len(data.envs), figsize=(4.2 * len(data.envs), 3.4 * len(measures)),
+                             squeeze=False)
+    for row, (title, value) in zip(axes, measures.values()):
+        for ax, env in zip(row, data.envs):
+            ax.axvspan(*band, color="0.9", zorder=0, label=f"GAE paper's best range, λ in [{low:g}, {high:g}]")
+            ax.set(title=env, xlabel="GAE λ", ylabel=title.replace(" (", "\n("), xlim=(-0.5, len(planned) - 0.5))
+            ax.set_xticks(range(len(planned)), [f"{x:g}" for x in planned], rotation=45)
+            sub = data.scores[data.scores.env == env].assign(x=lambda d: d.arg_gae_lambda.map(position))
+            if sub.empty:  # a partial grid: say so instead of drawing empty axes
+                ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
+                continue
+            sns.lineplot(data=sub, x="x", y=value, marker="o", errorbar=stats.t_errorbar(), err_style="bars",
+                         ax=ax, label="mean over seeds, 95% t-interval")
+            ax.plot(sub.x, sub[value], ".", color="0.35", markersize=4, label="one seed")
+            ax.legend().remove()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.01), frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return table.sort_values(["env", "lambda"]), wide, fig
+
+
+def gae_paper_range(task="all tasks"):
+    """A λ range of the GAE paper, from analysis/published/gae_lambda.csv: by default the one it recommends
+    for all its tasks (§7); "cart-pole at gamma 0.99" gives the fastest improvement of its Fig. 2."""
+    paper = pd.read_csv(PUBLISHED / "gae_lambda.csv")
+    low, high = paper.loc[paper.task.str.startswith(task), "lambda_best"].iloc[0].strip("[]").split(",")
+    return float(low), float(high)
+
+
+def score_at(gae_table, lam):
+    """The mean score at one λ of one env's rows, or that it has no run yet (a partial report)."""
+    means = gae_table.loc[gae_table["lambda"] == lam, "mean"].dropna()
+    return f"scores {means.iloc[0]:.1f}" if len(means) else "has no run yet"
+
+
+def reading_gae(table):
+    """Per env, the best λ by final score and by learning speed, each with the λs that are best in ≥ 5% of the
+    seed resamples and whether it lies in the GAE paper's range."""
+    lines = []
+    low, high = gae_paper_range()
+
+    def best_of(g, mean, p_best):
+        best = g.loc[g[mean].idxmax()]
+        contenders = g[(g.variant != best.variant) & (g[p_best] >= 0.05)].sort_values("lambda")
+        rivals = ("; also best in ≥ 5% of resamples: " + ", ".join(f"λ = {r['lambda']:g} ({r[p_best]:.0%})"
+                                                                  for _, r in contenders.iterrows())
+                  if len(contenders) else "; no other λ is best in ≥ 5% of resamples")
+        inside = "inside" if low <= best["lambda"] <= high else "outside"
+        return (f"λ = {best['lambda']:g} ({best[mean]:.1f}, best in {best[p_best]:.0%} of seed resamples{rivals}; "
+                f"{inside} the GAE paper's range)")
+
+    for env, g in table.groupby("env", sort=False):
+        lines.append(f"- {env}: best final score at {best_of(g, 'mean', 'p_best')}. Fastest learning (mean return "
+                     f"over the whole run) at {best_of(g, 'speed_mean', 'speed_p_best')}. "
+                     f"λ = 0 {score_at(g, 0)}, λ = 1 {score_at(g, 1)}.")
+    fast_low, fast_high = gae_paper_range("cart-pole at gamma 0.99")
+    lines.append(f"- The GAE paper's range is [{low:g}, {high:g}] (§7); its fastest improvement, on cart-pole, came "
+                 f"from λ in [{fast_low:g}, {fast_high:g}] (Fig. 2). Both are TRPO results, not PPO ones.")
+    lines.append(seed_caveat(int(table.seeds.min())))
+    return "\n".join(lines)
+
+
+table = table_gae_lambda
+
+
+def reading(table, ctx):
+    return reading_gae(table)
