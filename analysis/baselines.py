@@ -110,7 +110,11 @@ def reading_baselines(table, runs, progress, config, scale, scale_dir):
     sections = [("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
                 ("Gradient noise at one fixed policy, measured.", fixed_policy_noise(scale_dir, config, scale)),
                 ("Policy noise at the end, measured.", setups.noise(runs, progress, planned))]
-    return "\n\n".join([reading_curves(table, ("vpg_total_return", ["vpg_value_baseline", "vpg_gae"]))]
+    by_weight = {grid.expected_args(config, scale, run)["weight"]: run.variant  # vpg.py --weight, not the names
+                 for run in {r.variant: r for r in planned}.values()}
+    against = ((by_weight["total_return"], [by_weight[w] for w in ("value_baseline", "gae") if w in by_weight])
+               if "total_return" in by_weight else None)
+    return "\n\n".join([reading_curves(table, against)]
                        + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 

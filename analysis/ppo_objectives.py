@@ -1,23 +1,56 @@
 """The PPO paper's Table 1 under two code-level regimes (ppo2 and the paper-era ppo1): normalised scores, ranks,
 Spearman's ρ with the paper and what seed noise allows it, the regimes against each other, and how far each
 update moves the policy."""
+from typing import NamedTuple
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import stats
+from analysis import setups, stats
 from analysis.common import (MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
                              update_measures)
+from experiments import grid
+
+REGIMES = ("ppo2", "ppo1")  # ppo.py --regime: the code-level regimes Table 1 runs under (ppo.py's REGIMES table)
+OBJECTIVE_FAMILIES = {"clip": "clipping", "kl_adaptive": "adaptive KL", "kl_fixed": "fixed KL",
+                      "none": "no clipping or penalty"}  # ppo.py --objective
 
 
-# Table 1's 11 settings, named as the ppo2-regime variants; the ppo1 regime's variants are ppo1_<setting>
-TABLE1_SETTINGS = ["ppo_none", "ppo_clip_0.1", "ppo_clip_0.2", "ppo_clip_0.3", "ppo_kl_adaptive_0.003",
-                   "ppo_kl_adaptive_0.01", "ppo_kl_adaptive_0.03", "ppo_kl_fixed_0.3", "ppo_kl_fixed_1",
-                   "ppo_kl_fixed_3", "ppo_kl_fixed_10"]
+class Identity(NamedTuple):
+    """What a variant is in Table 1, read from its resolved arguments: the setting (a row of ppo_table1.csv, or
+    the variant's own name where none matches), the code-level regime and the objective."""
+    setting: str
+    regime: str
+    objective: str
 
 
-REGIME_PREFIX = {"ppo2": "ppo_", "ppo1": "ppo1_"}  # ppo.py --regime → variant prefix
+def load_paper():
+    """analysis/published/ppo_table1.csv indexed by setting: Table 1's settings (those with a paper score) and the
+    ones we add, each with the arguments (`args`, setups.satisfies) that make a run of ppo.py that setting."""
+    return pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("setting")
+
+
+def paper_settings(paper):
+    """Table 1's settings, the rows with a paper score, in the paper's order."""
+    return list(paper.index[paper.paper_normalised_score.notna()])
+
+
+def identify(config, scale, variants, paper):
+    """{variant: Identity} from each variant's resolved arguments (grid.expected_args), never from its name."""
+    env = grid.env_order(config, scale)[0]
+    found = {}
+    for variant in variants:
+        algo, args = config["variants"][variant]["algo"], grid.expected_args(config, scale, grid.Run(variant, env, 1))
+        hits = [setting for setting, spec in paper.args.items() if setups.satisfies(algo, args, spec)]
+        found[variant] = Identity(hits[0] if hits else variant, args.get("regime", ""), args.get("objective", ""))
+    return found
+
+
+def variant_of(data, setting, regime):
+    """The experiment's variant for a setting under a regime, or None."""
+    return next((v for v in data.variants if data.table1[v][:2] == (setting, regime)), None)
 
 
 RHO_CHECKS = ("seed_pair_rho", "seed_pair_rho_min", "seed_pair_rho_max", "rerun_rho", "rerun_rho_min", "rerun_rho_max",
@@ -31,31 +64,17 @@ RHO_COLUMNS = ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS + tuple(
 MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing; and all on the same envs
 
 
-def regime_of(variant):
-    return "ppo1" if variant.startswith("ppo1_") else "ppo2"
-
-
-def paper_name(variant):
-    """The ppo2-regime name of a variant, the key of analysis/published/ppo_table1.csv."""
-    return "ppo_" + variant[len("ppo1_"):] if variant.startswith("ppo1_") else variant
-
-
-def regime_variant(setting, regime):
-    """A Table 1 setting's variant under a regime (the inverse of paper_name): ppo_clip_0.2 → ppo1_clip_0.2."""
-    return REGIME_PREFIX[regime] + setting[len("ppo_"):]
-
-
 def paper_ranks(paper):
     """Each Table 1 setting's rank in the paper's column, among all 11 (1 = best)."""
-    return paper.paper_normalised_score.reindex(TABLE1_SETTINGS).rank(ascending=False)
+    return paper.paper_normalised_score.reindex(paper_settings(paper)).rank(ascending=False)
 
 
 def objectives_one_regime(data, regime, paper):
     """Table 1 for one code-level regime: scores normalised with this regime's own best setting per env
     (Table 1's rule), mean and IQM with intervals, ranks with their seed-bootstrap intervals, P(best) and
     Spearman's ρ with the paper's column (point and interval)."""
-    variants = [v for v in data.variants if regime_of(v) == regime]
-    t1 = [regime_variant(s, regime) for s in TABLE1_SETTINGS if regime_variant(s, regime) in variants]
+    variants = [v for v in data.variants if data.table1[v].regime == regime]
+    t1 = [v for s in paper_settings(paper) if (v := variant_of(data, s, regime))]
     all_scores = data.scores[data.scores.variant.isin(variants)]
     envs = whole_envs(all_scores[all_scores.variant.isin(t1)], t1, data.planned_seeds)
     scores = all_scores[all_scores.env.isin(envs)]  # what the aggregates, ranks and ρ are over
@@ -69,9 +88,9 @@ def objectives_one_regime(data, regime, paper):
         g, raw = scores[scores.variant == variant], all_scores[all_scores.variant == variant]
         if raw.empty:
             continue
-        key = paper_name(variant)
-        row = dict(regime=regime, variant=variant, setting=paper.setting.get(key, key),
-                   paper=paper.paper_normalised_score.get(key, np.nan), runs=len(g),
+        setting = data.table1[variant].setting
+        row = dict(regime=regime, variant=variant, setting=setting, objective=data.table1[variant].objective,
+                   paper=paper.paper_normalised_score.get(setting, np.nan), runs=len(g),
                    aggregated_envs=", ".join(sorted(envs)))
         if len(g):
             mean = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.aggregate_mean)
@@ -88,7 +107,7 @@ def objectives_one_regime(data, regime, paper):
     replicates = stats.normalise_replicates(stats.bootstrap_cell_means(t1_scores), data.random_score)
     table = table.merge(stats.ranking_uncertainty(replicates), left_on="variant", right_index=True, how="left")
     table.loc[in_t1, "rank"] = table[in_t1]["mean"].rank(ascending=False)
-    table.loc[in_t1, "paper_rank"] = table[in_t1].variant.map(paper_name).map(paper_ranks(paper))  # of all 11
+    table.loc[in_t1, "paper_rank"] = table[in_t1].setting.map(paper_ranks(paper))  # of all 11
     paper_t1 = table[in_t1].set_index("variant").paper.dropna()
     same_envs = t1_scores.groupby("variant").env.agg(frozenset).nunique() == 1  # else scores on different tasks
     if len(paper_t1) >= MIN_SETTINGS_FOR_RHO and same_envs:  # Spearman's ρ with the paper, at our points and per replicate
@@ -99,7 +118,7 @@ def objectives_one_regime(data, regime, paper):
         # orderings against each other (stats.seed_split_agreement), and Spearman–Brown for two whole grids
         # (stats.predicted_agreement). Over all the settings, and without the one both put last.
         seeds = t1_scores.seed.nunique()
-        others = paper_t1.drop(regime_variant("ppo_none", regime), errors="ignore")
+        others = paper_t1.drop(variant_of(data, paper.paper_normalised_score.idxmin(), regime), errors="ignore")
         for suffix, ranked in (("", paper_t1.index), ("_without_none", others.index)):
             if len(ranked) < MIN_SETTINGS_FOR_RHO or (suffix and len(ranked) == len(paper_t1)):
                 continue
@@ -136,16 +155,17 @@ def regime_comparison(data, paper):
     ρ(ppo2, paper) with its interval. The two regimes' runs are resampled independently (different RNG
     streams): a conservative choice, since runs that share a seed number also share their reset streams.
     A dict of REGIMES_COLUMNS, or {} until both regimes hold some env whole."""
-    paper_t1 = paper.paper_normalised_score.reindex(TABLE1_SETTINGS)
+    settings = paper_settings(paper)
+    paper_t1 = paper.paper_normalised_score.reindex(settings)
     regime_scores, envs = {}, None
-    for regime in REGIME_PREFIX:
-        t1 = [regime_variant(s, regime) for s in TABLE1_SETTINGS]
-        if not set(t1) <= set(data.variants):
+    for regime in REGIMES:
+        t1 = [variant_of(data, s, regime) for s in settings]
+        if None in t1:
             return {}
         scores = data.scores[data.scores.variant.isin(t1)]
         whole = set(complete_envs(scores, t1, data.planned_seeds))
         envs = whole if envs is None else envs & whole
-        regime_scores[regime] = scores.assign(variant=scores.variant.map(paper_name))  # ppo2 names, to compare
+        regime_scores[regime] = scores.assign(variant=scores.variant.map(lambda v: data.table1[v].setting))
     if not envs:
         return {}
     means, replicates, reliability = {}, {}, {}
@@ -157,11 +177,11 @@ def regime_comparison(data, paper):
         split = stats.seed_split_agreement(scores, data.random_score)
         seeds = scores.seed.nunique()
         reliability[regime] = stats.predicted_agreement(np.mean(split[0]), seeds, seeds) if split else np.nan
-    rho_reps = stats.spearman_rows(replicates["ppo1"][TABLE1_SETTINGS], replicates["ppo2"])
+    rho_reps = stats.spearman_rows(replicates["ppo1"][settings], replicates["ppo2"])
     rho_paper = {regime: stats.spearman(means[regime], paper_t1) for regime in means}
     delta_reps = stats.spearman(replicates["ppo1"], paper_t1) - stats.spearman(replicates["ppo2"], paper_t1)
     return dict(zip(REGIMES_COLUMNS, (
-        ", ".join(sorted(envs)), stats.spearman(means["ppo1"], means["ppo2"][TABLE1_SETTINGS]),
+        ", ".join(sorted(envs)), stats.spearman(means["ppo1"], means["ppo2"][settings]),
         *np.nanquantile(rho_reps, [0.025, 0.975]), np.sqrt(reliability["ppo1"] * reliability["ppo2"]),
         rho_paper["ppo1"], rho_paper["ppo2"], rho_paper["ppo1"] - rho_paper["ppo2"],
         *np.nanquantile(delta_reps, [0.025, 0.975]))))
@@ -191,15 +211,17 @@ def aggregated_envs(regime_table):
 def narrowed_envs(regime_table):
     """The envs a regime's aggregates are over (whole_envs) where they are fewer than the envs its Table 1
     settings have runs on (a partial grid); else None."""
-    t1 = regime_table[regime_table.variant.map(paper_name).isin(TABLE1_SETTINGS)]
+    t1 = regime_table[regime_table.paper.notna()]
     envs = aggregated_envs(t1)
     return envs if len(envs) < t1.filter(like=" seeds").notna().any().sum() else None
 
 
 def table_ppo_objectives(data):
     """Table 1 under both code-level regimes side by side, each against the paper's column."""
-    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
-    parts = [objectives_one_regime(data, regime, paper) for regime in REGIME_PREFIX]
+    paper = load_paper()
+    if getattr(data, "table1", None) is None:
+        data.table1 = identify(data.config, data.scale, data.variants, paper)
+    parts = [objectives_one_regime(data, regime, paper) for regime in REGIMES]
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)
     for column in RHO_COLUMNS:  # ρ needs MIN_SETTINGS_FOR_RHO settings with a paper value; its checks need seeds
         table[column] = table.get(column, np.nan)
@@ -207,21 +229,19 @@ def table_ppo_objectives(data):
     for column in REGIMES_COLUMNS:
         table[column] = comparison.get(column, np.nan)
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
-    regimes = list(dict.fromkeys(map(regime_of, data.variants)))  # planned, with runs or not (a partial grid)
-    # one row per planned setting, with runs or not: its display name → its ppo2-regime name
-    key_of = {paper.setting.get(paper_name(v), paper_name(v)): paper_name(v) for v in data.variants}
-    settings = list(key_of)
+    regimes = list(dict.fromkeys(data.table1[v].regime for v in data.variants))  # planned, with runs or not
+    settings = list(dict.fromkeys(data.table1[v].setting for v in data.variants))  # a row per planned setting
     wide = pd.DataFrame(index=pd.Index(settings, name="setting"))
     by_setting = table.drop_duplicates("setting").set_index("setting").reindex(settings)
-    by_setting["paper"] = [paper.paper_normalised_score.get(key_of[s], np.nan) for s in settings]
+    by_setting["paper"] = [paper.paper_normalised_score.get(s, np.nan) for s in settings]
     wide["paper (Table 1)"] = [f"{p:.2f}" if pd.notna(p) else "not in the paper" for p in by_setting.paper]
     paper_rank = paper_ranks(paper)
-    wide["paper rank"] = [f"{paper_rank[key_of[s]]:g}" if key_of[s] in paper_rank else "" for s in settings]
+    wide["paper rank"] = [f"{paper_rank[s]:g}" if s in paper_rank else "" for s in settings]
     cells = table.set_index(["setting", "regime"])
 
     def absent(setting, regime):
         """What a cell without runs says: planned and not run yet, or not planned for this regime."""
-        return MISSING if regime_variant(key_of[setting], regime) in data.variants else "not planned"
+        return MISSING if variant_of(data, setting, regime) else "not planned"
 
     for regime in regimes:
         def cell(setting, text):
@@ -305,7 +325,7 @@ def regimes_text(r):
     if pd.isna(r.regimes_rho):
         return ""
     text = (f"over {r.regimes_envs} (the envs both regimes hold whole), the two order the "
-            f"{len(TABLE1_SETTINGS)} settings alike at ρ {r.regimes_rho:.2f} [95% seed-bootstrap interval "
+            f"{len(paper_settings(load_paper()))} settings alike at ρ {r.regimes_rho:.2f} [95% seed-bootstrap interval "
             f"{r.regimes_rho_ci_low:.2f}, {r.regimes_rho_ci_high:.2f}]")
     if pd.notna(r.regimes_rho_ceiling):
         text += (f"; with the same true ordering, seed noise alone would leave about {r.regimes_rho_ceiling:.2f}, so "
@@ -332,8 +352,10 @@ def reading_objectives(table, steps=""):
     'no clipping' lands; then the variants that are not in the paper; then the published context; then
     `steps`, the regimes' update sizes measured (regime_steps)."""
     lines = []
+    paper = load_paper()
+    settings, scores = paper_settings(paper), paper.paper_normalised_score
     for regime, rt in table.groupby("regime", sort=False):
-        t1 = rt[rt.variant.map(paper_name).isin(TABLE1_SETTINGS)].dropna(subset=["paper"])
+        t1 = rt.dropna(subset=["paper"])
         if "rho" in t1 and t1.rho.notna().any():
             r = t1.iloc[0]
             verdict = ("excludes 0: the ordering agrees with the paper's" if r.rho_ci_low > 0 else
@@ -345,7 +367,7 @@ def reading_objectives(table, steps=""):
                 lines.append(f"  - What seed noise allows: {checks} {rerun_reading(r)}".rstrip())
         else:
             lines.append(f"- **{regime} regime**: no rank correlation with the paper yet: it needs at least 4 Table 1 "
-                         f"settings with runs on the same envs ({len(t1)} of the {len(TABLE1_SETTINGS)} have runs so far).")
+                         f"settings with runs on the same envs ({len(t1)} of the {len(settings)} have runs so far).")
         if len(t1):
             has_runs = t1.filter(like=" seeds").notna()  # setting × env, in a partial grid
             aggregated = narrowed_envs(t1)
@@ -361,19 +383,19 @@ def reading_objectives(table, steps=""):
             contenders = t1[(t1.variant != best.variant) & (t1.p_best >= 0.05)]
             lines.append(f"  - best: {best.setting} ({best['mean']:.2f}, best in {best.p_best:.0%} of seed resamples"
                          + ("; also best in ≥ 5%: " + ", ".join(f"{c.setting} ({c.p_best:.0%})" for c in contenders.itertuples())
-                            if len(contenders) else "") + "); the paper's best: Clipping, eps = 0.2 (0.82).")
-            lines.append(f"  - worst: {worst.setting} ({worst['mean']:.2f}); the paper's worst: No clipping or penalty "
-                         "(−0.39, driven by HalfCheetah).")
-            none = t1[t1.variant.map(paper_name) == "ppo_none"]
+                            if len(contenders) else "") + f"); the paper's best: {scores.idxmax()} ({scores.max():.2f}).")
+            lines.append(f"  - worst: {worst.setting} ({worst['mean']:.2f}); the paper's worst: {scores.idxmin()} "
+                         f"({scores.min():.2f}, driven by HalfCheetah).")
+            none = t1[t1.setting == scores.idxmin()]
             if len(none):
                 n = none.iloc[0]
-                lines.append(f"  - No clipping or penalty: {n['mean']:.2f} [{n.mean_ci_low:.2f}, {n.mean_ci_high:.2f}], "
+                lines.append(f"  - {n.setting}: {n['mean']:.2f} [{n.mean_ci_low:.2f}, {n.mean_ci_high:.2f}], "
                              f"rank {n['rank']:.0f} of {len(t1)} (interval {n.rank_ci_low:.0f}–{n.rank_ci_high:.0f}).")
             firm = t1[t1.rank_ci_low == t1.rank_ci_high]
             lines.append("  - settings whose rank is the same in 95% of resamples: " +
                          (", ".join(f"{r.setting} (rank {r.rank:.0f})" for r in firm.itertuples()) if len(firm) else "none") +
                          f"; the median width of a rank interval is {(t1.rank_ci_high - t1.rank_ci_low).median():.0f} places.")
-        for r in rt[~rt.variant.map(paper_name).isin(TABLE1_SETTINGS)].dropna(subset=["mean"]).itertuples():
+        for r in rt[rt.paper.isna()].dropna(subset=["mean"]).itertuples():
             lines.append(f"  - {r.setting}: {r.mean:.2f} [{r.mean_ci_low:.2f}, {r.mean_ci_high:.2f}] (not in the paper).")
     if comparison := regimes_text(table.iloc[0]):
         lines.append(f"- **ppo1 against ppo2**: {comparison}")
@@ -435,16 +457,18 @@ def aggregated_seeds(table):
             for regime, rt in table.groupby("regime", sort=False)}
 
 
-def regime_steps(table, progress, planned):
+def regime_steps(table, progress, planned, identities):
     """How far each update moves the policy, and how broad it ends, per Table 1 setting and env, the two regimes
     side by side ('ppo2 / ppo1'): the KL from the old to the new policy per update (approx_kl, median over the
     second half of each run) and the policy's σ over its last 10% (stats.gaussian_sigma of the logged entropy,
-    mean). Cells: mean over seeds. Then ppo1's KL per update as a multiple of ppo2's, per family of settings."""
+    mean). Cells: mean over seeds. Then ppo1's KL per update as a multiple of ppo2's, per family of settings.
+    `identities`: the planned variants' Identity (identify), to tell a cell without runs from one not planned."""
     regimes = list(dict.fromkeys(table.regime))
     if len(regimes) < 2:
         return ""
-    settings = table.assign(key=table.variant.map(paper_name)).drop_duplicates("key").set_index("key").setting
+    settings = list(dict.fromkeys(table.setting))
     variants = {r.variant for r in planned}
+    variant_at = {identities[v][:2]: v for v in variants}  # (setting, regime) → the planned variant
     envs = sorted({r.env for r in planned})
     seeds = len({r.seed for r in planned})
     per_run = update_measures(progress, planned)
@@ -456,25 +480,24 @@ def regime_steps(table, progress, planned):
     for column, (title, _, _, digits) in UPDATE_MEASURES.items():
         cells = measured[column]
 
-        def cell(key, regime, env):
-            variant = regime_variant(key, regime)
+        def cell(setting, regime, env):
+            variant = variant_at.get((setting, regime))
             if (variant, env) not in cells.index:
-                return "missing run" if variant in variants else "not planned"
+                return "missing run" if variant else "not planned"
             c = cells.loc[(variant, env)]
             return f"{c['mean']:{digits}}" + (f" ({c['size']:.0f} of {seeds} seeds)" if c["size"] < seeds else "")
 
-        wide = pd.DataFrame({env: [" / ".join(cell(key, regime, env) for regime in regimes) for key in settings.index]
-                             for env in envs}, index=pd.Index(settings.values, name=" / ".join(regimes)))
+        wide = pd.DataFrame({env: [" / ".join(cell(setting, regime, env) for regime in regimes) for setting in settings]
+                             for env in envs}, index=pd.Index(settings, name=" / ".join(regimes)))
         parts += [f"{title}; mean over seeds ({' / '.join(regimes)}):", "", wide.to_markdown(disable_numparse=True), ""]
     # ppo1 against ppo2, cell by cell where both have runs, as a median per family of objectives
     kl = measured["approx_kl"]["mean"]
-    ratio = pd.Series({(key, env): kl.get((regime_variant(key, "ppo1"), env), np.nan)
-                       / kl.get((regime_variant(key, "ppo2"), env), np.nan)
-                       for key in TABLE1_SETTINGS for env in envs}).dropna()
-    families = {"clipping": "ppo_clip_", "adaptive KL": "ppo_kl_adaptive_", "fixed KL": "ppo_kl_fixed_",
-                "no clipping or penalty": "ppo_none"}
-    found = [(name, r) for name, prefix in families.items()
-             if len(r := ratio[[key.startswith(prefix) for key, _ in ratio.index]])]
+    in_paper = table[table.paper.notna()].drop_duplicates("setting").set_index("setting").objective
+    ratio = pd.Series({(setting, env): kl.get((variant_at.get((setting, "ppo1")), env), np.nan)
+                       / kl.get((variant_at.get((setting, "ppo2")), env), np.nan)
+                       for setting in in_paper.index for env in envs}).dropna()
+    found = [(name, r) for objective, name in OBJECTIVE_FAMILIES.items()
+             if len(r := ratio[[in_paper[setting] == objective for setting, _ in ratio.index]])]
     if found:
         parts.append("- ppo1's KL per update as a multiple of ppo2's, setting by setting on each env (Table 1 settings "
                      "with runs in both regimes): " + "; ".join(
@@ -487,4 +510,6 @@ table = table_ppo_objectives
 
 
 def reading(table, ctx):
-    return reading_objectives(table, regime_steps(table, ctx.progress, ctx.planned))
+    variants = list(dict.fromkeys(r.variant for r in ctx.planned))
+    identities = identify(ctx.config, ctx.scale, variants, load_paper())
+    return reading_objectives(table, regime_steps(table, ctx.progress, ctx.planned, identities))

@@ -40,12 +40,14 @@ def matches_of(algo, args, matches=None):
     `ours` column (e.g. 'algo=ppo regime=ppo2 objective=clip clip_eps=0.2 target_kl=null', values in YAML) it
     satisfies. Read from the arguments, so no variant name carries the match."""
     matches = pd.read_csv(PUBLISHED / "matches.csv") if matches is None else matches
-    found = []
-    for row in matches.itertuples():
-        wanted = dict(item.split("=", 1) for item in row.ours.split())
-        if wanted.pop("algo") == algo and all(k in args and args[k] == yaml.safe_load(v) for k, v in wanted.items()):
-            found.append((row.source, row.algo))
-    return found
+    return [(row.source, row.algo) for row in matches.itertuples() if satisfies(algo, args, row.ours)]
+
+
+def satisfies(algo, args, spec):
+    """Whether a run of algorithm file `algo` with resolved arguments `args` is what `spec` describes: 'algo=<name>'
+    then 'name=value' pairs, each value in YAML ('null' for None), all of which the arguments must equal."""
+    wanted = dict(item.split("=", 1) for item in spec.split())
+    return wanted.pop("algo") == algo and all(k in args and args[k] == yaml.safe_load(v) for k, v in wanted.items())
 
 
 def variant_matches(config, scale, variants):

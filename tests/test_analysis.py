@@ -381,11 +381,18 @@ def test_gae_reading_names_the_best_lambda_by_final_score_and_by_speed_and_its_r
     assert "λ in [0.92, 0.98] (Fig. 2)" in reading_gae(table)
 
 
+def table1_identities(variants):
+    """What each of the paper config's variants is in Table 1, read from its arguments (ppo_objectives.identify)."""
+    from analysis.ppo_objectives import identify, load_paper
+    return identify(grid.load(), "paper", variants, load_paper())
+
+
 def test_objectives_reading_states_the_interval_of_the_rank_correlation():
-    from analysis.ppo_objectives import reading_objectives
-    from analysis.ppo_objectives import TABLE1_SETTINGS
-    n = len(TABLE1_SETTINGS)
-    table = pd.DataFrame({"regime": "ppo2", "variant": TABLE1_SETTINGS, "setting": TABLE1_SETTINGS, "paper": np.linspace(0, 1, n),
+    from analysis.ppo_objectives import load_paper, paper_settings, reading_objectives
+    settings = paper_settings(load_paper())
+    n = len(settings)
+    table = pd.DataFrame({"regime": "ppo2", "variant": [f"v{i}" for i in range(n)], "setting": settings,
+                          "paper": np.linspace(0, 1, n),
                           "runs": 6, "mean": np.linspace(0, 1, n), "mean_ci_low": 0.0, "mean_ci_high": 1.0,
                           "p_best": [0.0] * (n - 2) + [0.1, 0.9], "rank": np.arange(n, 0, -1),
                           "rank_ci_low": 1.0, "rank_ci_high": 3.0, "rho": 1.0, "rho_ci_low": 0.4, "rho_ci_high": 1.0,
@@ -393,7 +400,7 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     text = reading_objectives(table)
     assert ("**ppo2 regime**: Spearman's ρ with the paper over 11 settings = 1.00, 95% seed-bootstrap interval "
             "[0.40, 1.00]; the interval excludes 0: the ordering agrees") in text
-    assert f"best in 90% of seed resamples; also best in ≥ 5%: {TABLE1_SETTINGS[-2]} (10%)" in text
+    assert f"best in 90% of seed resamples; also best in ≥ 5%: {settings[-2]} (10%)" in text
     assert "resampling each cell's own 3 seeds" in text
     table[["rho_ci_low", "rho_ci_high"]] = [-0.2, 0.5]
     assert "includes 0: these seeds cannot tell" in reading_objectives(table)
@@ -411,7 +418,7 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     assert "Caution" not in text
     assert "resampling each cell's own 3 seeds" in text  # the caveat counts the seeds of X's cells, not Y's 2
     # two regimes, one complete and one with single seeds so far: a caveat for each, saying which
-    ppo1 = table.assign(regime="ppo1", variant="ppo1_" + table.variant.str[len("ppo_"):], **{"X seeds": 1})
+    ppo1 = table.assign(regime="ppo1", variant="w" + table.variant.str[1:], **{"X seeds": 1})
     text = reading_objectives(pd.concat([table, ppo1], ignore_index=True))
     assert "- How sure (ppo2 regime): every interval, rank and share above comes from resampling each cell's own 3" in text
     assert "- How sure (ppo1 regime): some cells have a single seed so far" in text
@@ -449,16 +456,16 @@ def test_rank_correlation_only_between_settings_scored_on_the_same_envs():
     over the envs that hold every setting with all its seeds; with no such env, one setting lacking an env
     would be averaged over other tasks, so ρ is withheld. Below 4 settings there is no ρ either."""
     from types import SimpleNamespace
-    from analysis.common import PUBLISHED
-    from analysis.ppo_objectives import objectives_one_regime
-    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    from analysis.ppo_objectives import load_paper, objectives_one_regime
+    paper = load_paper()
     # our scores ordered as the paper's column orders these 4 settings (-0.39 < 0.62 < 0.70 < 0.82)
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.2": 40.0}
     scores = pd.DataFrame([dict(variant=v, env=e, seed=s, score=x + s) for v, x in level.items()
                            for e in ("A", "B") for s in (1, 2, 3)])
 
     def table(scores):
-        data = SimpleNamespace(scores=scores, variants=list(dict.fromkeys(scores.variant)), planned_seeds=3,
+        variants = list(dict.fromkeys(scores.variant))
+        data = SimpleNamespace(scores=scores, variants=variants, table1=table1_identities(variants), planned_seeds=3,
                                random_score=pd.Series({"A": 0.0, "B": 0.0}))
         return objectives_one_regime(data, "ppo2", paper).set_index("variant")
 
@@ -485,16 +492,16 @@ def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_see
     """Beside ρ with the paper: ρ without the no-clipping setting, and how well our own seeds agree
     (single-seed grids against each other, Spearman–Brown for a rerun, one seed against the others)."""
     from types import SimpleNamespace
-    from analysis.common import PUBLISHED
-    from analysis.ppo_objectives import objectives_one_regime
-    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    from analysis.ppo_objectives import load_paper, objectives_one_regime
+    paper = load_paper()
     # ordered as the paper orders these 5 (-0.39 < 0.62 < 0.70 < 0.76 < 0.82) in seeds 1 and 2; seed 3 swaps
     # the two clipping settings at the top
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.1": 35.0, "ppo_clip_0.2": 40.0}
     swap = {"ppo_clip_0.1": 8.0, "ppo_clip_0.2": -8.0}
     scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=x + (swap.get(v, 0.0) if s == 3 else 0.0))
                            for v, x in level.items() for s in (1, 2, 3)])
-    data = SimpleNamespace(scores=scores, variants=list(level), planned_seeds=3, random_score=pd.Series({"A": 0.0}))
+    data = SimpleNamespace(scores=scores, variants=list(level), table1=table1_identities(level), planned_seeds=3,
+                           random_score=pd.Series({"A": 0.0}))
     row = objectives_one_regime(data, "ppo2", paper).iloc[0]
     # single seeds, by hand (n = 5, 1 − 6 Σd² / 120): (1, 2) → 1; (1, 3) and (2, 3): Σd² = 2 → 0.9
     assert (row.seed_pair_rho_min, row.seed_pair_rho_max) == (pytest.approx(0.9), pytest.approx(1.0))
@@ -515,14 +522,14 @@ def test_rank_correlation_is_checked_without_no_clipping_and_against_our_own_see
 
 def test_seeds_that_order_the_settings_oppositely_predict_no_agreement_and_never_print_nan():
     from types import SimpleNamespace
-    from analysis.common import PUBLISHED
-    from analysis.ppo_objectives import objectives_one_regime, rho_checks_text
-    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
+    from analysis.ppo_objectives import load_paper, objectives_one_regime, rho_checks_text
+    paper = load_paper()
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.1": 35.0, "ppo_clip_0.2": 40.0}
     # seeds 1 and 2 as above; seed 3 reverses the four settings above No clipping (40 − x + 20 maps 20..40 onto 40..20)
     scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=60.0 - x if s == 3 and v != "ppo_none" else x)
                            for v, x in level.items() for s in (1, 2, 3)])
-    data = SimpleNamespace(scores=scores, variants=list(level), planned_seeds=3, random_score=pd.Series({"A": 0.0}))
+    data = SimpleNamespace(scores=scores, variants=list(level), table1=table1_identities(level), planned_seeds=3,
+                           random_score=pd.Series({"A": 0.0}))
     row = objectives_one_regime(data, "ppo2", paper).iloc[0]
     # without No clipping, by hand: seeds 1, 2 agree (1); seed 3 against either reverses 4 ranks (−1); mean −1/3
     assert (row.seed_pair_rho_min_without_none, row.seed_pair_rho_max_without_none) == (-1.0, 1.0)
@@ -535,14 +542,17 @@ def test_seeds_that_order_the_settings_oppositely_predict_no_agreement_and_never
 
 def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_computed_rank_correlations():
     from types import SimpleNamespace
-    from analysis.common import PUBLISHED
-    from analysis.ppo_objectives import TABLE1_SETTINGS, regime_comparison, regimes_text
-    paper = pd.read_csv(PUBLISHED / "ppo_table1.csv").set_index("variant")
-    column = paper.paper_normalised_score.reindex(TABLE1_SETTINGS)
+    from analysis.ppo_objectives import load_paper, paper_settings, regime_comparison, regimes_text
+    paper = load_paper()
+    settings = paper_settings(paper)
+    column = paper.paper_normalised_score.reindex(settings)
     position = dict(zip(column.sort_values(kind="stable").index, range(11)))  # 0 = the paper's worst
+    config = grid.load()
+    identities = table1_identities(grid.experiment_variants(config, "paper", "ppo_objectives"))
+    variant = {(i.setting, i.regime): v for v, i in identities.items()}
     rows = []
-    for setting in TABLE1_SETTINGS:
-        i, one = position[setting], "ppo1_" + setting[len("ppo_"):]
+    for name in settings:
+        i, setting, one = position[name], variant[(name, "ppo2")], variant[(name, "ppo1")]
         # env A: ppo2 ascends with the paper's order i, but seed 2 puts setting 0 (2.5) above setting 1 (1);
         # ppo1 descends, in both seeds
         rows += [(setting, "A", 1, i + 1.0), (setting, "A", 2, {0: 2.5, 1: 1.0}.get(i, i + 1.0)),
@@ -551,7 +561,7 @@ def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_com
         rows += [(setting, "B", 1, 11.0 - i), (setting, "B", 2, 11.0 - i)]
         rows += [(one, "B", 1, i + 1.0)] + ([(one, "B", 2, i + 1.0)] if i else [])
     scores = pd.DataFrame(rows, columns=["variant", "env", "seed", "score"])
-    data = SimpleNamespace(scores=scores, variants=list(scores.variant.unique()), planned_seeds=2,
+    data = SimpleNamespace(scores=scores, variants=list(scores.variant.unique()), table1=identities, planned_seeds=2,
                            random_score=pd.Series({"A": 0.0, "B": 0.0}))
     c = regime_comparison(data, paper)
     assert c["regimes_envs"] == "A"
@@ -563,8 +573,8 @@ def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_com
     assert c["regimes_rho_ceiling"] == pytest.approx(math.sqrt(2 * r / (1 + r) * 1.0))
     # resampling ppo2's seeds gives the order with or without the swap (or a tie): ρ with ppo1 between −1 and −r
     assert (c["regimes_rho_ci_low"], c["regimes_rho_ci_high"]) == (pytest.approx(-1.0), pytest.approx(-r))
-    ppo2_means = [{0: 1.75, 1: 1.5}.get(position[s], position[s] + 1.0) for s in TABLE1_SETTINGS]
-    ppo1_means = [11.0 - position[s] for s in TABLE1_SETTINGS]
+    ppo2_means = [{0: 1.75, 1: 1.5}.get(position[s], position[s] + 1.0) for s in settings]
+    ppo1_means = [11.0 - position[s] for s in settings]
     def rank_correlation(a, b):  # Pearson's r of average ranks (the paper's column has a tie at 0.71)
         return np.corrcoef(pd.Series(a).rank(), pd.Series(b).rank())[0, 1]
     expected = {"ppo1": rank_correlation(ppo1_means, column), "ppo2": rank_correlation(ppo2_means, column)}
@@ -613,8 +623,9 @@ def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so
     rows = [dict(variant=v, env=e, seed=s, score=x + s) for v, x in level.items() for e in ("A", "B")
             for s in (1, 2, 3) if (v, e) != ("ppo_clip_0.2", "B")]
     rows += [dict(variant="ppo_none_es_0.01", env="B", seed=1, score=25.0)]
-    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=[*level, "ppo_none_es_0.01"], envs=["A", "B"],
-                           planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
+    variants = [*level, "ppo_none_es_0.01"]
+    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
+                           envs=["A", "B"], planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
                            seeds_note=lambda n: "" if n >= 3 else f" ({n} of 3 seeds)")
     table, (wide, per_env), fig = table_ppo_objectives(data)
     labels = fig.axes[0].get_legend_handles_labels()[1]
@@ -742,10 +753,10 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
 def test_the_regimes_update_sizes_side_by_side_against_hand_values():
     from analysis.ppo_objectives import regime_steps
     from experiments.grid import Run
-    settings = {"ppo_clip_0.2": "Clip", "ppo_kl_fixed_1": "Fixed", "ppo_clip_0.2_es_0.01": "ES"}
-    table = pd.DataFrame([{"regime": regime, "variant": variant.replace("ppo_", prefix, 1), "setting": name}
-                          for regime, prefix in (("ppo2", "ppo_"), ("ppo1", "ppo1_"))
-                          for variant, name in settings.items() if regime == "ppo2" or "_es_" not in variant])
+    identities = table1_identities(["ppo_clip_0.2", "ppo_kl_fixed_1", "ppo_clip_0.2_es_0.01", "ppo1_clip_0.2",
+                                    "ppo1_kl_fixed_1"])
+    table = pd.DataFrame([{"regime": i.regime, "variant": v, "setting": i.setting, "objective": i.objective,
+                           "paper": 0.8 if "early" not in i.setting else np.nan} for v, i in identities.items()])
     envs = {"InvertedPendulum-v5": 1, "Hopper-v5": 3}  # action dimensions
     planned = [Run(v, e, s) for v in table.variant for e in envs for s in (1, 2)]
     # at step 200, the second half and the last 10% of each run; step 100 only tries to pull the statistics off
@@ -764,20 +775,21 @@ def test_the_regimes_update_sizes_side_by_side_against_hand_values():
                               "entropy": entropy(sigma if step == 200 else 30.0, envs[e])}
                              for (v, e), values in late.items() for seed, (kl, sigma) in enumerate(values, 1)
                              for step in (100, 200)])
-    text = regime_steps(table, progress, planned)
+    text = regime_steps(table, progress, planned, identities)
 
     def cells(markdown):  # setting → its cells, the envs sorted (Hopper first)
         return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
                 for line in markdown.splitlines() if line.startswith("| ") and "ppo2 / ppo1" not in line}
     kl, sigma = map(cells, text.split("σ of the policy"))
-    assert kl == {"Clip": ["0.01 (1 of 2 seeds) / missing run", "0.02 / 0.04"], "Fixed": ["0.1 / 0.3", "0.02 / 0.01"],
-                  "ES": ["missing run / not planned", "0.005 / not planned"]}
-    assert sigma == {"Clip": ["0.50 (1 of 2 seeds) / missing run", "0.50 / 1.50"], "Fixed": ["2.00 / 2.00", "0.50 / 0.50"],
-                     "ES": ["missing run / not planned", "0.50 / not planned"]}
+    clip, fixed, es = (identities[v].setting for v in ("ppo_clip_0.2", "ppo_kl_fixed_1", "ppo_clip_0.2_es_0.01"))
+    assert kl == {clip: ["0.01 (1 of 2 seeds) / missing run", "0.02 / 0.04"], fixed: ["0.1 / 0.3", "0.02 / 0.01"],
+                  es: ["missing run / not planned", "0.005 / not planned"]}
+    assert sigma == {clip: ["0.50 (1 of 2 seeds) / missing run", "0.50 / 1.50"], fixed: ["2.00 / 2.00", "0.50 / 0.50"],
+                     es: ["missing run / not planned", "0.50 / not planned"]}
     # ppo1 / ppo2 cell by cell: clipping 0.04 / 0.02 = 2 on one env; fixed KL 0.01 / 0.02 and 0.3 / 0.1
     assert text.endswith("clipping median 2.00× (range 2.00–2.00, 1 cell); fixed KL median 1.75× "
                          "(range 0.50–3.00, 2 cells).")
-    assert regime_steps(table[table.regime == "ppo2"], progress, planned) == ""  # one regime: nothing to compare
+    assert regime_steps(table[table.regime == "ppo2"], progress, planned, identities) == ""  # one regime
 
 
 def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
