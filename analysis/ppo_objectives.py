@@ -187,6 +187,63 @@ def regime_comparison(data, paper):
         *np.nanquantile(delta_reps, [0.025, 0.975]))))
 
 
+COMMON_COLUMNS = ("common_envs", "common_mean", "common_ci_low", "common_ci_high", "common_rho", "common_rho_ci_low",
+                  "common_rho_ci_high", "regime_diff", "regime_diff_ci_low", "regime_diff_ci_high")
+
+
+def common_scale(data, table, paper):
+    """Both regimes on one scale: per env, random → 0 and the best Table 1 setting of either regime → 1, over the
+    envs both regimes aggregate. Each regime's own scale (Table 1's rule) says how its settings rank among
+    themselves; this one says how far apart the regimes are, which their own scales hide (each regime's best is 1).
+    Per variant, the mean normalised score with its stratified-bootstrap interval; per regime, ρ with the paper on
+    this scale with its seed-bootstrap interval; per Table 1 setting, ppo1 − ppo2 averaged over the envs with its
+    t-interval (stats.combination_interval over the per-env cells' seeds, the anchors held fixed). A dict of
+    COMMON_COLUMNS → {variant: value}, or {} with fewer than two regimes."""
+    regimes = list(dict.fromkeys(table.regime))
+    if len(regimes) < 2:
+        return {}
+    envs = sorted(set.intersection(*(set(aggregated_envs(table[table.regime == r])) for r in regimes)))
+    in_paper = table[table.paper.notna()]
+    scores = data.scores[data.scores.env.isin(envs) & data.scores.variant.isin(table.variant)]
+    t1_scores = scores[scores.variant.isin(in_paper.variant)]
+    if t1_scores.empty:
+        return {}
+    best = stats.best_of_sweep(t1_scores)  # per env, over both regimes' Table 1 settings
+    normalised = scores.assign(normalised=stats.normalise(scores, data.random_score, best))
+    columns = {c: {} for c in COMMON_COLUMNS}
+    for variant, g in normalised.groupby("variant", sort=False):
+        point, low, high = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.aggregate_mean)
+        columns["common_envs"][variant] = ", ".join(envs)
+        columns["common_mean"][variant], columns["common_ci_low"][variant], columns["common_ci_high"][variant] = (
+            point, low, high)
+    replicates = stats.normalise_replicates(stats.bootstrap_cell_means(t1_scores), data.random_score)
+    means = normalised.groupby("variant").normalised.mean()
+    for regime in regimes:
+        rows = in_paper[in_paper.regime == regime].set_index("variant")
+        rows = rows[rows.index.isin(replicates.columns)]
+        if len(rows) < MIN_SETTINGS_FOR_RHO:
+            continue
+        rho = stats.spearman(means[rows.index], rows.paper)
+        low, high = np.nanquantile(stats.spearman(replicates[rows.index], rows.paper), [0.025, 0.975])
+        for variant in table[table.regime == regime].variant:
+            columns["common_rho"][variant], columns["common_rho_ci_low"][variant] = rho, low
+            columns["common_rho_ci_high"][variant] = high
+    cells = {key: g.normalised.to_numpy() for key, g in normalised.groupby(["variant", "env"])}
+    for setting, g in in_paper.groupby("setting"):
+        by_regime = g.set_index("regime").variant
+        if not {"ppo1", "ppo2"} <= set(by_regime.index):
+            continue
+        pair = [(by_regime["ppo1"], 1.0), (by_regime["ppo2"], -1.0)]
+        if not all((v, env) in cells for v, _ in pair for env in envs):
+            continue
+        diff = stats.combination_interval([cells[(v, env)] for v, _ in pair for env in envs],
+                                          [sign / len(envs) for _, sign in pair for _ in envs])
+        for variant in g.variant:
+            for name, value in zip(("regime_diff", "regime_diff_ci_low", "regime_diff_ci_high"), diff):
+                columns[name][variant] = value
+    return columns
+
+
 def whole_envs(t1_scores, t1, planned_seeds):
     """The envs a regime's Table 1 aggregates over. Each env is normalised by its best setting, so an env
     where some setting's seeds are still missing would be normalised by a best that may yet change, and
@@ -228,6 +285,9 @@ def table_ppo_objectives(data):
     comparison = regime_comparison(data, paper)
     for column in REGIMES_COLUMNS:
         table[column] = comparison.get(column, np.nan)
+    common = common_scale(data, table, paper)
+    for column in COMMON_COLUMNS:
+        table[column] = table.variant.map(common.get(column, {}))
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
     regimes = list(dict.fromkeys(data.table1[v].regime for v in data.variants))  # planned, with runs or not
     settings = list(dict.fromkeys(data.table1[v].setting for v in data.variants))  # a row per planned setting
@@ -246,7 +306,7 @@ def table_ppo_objectives(data):
     for regime in regimes:
         def cell(setting, text):
             return text(cells.loc[(setting, regime)]) if (setting, regime) in cells.index else absent(setting, regime)
-        wide[f"{regime}: mean [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2)
+        wide[f"{regime}: mean, own scale [95% CI]"] = [cell(s, lambda r: ci_text(r["mean"], r.mean_ci_low, r.mean_ci_high, 2)
                                                  if pd.notna(r["mean"]) else NOT_ON_WHOLE_ENVS) for s in settings]
         wide[f"{regime}: rank [95% CI]"] = [cell(s, lambda r: f"{r['rank']:.0f} [{r.rank_ci_low:.0f}, "
                                                  f"{r.rank_ci_high:.0f}]" if pd.notna(r["rank"]) else "")
@@ -290,7 +350,22 @@ def table_ppo_objectives(data):
     data.note += f"\n\nppo1 against ppo2: {regimes_text(table.iloc[0])}" if comparison else ""
     data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
                          "hold every setting with all its seeds so far." for regime, envs in scope.items())
-    return table, [wide, per_env], fig
+    both = table[table.common_mean.notna()]
+    if len(both):
+        common_wide = pd.DataFrame(index=pd.Index(settings, name="setting: both regimes on one scale"))
+        common_cells = both.set_index(["setting", "regime"])
+        for regime in regimes:
+            common_wide[f"{regime}: mean, common scale [95% CI]"] = [
+                ci_text(*common_cells.loc[(s, regime), ["common_mean", "common_ci_low", "common_ci_high"]], 2)
+                if (s, regime) in common_cells.index else absent(s, regime) for s in settings]
+        diff = both.drop_duplicates("setting").set_index("setting")
+        common_wide["ppo1 − ppo2 [95% t-interval]"] = [
+            f"{d.regime_diff:+.2f} [{d.regime_diff_ci_low:+.2f}, {d.regime_diff_ci_high:+.2f}]"
+            if s in diff.index and pd.notna((d := diff.loc[s]).regime_diff) else "" for s in settings]
+        wide = [wide, common_wide]
+    else:
+        wide = [wide]
+    return table, [*wide, per_env], fig
 
 
 def rho_checks_text(r):
@@ -317,6 +392,28 @@ def rho_checks_text(r):
                      f"agree at ρ {r.seed_pair_rho_min_without_none:.2f} to {r.seed_pair_rho_max_without_none:.2f})")
         parts.append(text)
     return "; ".join(parts) + "." if parts else ""
+
+
+def common_text(table):
+    """The regimes on one common scale (common_scale): how far ppo1 lies from ppo2 setting by setting, and ρ with the
+    paper on this scale; '' where not computed."""
+    table = table.reindex(columns=table.columns.union(COMMON_COLUMNS))
+    diffs = table.dropna(subset=["regime_diff"]).drop_duplicates("setting")
+    if diffs.empty:
+        return ""
+    below, above = diffs[diffs.regime_diff_ci_high < 0], diffs[diffs.regime_diff_ci_low > 0]
+    text = (f"per env, random 0 and the best Table 1 setting of either regime 1, over {diffs.common_envs.iloc[0]}. "
+            f"ppo1 − ppo2 is below 0 in {(diffs.regime_diff < 0).sum()} of {len(diffs)} settings "
+            f"({diffs.regime_diff.min():+.2f} to {diffs.regime_diff.max():+.2f}); its 95% t-interval lies below 0 in "
+            f"{len(below)}" + (f" ({', '.join(below.setting)})" if 0 < len(below) < len(diffs) else "")
+            + f" and above 0 in {len(above)}" + (f" ({', '.join(above.setting)})" if len(above) else "") + ".")
+    rhos = table.dropna(subset=["common_rho"]).drop_duplicates("regime")
+    if len(rhos):
+        text += " ρ with the paper on this scale: " + "; ".join(
+            f"{r.regime} {r.common_rho:.2f} [{r.common_rho_ci_low:.2f}, {r.common_rho_ci_high:.2f}]"
+            for r in rhos.itertuples()) + "."
+    return text + (" Each regime's own scale (its best setting 1, Table 1's rule) orders its settings and gives "
+                   "the ρ and ranks above; the regimes' levels are compared on this one only.")
 
 
 def regimes_text(r):
@@ -397,6 +494,8 @@ def reading_objectives(table, steps=""):
                          f"; the median width of a rank interval is {(t1.rank_ci_high - t1.rank_ci_low).median():.0f} places.")
         for r in rt[rt.paper.isna()].dropna(subset=["mean"]).itertuples():
             lines.append(f"  - {r.setting}: {r.mean:.2f} [{r.mean_ci_low:.2f}, {r.mean_ci_high:.2f}] (not in the paper).")
+    if common := common_text(table):
+        lines.append(f"- **Both regimes on one scale**: {common}")
     if comparison := regimes_text(table.iloc[0]):
         lines.append(f"- **ppo1 against ppo2**: {comparison}")
     engstrom = pd.read_csv(PUBLISHED / "engstrom2020.csv")

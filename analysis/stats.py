@@ -84,16 +84,24 @@ def welch_interval(a, b, level=0.95):
     """(mean(a) − mean(b), low, high): the difference of two cells' means with Welch's t-interval (unequal
     variances; Welch–Satterthwaite degrees of freedom), the cells' runs independent. NaN interval unless both
     cells have 2 or more runs; where both SDs are 0 the interval is the point."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    diff = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
-    if len(a) < 2 or len(b) < 2:
-        return diff, float("nan"), float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0:
-        return diff, diff, diff
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = scipy_stats.t.ppf((1 + level) / 2, dof) * math.sqrt(va + vb)
-    return diff, diff - half, diff + half
+    return combination_interval([a, b], [1.0, -1.0], level)
+
+
+def combination_interval(cells, weights, level=0.95):
+    """(Σ wᵢ mean(cellᵢ), low, high): a weighted sum of independent cells' means (e.g. a difference of two
+    regimes averaged over envs, each env rescaled by fixed anchors) with its t-interval: variance Σ wᵢ² sᵢ²/nᵢ,
+    Welch–Satterthwaite degrees of freedom (Σ vᵢ)² / Σ vᵢ²/(nᵢ − 1). NaN interval unless every cell has 2 or
+    more runs; where every SD is 0 the interval is the point."""
+    cells = [np.asarray(c, float) for c in cells]
+    point = float(sum(w * c.mean() for w, c in zip(weights, cells))) if all(len(c) for c in cells) else float("nan")
+    if any(len(c) < 2 for c in cells):
+        return point, float("nan"), float("nan")
+    v = [w * w * c.var(ddof=1) / len(c) for w, c in zip(weights, cells)]
+    if sum(v) == 0:
+        return point, point, point
+    dof = sum(v) ** 2 / sum(vi * vi / (len(c) - 1) for vi, c in zip(v, cells))
+    half = scipy_stats.t.ppf((1 + level) / 2, dof) * math.sqrt(sum(v))
+    return point, point - half, point + half
 
 
 def t_errorbar(level=0.95):

@@ -60,6 +60,14 @@ def test_t_interval_and_welch_against_t_table_values():
     _, low, high = stats.welch_interval([10, 14], [1, 2, 3])
     assert (high - low) / 2 > 12.706 * math.sqrt(4 + 1 / 3) * 0.5  # beyond half the 1-dof interval, by hand
     assert stats.welch_interval([1, 1], [0, 0]) == (1.0, 1.0, 1.0)
+    # a weighted sum of three cells, by hand: ½(mean a − mean b) + ¼ mean c; v = ¼·1/3 + ¼·1/3 + 1/16·8/2
+    a, b, c = [1, 2, 3], [0, 1, 2], [2, 6]
+    point, low, high = stats.combination_interval([a, b, c], [0.5, -0.5, 0.25])
+    v = [0.25 / 3, 0.25 / 3, 0.25]
+    dof = sum(v) ** 2 / (v[0] ** 2 / 2 + v[1] ** 2 / 2 + v[2] ** 2 / 1)
+    from scipy import stats as scipy_stats
+    assert point == pytest.approx(0.5 + 1.0) and (high - low) / 2 == pytest.approx(
+        scipy_stats.t.ppf(0.975, dof) * math.sqrt(sum(v)))
 
 
 def test_with_three_seeds_the_t_interval_covers_95_percent_and_the_percentile_bootstrap_is_the_range():
@@ -611,6 +619,44 @@ def test_the_reading_says_whether_seed_noise_alone_explains_the_rank_correlation
     assert rerun_reading(pd.Series({"rho": 0.3, "rho_ci_low": 0.0, "rho_ci_high": 0.6})) == ""  # not measured
 
 
+def test_both_regimes_on_one_common_scale_against_hand_values():
+    """Each regime's own scale puts its best setting at 1; on the common scale the best of either regime is 1 per
+    env, so a regime that is lower everywhere shows it. ppo1 here is 5 below ppo2 in every setting but ε = 0.2,
+    where it is the best of all (50)."""
+    from types import SimpleNamespace
+    import matplotlib.pyplot as plt
+    from analysis.ppo_objectives import common_text, table_ppo_objectives
+    ppo2 = {"ppo_none": 10.0, "ppo_clip_0.1": 30.0, "ppo_clip_0.2": 40.0, "ppo_clip_0.3": 20.0}
+    ppo1 = {"ppo1_none": 5.0, "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": 15.0}
+    rows = [dict(variant=v, env=e, seed=s, score=x * k + s * k) for v, x in {**ppo2, **ppo1}.items()
+            for e, k in (("A", 1), ("B", 2)) for s in (1, 2, 3)]  # B is A doubled: the same normalised scores
+    variants = [*ppo2, *ppo1]
+    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
+                           envs=["A", "B"], planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
+                           seeds_note=lambda n: "")
+    table, wides, fig = table_ppo_objectives(data)
+    plt.close(fig)
+    t = table.set_index("variant")
+    # own scales: each regime's best is 1 (42 for ppo2, 52 for ppo1); the common scale divides both by 52
+    assert t.loc["ppo_clip_0.2", "mean"] == pytest.approx(1.0) and t.loc["ppo1_clip_0.2", "mean"] == pytest.approx(1.0)
+    assert t.loc["ppo_clip_0.2", "common_mean"] == pytest.approx(42 / 52)
+    assert t.loc["ppo1_clip_0.1", "common_mean"] == pytest.approx(27 / 52)
+    # ppo1 − ppo2 at ε = 0.1: (27 − 32) / 52 on both envs; each normalised cell has SD 1/52, so with weights ±½
+    # v = 4 · ¼ · (1/52)² / 3 and Welch–Satterthwaite gives 8 dof: t(0.975, 8) = 2.306
+    diff = t.loc["ppo1_clip_0.1", ["regime_diff", "regime_diff_ci_low", "regime_diff_ci_high"]]
+    half = 2.306 * math.sqrt(1 / 3) / 52
+    assert tuple(diff) == pytest.approx((-5 / 52, -5 / 52 - half, -5 / 52 + half), abs=1e-4)
+    assert t.loc["ppo_clip_0.1", "regime_diff"] == t.loc["ppo1_clip_0.1", "regime_diff"]  # on both rows
+    common = next(w for w in wides if w.index.name == "setting: both regimes on one scale")
+    assert common.loc["Clipping, eps = 0.1", "ppo1 − ppo2 [95% t-interval]"] == "-0.10 [-0.12, -0.07]"
+    text = common_text(table)
+    assert text.startswith("per env, random 0 and the best Table 1 setting of either regime 1, over A, B. ppo1 − ppo2 "
+                           "is below 0 in 3 of 4 settings (-0.10 to +0.19); its 95% t-interval lies below 0 in 3 "
+                           "(No clipping or penalty, Clipping, eps = 0.1, Clipping, eps = 0.3) and above 0 in 1 "
+                           "(Clipping, eps = 0.2).")
+    assert "ρ with the paper on this scale: ppo2 1.00" in text  # 10 < 20 < 30 < 40 as the paper's −0.39 < 0.70 < 0.76 < 0.82
+
+
 def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so():
     """Env A holds every planned setting with all 3 seeds, env B lacks one; the early-stopping variant
     has runs on B only. The table, its note and the figure aggregate over A and say so; B's runs stay
@@ -632,7 +678,7 @@ def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so
     assert [label for label in labels if label.startswith("ppo2 regime")][0].endswith("; over A only"), labels
     plt.close(fig)
     assert "the ppo2 regime's means, ranks and ρ are over A only" in data.note
-    ours = wide["ppo2: mean [95% CI]"]
+    ours = wide["ppo2: mean, own scale [95% CI]"]
     assert ours["No clipping or penalty"] == "0.29 [0.26, 0.31]"  # seeds 11, 12, 13 over A's best, 42
     assert ours["No clipping + KL early stopping (target 0.01)"] == NOT_ON_WHOLE_ENVS
     assert per_env.loc["No clipping + KL early stopping (target 0.01)", "B"] == "25 (1 of 3 seeds)"
