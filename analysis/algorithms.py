@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import MISSING, reading_curves, step_label, table_curves
+from analysis.common import MISSING, label, reading_curves, seeds_text, step_label, table_curves
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -124,3 +124,33 @@ table = table_algorithms
 
 def reading(table, ctx):
     return reading_algorithms(table, ctx.runs, ctx.progress, ctx.config, ctx.scale)
+
+
+def summary(table, ctx):
+    """The best algorithm per task, and where ours stands against the published numbers."""
+    best = [f"{env} {label(ctx.config, g.loc[g['mean'].idxmax(), 'variant'])}" for env, g in table.groupby("env", sort=False)]
+    variants = grid.experiment_variants(ctx.config, ctx.scale, "algorithms")
+    steps = {env: grid.steps(ctx.config, ctx.scale, env) for env in set(table.env)}
+    placed, _ = published_placements(table, steps, setups.variant_matches(ctx.config, ctx.scale, variants))
+    where = pd.Series([x["where"] for x in placed], dtype=object)
+    text = f"Algorithms ({seeds_text(ctx)}): the best mean final score per task: " + ", ".join(best) + "."
+    if len(where):
+        text += (f" Against {len(where)} published means at the same budget, ours is higher in "
+                 f"{(where == 'below').sum()}, not told apart in {(where == 'inside').sum()} and lower in "
+                 f"{(where == 'above').sum()} (the published mean against our 95% t-interval).")
+    return text
+
+
+def cite(table, ctx):
+    """Ours (mean [95% t-interval]) per task, each variant by its label."""
+    wide = table.pivot(index="variant", columns="env", values="text")
+    variants = [v for v in grid.experiment_variants(ctx.config, ctx.scale, "algorithms") if v in wide.index]
+    wide = wide.reindex(index=variants, columns=list(dict.fromkeys(table.env)))
+    wide.index = [label(ctx.config, v) for v in variants]
+    wide.index.name = "final score [95% t-interval]"
+    return wide.fillna(MISSING).to_markdown()
+
+
+def caption(ctx):
+    return (f"Learning curves of each algorithm: training episode return, mean over {seeds_text(ctx)} with the 95% "
+            "t-interval band; one panel per task.")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.common import reading_curves, seed_range_table, table_curves
+from analysis.common import label, ordering, reading_curves, seed_range_table, seeds_text, table_curves
 from experiments import grid
 
 table = table_curves
@@ -120,3 +120,38 @@ def reading_baselines(table, runs, progress, config, scale, scale_dir):
 
 def reading(table, ctx):
     return reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)
+
+
+def weights_of(ctx):
+    """{vpg.py --weight: variant} of the experiment's planned variants, read from their arguments."""
+    return {grid.expected_args(ctx.config, ctx.scale, run)["weight"]: run.variant
+            for run in {r.variant: r for r in ctx.planned}.values()}
+
+
+def summary(table, ctx):
+    """The finding in a sentence: on how many tasks each learned baseline beats the total-return weight."""
+    w = weights_of(ctx)
+    if "total_return" not in w:
+        return ""
+    low = table[table.variant == w["total_return"]].set_index("env")
+    parts = []
+    for weight in ("value_baseline", "gae"):
+        high = table[table.variant == w.get(weight)].set_index("env")
+        envs = high.index.intersection(low.index)
+        wins = [e for e in envs if high.ci_low[e] > low.ci_high[e]]
+        parts.append(f"{label(ctx.config, w[weight])} on {len(wins)} of {len(envs)} tasks" + (
+            f" ({', '.join(wins)})" if wins else ""))
+    return (f"VPG's gradient weights ({seeds_text(ctx)}): scoring above {label(ctx.config, w['total_return'])} with "
+            f"disjoint 95% t-intervals, {' and '.join(parts)}.")
+
+
+def cite(table, ctx):
+    """Per task, the weights from best to worst."""
+    rows = [{"task": env, "best → worst ('>' disjoint 95% t-intervals, '≈' overlapping)": ordering(g, ctx.config)}
+            for env, g in table.groupby("env", sort=False)]
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def caption(ctx):
+    return (f"Learning curves of VPG with each policy-gradient weight: training episode return, mean over "
+            f"{seeds_text(ctx)}, with the 95% t-interval band; one panel per task.")

@@ -1,7 +1,6 @@
 """What every experiment's analysis shares (docs/DESIGN.md §6-7): the runs and scores of one experiment (Data),
 per-cell means with their intervals, learning curves, the orderings a reading states, and where the files go.
 Each experiment's own table, figure and reading live in analysis/<experiment>.py."""
-import math
 import pathlib
 
 import matplotlib
@@ -100,17 +99,24 @@ def table_curves(data):
 
 
 def seed_caveat(seeds, scope=""):
-    """Why the seed-bootstrap statements above are optimistic, for `seeds` runs per cell (the fewest of any
-    cell, in a partial report); `scope` names what it is about when parts differ (e.g. 'ppo1 regime')."""
-    how_sure = f"- How sure{f' ({scope})' if scope else ''}:"
-    if seeds < 2:
-        return (f"{how_sure} some cells have a single seed so far; a bootstrap over one seed has zero width, so their "
-                "intervals, ranks and shares say nothing yet. Read them as one sample.")
-    distinct = math.comb(2 * seeds - 1, seeds)
-    return (f"{how_sure} every interval, rank and share above comes from resampling each cell's own {seeds} seeds. "
-            f"That sees only the spread among those seeds and is too narrow: the bootstrap variance of a mean of "
-            f"{seeds} is {seeds - 1}/{seeds} of the usual s²/n, and there are only {distinct} distinct resamples. Treat an "
-            "ordering as settled only where the intervals are disjoint, and a share of 100% as 'these seeds agree'.")
+    """A caveat where some cell rests on a single seed (a partial report: no interval, rank or share means anything
+    yet), else '': what an interval is with a few seeds is said once, in the report's protocol (INTERVALS)."""
+    if seeds >= 2:
+        return ""
+    return (f"- How sure{f' ({scope})' if scope else ''}: some cells have a single seed so far; they have no interval, "
+            "and the ranks and shares resampled from them say nothing yet. Read them as one sample.")
+
+
+# What the report's intervals are, said once (its protocol)
+INTERVALS = ("A cell (one setting on one task) is the mean of its seeds with its 95% Student-t interval, "
+             "mean ± t·s/√n with s the sample SD; a difference of two cells has Welch's t-interval. The t-interval keeps "
+             "its 95% coverage with few seeds if a cell's scores are roughly normal (a task whose runs fall into two "
+             "groups, like HalfCheetah, is not). Aggregates over tasks (Table 1's means and IQMs) have rliable's "
+             "stratified bootstrap interval; ranks, P(best) and ρ resample each cell's own seeds. A percentile "
+             "bootstrap over n seeds sees only those seeds' spread (variance (n − 1)/n of s²/n; with 3 seeds its "
+             "'95%' interval of one cell is exactly the range of the seeds, which holds the mean only 75% of the time), "
+             "so read a rank interval or a share of 100% as what these seeds show, and an ordering as settled only where "
+             "the intervals are disjoint. ± is a sample SD.")
 
 
 def reading_curves(table, higher_than=None):
@@ -118,18 +124,8 @@ def reading_curves(table, higher_than=None):
     disjoint, '≈' where they overlap (the seeds do not separate them), '=' where the means print the same."""
     lines = []
     one_seed = set(table[table.seeds < 2].index) if "seeds" in table else set()  # no interval yet (a partial grid)
-
-    def named(r):
-        return f"{r.variant} ({r.mean:.1f}{', 1 seed' if r.Index in one_seed else ''})"
-
     for env, g in table.groupby("env", sort=False):
-        order = list(g.sort_values("mean", ascending=False).itertuples())
-        ranked = named(order[0])
-        for above, r in zip(order, order[1:]):
-            sign = ("=" if f"{r.mean:.1f}" == f"{above.mean:.1f}" else
-                    ">" if r.ci_high < above.ci_low and not {r.Index, above.Index} & one_seed else "≈")
-            ranked += f" {sign} {named(r)}"
-        lines.append(f"- {env}: {ranked}.")
+        lines.append(f"- {env}: {ordering(g)}.")
         if higher_than:
             low_name, high_names = higher_than
             low = g[g.variant == low_name]
@@ -143,8 +139,8 @@ def reading_curves(table, higher_than=None):
     lines.append("- '>' : the neighbours' 95% intervals are disjoint; '≈' : they overlap, so these seeds do not "
                  "order the two; '=' : equal means." + (" A result from 1 seed has no interval yet, so it is only "
                                                        "ever '≈' its neighbours." if one_seed else ""))
-    if "seeds" in table:
-        lines.append(seed_caveat(int(table.seeds.min())))
+    if "seeds" in table and (caveat := seed_caveat(int(table.seeds.min()))):
+        lines.append(caveat)
     return "\n".join(lines)
 
 
@@ -206,3 +202,32 @@ def add_grid_flags(parser):
     parser.add_argument("--allow-stale", action="store_true",
                         help="accept runs made with other arguments or by other code, and flag them "
                              "(default: they stop the analysis)")
+
+
+def label(config, variant):
+    """How figures and summary tables name a variant: its `label` in the config, else its name."""
+    return config["variants"].get(variant, {}).get("label", variant)
+
+
+def ordering(g, config=None):
+    """One env's variants (rows of a per_env_table) from best to worst mean, '>' where two neighbours' 95%
+    intervals are disjoint, '≈' where they overlap, '=' where the means print the same; with `config`, by label."""
+    one_seed = set(g[g.seeds < 2].index) if "seeds" in g else set()
+
+    def named(r):
+        name = label(config, r.variant) if config else r.variant
+        return f"{name} ({r.mean:.1f}{', 1 seed' if r.Index in one_seed else ''})"
+
+    order = list(g.sort_values("mean", ascending=False).itertuples())
+    ranked = named(order[0])
+    for above, r in zip(order, order[1:]):
+        sign = ("=" if f"{r.mean:.1f}" == f"{above.mean:.1f}" else
+                ">" if r.ci_high < above.ci_low and not {r.Index, above.Index} & one_seed else "≈")
+        ranked += f" {sign} {named(r)}"
+    return ranked
+
+
+def seeds_text(ctx):
+    """'N seeds' of the experiment's planned runs (a summary's or caption's count)."""
+    n = len({r.seed for r in ctx.planned})
+    return f"{n} seed{'s' * (n != 1)}"

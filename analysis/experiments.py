@@ -47,11 +47,27 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
     frames = wide if isinstance(wide, list) else [wide]  # a builder may split its table in several
     markdown = "\n\n".join(f.to_markdown() for f in frames) + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
     markdown += "".join(f"\n\n{line}" for line in data.status.lines())
+    markdown += "\n\n" + per_seed_scores(data)
     (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
     partial = (f"; partial: {len(status.found())} of {len(status.planned)} planned runs" if status.missing else "")
     fig.suptitle(f"{experiment} ({scale} scale{f', {subset}' if subset else ''}{partial})", y=1.02)  # a figure seen alone says it is partial
     save_figure(fig, out / "figures" / experiment, bbox_inches="tight")
     return data
+
+
+def per_seed_scores(data):
+    """Every run's final score, variant × env, seeds in order, in a collapsed block: what a discussion may quote
+    beside the means (analysis.discussions checks its numbers against this too)."""
+    scores = data.scores.sort_values("seed")
+    cells = scores.groupby(["variant", "env"]).agg(text=("score", lambda x: " / ".join(f"{v:.1f}" for v in x)),
+                                                   seeds=("seed", lambda x: ", ".join(map(str, x))))
+    seeds = sorted(scores.seed.unique())
+    wide = cells.text.unstack("env").reindex(index=[v for v in data.variants if v in set(scores.variant)],
+                                             columns=[e for e in data.envs if e in set(scores.env)])
+    short = cells[cells.seeds != ", ".join(map(str, seeds))]
+    note = "".join(f"\n\n{v} on {e}: seeds {c.seeds} only." for (v, e), c in short.iterrows())
+    return (f"<details><summary>Final score of every run (seeds {', '.join(map(str, seeds))}, in that order)</summary>"
+            f"\n\n{wide.fillna('').to_markdown()}{note}\n\n</details>")
 
 
 def main():

@@ -5,7 +5,7 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import MISSING, PUBLISHED, per_env_table, seed_caveat
+from analysis.common import MISSING, PUBLISHED, per_env_table, seed_caveat, seeds_text
 
 
 def table_gae_lambda(data):
@@ -102,7 +102,8 @@ def reading_gae(table):
     fast_low, fast_high = gae_paper_range("cart-pole at gamma 0.99")
     lines.append(f"- The GAE paper's range is [{low:g}, {high:g}] (§7); its fastest improvement, on cart-pole, came "
                  f"from λ in [{fast_low:g}, {fast_high:g}] (Fig. 2). Both are TRPO results, not PPO ones.")
-    lines.append(seed_caveat(int(table.seeds.min())))
+    if caveat := seed_caveat(int(table.seeds.min())):
+        lines.append(caveat)
     return "\n".join(lines)
 
 
@@ -111,3 +112,47 @@ table = table_gae_lambda
 
 def reading(table, ctx):
     return reading_gae(table)
+
+
+def best_lambdas(table):
+    """Per env, the λ with the best mean final score and the λ that learns fastest, with their shares of resamples."""
+    rows = []
+    for env, g in table.groupby("env", sort=False):
+        final, fast = g.loc[g["mean"].idxmax()], g.loc[g["speed_mean"].idxmax()]
+        rows.append(dict(env=env, final=final["lambda"], final_p=final.p_best, final_mean=final["mean"],
+                         fast=fast["lambda"], fast_p=fast.speed_p_best))
+    return pd.DataFrame(rows)
+
+
+def summary(table, ctx):
+    low, high = gae_paper_range()
+    best = best_lambdas(table)
+    inside = best[(best.final >= low) & (best.final <= high)]
+    text = (f"PPO-clip's best λ by final score ({seeds_text(ctx)}): " + ", ".join(
+        f"{r.env} {r.final:g} (best in {r.final_p:.0%} of seed resamples)" for r in best.itertuples())
+        + f"; {len(inside)} of {len(best)} inside the GAE paper's [{low:g}, {high:g}].")
+    fast_low, fast_high = gae_paper_range("cart-pole at gamma 0.99")
+    cartpole = best[best.env.str.startswith("CartPole")]
+    if len(cartpole):
+        r = cartpole.iloc[0]
+        claim = "inside" if fast_low <= r.fast <= fast_high else "outside"
+        text += (f" On {r.env} the fastest learning is at λ = {r.fast:g} ({r.fast_p:.0%} of resamples), {claim} the "
+                 f"GAE paper's cart-pole range [{fast_low:g}, {fast_high:g}].")
+    return text
+
+
+def cite(table, ctx):
+    best = best_lambdas(table)
+    rows = [{"task": r.env, "best λ, final score (share of resamples)": f"{r.final:g} ({r.final_p:.0%})",
+             "best λ, learning speed": f"{r.fast:g} ({r.fast_p:.0%})",
+             "final score at λ = 0 / best / 1": " / ".join(
+                 [score_at(g, 0).replace("scores ", ""), f"{r.final_mean:.1f}", score_at(g, 1).replace("scores ", "")])}
+            for r, (_, g) in zip(best.itertuples(), table.groupby("env", sort=False))]
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def caption(ctx):
+    low, high = gae_paper_range()
+    return (f"PPO-clip against GAE's λ, on a scale that shows λ's spacing: final score (top) and learning speed, the "
+            f"mean return over the whole run (bottom); each dot one seed, the bar the mean over {seeds_text(ctx)} with "
+            f"its 95% t-interval; grey, the GAE paper's range [{low:g}, {high:g}].")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis import setups, stats
 from analysis.common import (MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
-                             update_measures)
+                             seeds_text, update_measures)
 from experiments import grid
 
 REGIMES = ("ppo2", "ppo1")  # ppo.py --regime: the code-level regimes Table 1 runs under (ppo.py's REGIMES table)
@@ -341,13 +341,7 @@ def table_ppo_objectives(data):
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), fontsize=8,
               bbox_transform=matplotlib.transforms.offset_copy(ax.transAxes, fig, y=-40, units="points"))
     fig.tight_layout()
-    rhos = table.dropna(subset=["rho"]).drop_duplicates("regime")
-    data.note = "Spearman's ρ between our mean normalised scores and the paper's over the Table 1 settings: " + "; ".join(
-        f"{r.regime} regime {r.rho:.2f} [95% seed-bootstrap interval {r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]"
-        for r in rhos.itertuples()) + "." if len(rhos) else ""
-    data.note += "".join(f"\n\n{r.regime} regime: {checks}" for _, r in rhos.iterrows()
-                         if (checks := rho_checks_text(r)))
-    data.note += f"\n\nppo1 against ppo2: {regimes_text(table.iloc[0])}" if comparison else ""
+    data.note = ""  # ρ, what seed noise allows it and the regimes' comparison are in the report's reading, once
     data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
                          "hold every setting with all its seeds so far." for regime, envs in scope.items())
     both = table[table.common_mean.notna()]
@@ -507,10 +501,9 @@ def reading_objectives(table, steps=""):
                  "clipped loss (start at ε = 0.25) and find no evidence that KL regularisers help "
                  "(`analysis/published/engstrom2020.csv`, `andrychowicz2021.csv`).")
     seeds = aggregated_seeds(table)
-    if len(set(seeds.values())) == 1:
-        lines.append(seed_caveat(min(seeds.values())))
-    else:  # a partial grid: one regime complete, the other not yet
-        lines += [seed_caveat(n, f"{regime} regime") for regime, n in seeds.items()]
+    caveats = ([seed_caveat(min(seeds.values()))] if len(set(seeds.values())) == 1  # else a partial grid
+               else [seed_caveat(n, f"{regime} regime") for regime, n in seeds.items()])
+    lines += [caveat for caveat in caveats if caveat]
     return "\n".join(lines) + (f"\n\n**How far each update moves the policy, measured.**\n\n{steps}" if steps else "")
 
 
@@ -612,3 +605,52 @@ def reading(table, ctx):
     variants = list(dict.fromkeys(r.variant for r in ctx.planned))
     identities = identify(ctx.config, ctx.scale, variants, load_paper())
     return reading_objectives(table, regime_steps(table, ctx.progress, ctx.planned, identities))
+
+
+def summary(table, ctx):
+    """ρ with the paper per regime on its own scale, and the regimes on one common scale."""
+    parts = []
+    for regime, rt in table.groupby("regime", sort=False):
+        r = rt.dropna(subset=["rho"])
+        if len(r):
+            r = r.iloc[0]
+            parts.append(f"{regime} {r.rho:.2f} [{r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]")
+    text = (f"Table 1 ({seeds_text(ctx)}, {table.aggregated_envs.iloc[0].count(',') + 1} tasks): Spearman's ρ between our "
+            f"ordering of the 11 settings and the paper's, each regime on its own scale: " + "; ".join(parts) + ".")
+    diffs = table.reindex(columns=table.columns.union(COMMON_COLUMNS)).dropna(subset=["regime_diff"]).drop_duplicates("setting")
+    if len(diffs):
+        text += (f" On one common scale ppo1 (the paper-era code) scores below ppo2 in {(diffs.regime_diff < 0).sum()} of "
+                 f"{len(diffs)} settings, by {-diffs.regime_diff.max():.2f} to {-diffs.regime_diff.min():.2f}, with the "
+                 f"95% interval below 0 in {(diffs.regime_diff_ci_high < 0).sum()}.")
+    return text
+
+
+def cite(table, ctx):
+    """Table 1 under both regimes beside the paper: own-scale means with ranks, and ppo1 − ppo2 on the common scale."""
+    paper = load_paper()
+    rows = []
+    for setting in paper_settings(paper):
+        row = {"setting": setting, "paper (rank)": f"{paper.paper_normalised_score[setting]:.2f} "
+                                                  f"({paper_ranks(paper)[setting]:g})"}
+        for regime, rt in table.groupby("regime", sort=False):
+            r = rt[rt.setting == setting]
+            row[f"{regime}, own scale [95% CI] (rank)"] = (
+                f"{ci_text(r['mean'].iloc[0], r.mean_ci_low.iloc[0], r.mean_ci_high.iloc[0], 2)} ({r['rank'].iloc[0]:.0f})"
+                if len(r) and pd.notna(r["mean"].iloc[0]) else MISSING)
+        d = table[(table.setting == setting)].reindex(columns=table.columns.union(COMMON_COLUMNS)).dropna(
+            subset=["regime_diff"])
+        row["ppo1 − ppo2, common scale [95% CI]"] = (
+            f"{d.regime_diff.iloc[0]:+.2f} [{d.regime_diff_ci_low.iloc[0]:+.2f}, {d.regime_diff_ci_high.iloc[0]:+.2f}]"
+            if len(d) else "")
+        rows.append(row)
+    rho = {regime: rt.dropna(subset=["rho"]) for regime, rt in table.groupby("regime", sort=False)}
+    rows.append({"setting": "Spearman's ρ with the paper [95% CI]", "paper (rank)": "1", **{
+        f"{regime}, own scale [95% CI] (rank)": f"{r.rho.iloc[0]:.2f} [{r.rho_ci_low.iloc[0]:.2f}, {r.rho_ci_high.iloc[0]:.2f}]"
+        for regime, r in rho.items() if len(r)}})
+    return pd.DataFrame(rows).fillna("").to_markdown(index=False)
+
+
+def caption(ctx):
+    return (f"Table 1 under the two code-level regimes: each setting's mean normalised score over the tasks (random "
+            f"policy 0, the regime's own best setting per task 1), mean over {seeds_text(ctx)} per task with rliable's "
+            "stratified-bootstrap 95% interval; crosses, the paper's Table 1.")

@@ -12,13 +12,14 @@ one Table 1 regime).
 import argparse
 import datetime
 import pathlib
+import re
 import sys
 from types import SimpleNamespace
 
 import pandas as pd
 
 from analysis import stats
-from analysis.common import add_grid_flags, output_dir, scoped
+from analysis.common import INTERVALS, add_grid_flags, output_dir, scoped
 from analysis.discussions import discussion
 from analysis.experiments import module
 from analysis.load import GridStatus, RunContractError, load_random, load_runs
@@ -123,63 +124,109 @@ def analysed(config, scale):
 
 
 def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=None):
+    """REPORT.md: a summary of one screen (each experiment's finding with its number and interval, the protocol in
+    three lines, the contents), a table to cite per experiment, then each experiment's figure with its caption, its
+    tables, the generated reading and the hand-written discussion (shown only where its fingerprint and its numbers
+    check out), and last the protocol, versions, compute and caveats in full."""
     scale_dir, out = pathlib.Path(scale_dir), output_dir(scale_dir, subset)
     about = config["scales"][scale].get("subsets", {}).get(subset, {}).get("description")
     config = scoped(config, scale, subset)
     status = GridStatus(scale_dir, config, scale, analysed(config, scale), gradient_noise=True).check(partial, allow_stale)
     runs, progress, _ = load_runs(scale_dir, only=status.found())
-    sc = config["scales"][scale]
     flags = (f" --subset {subset}" if subset else "") + (" --partial" if partial else "") + (
         " --allow-stale" if allow_stale else "")
-    subset_text = (f", subset {subset}" + (f": {about}" if about else "")) if subset else ""
-    parts = [f"# pgrepro results: {scale} scale{subset_text}", "",
-             f"Generated {datetime.date.today().isoformat()} by `python -m analysis.report {scale_dir} --scale {scale}"
-             f"{flags}` from the runs under `{scale_dir}/runs` (regenerate everything with "
-             f"`snakemake --cores 2 --config scale={scale}`).", ""]
+    title = f"# pgrepro results: {scale} scale" + ((f", subset {subset}" + (f" ({about})" if about else "")) if subset else "")
+    made = (f"Generated {datetime.date.today().isoformat()} by `python -m analysis.report {scale_dir} --scale {scale}{flags}` "
+            f"from {runs_count(len(runs))} under `{scale_dir}/runs`; `snakemake --cores 2 --config scale={scale}` "
+            "regenerates everything.")
+    protocol = protocol_lines(config, scale, scale_dir)
+    sections, summaries, cites, toc = [], [], [], []
+    for name in analysed(config, scale):
+        table_md = out / "tables" / f"{name}.md"
+        if not table_md.exists():
+            continue
+        table = pd.read_csv(out / "tables" / f"{name}.csv")
+        experiment = module(name)
+        heading = f"{name}: {config['experiments'][name]['description']}"
+        toc.append(f"[{name}](#{anchor(heading)})")
+        context = SimpleNamespace(runs=runs, progress=progress, config=config, scale=scale, scale_dir=scale_dir,
+                                  planned=grid.experiment_runs(config, scale, name))
+        section = [f"## {heading}", "", f"![{name}](figures/{name}.png)", "",
+                   f"*Figure: {experiment.caption(context)}*", "", table_md.read_text(), ""]
+        if len(table):  # a partial report may have no run of this experiment yet
+            reading = experiment.reading(table, context)
+            generated = "\n".join([table_md.read_text(), reading, *protocol])  # what a discussion may quote
+            section += ["**Reading.**", "", reading, ""] + discussion(
+                table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
+            if finding := experiment.summary(table, context):
+                summaries.append(f"- **{name}**: {finding}")
+            cites += [f"**{name}** ({config['experiments'][name]['description']})", "", experiment.cite(table, context), ""]
+        sections += section
+    parts = [title, "", made, "", "## Summary", ""]
+    if status.missing or status.stale or status.noise_missing or status.noise_stale:
+        parts += [f"**Not the whole planned grid**: {len(status.planned) - len(status.missing)} of "
+                  f"{len(status.planned)} planned runs; the findings below are from the runs there are (see Status).", ""]
+    parts += summaries + ["", f"Protocol: {protocol_summary(config, scale)}", "",
+                          "Contents: [cite this](#cite-this) · " + " · ".join(toc)
+                          + " · [protocol](#protocol) · [versions and compute](#versions-and-compute) · [caveats](#caveats)",
+                          "", "## Cite this", "",
+                          "The tables below are the numbers to cite, each with its interval (Protocol says what an "
+                          "interval is); the sections after them give the figures, the full tables and the readings.", ""]
+    parts += cites
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += ["## Status: not the whole planned grid", ""] + grid_progress(config, scale, status) + [
             "- A table cell with fewer seeds than planned says how many it has.", ""]
     parts += budget_caveat(scale_dir, config, scale)
-    parts += [
-             "## Protocol", "",
-             f"- Steps per run: {sc['steps']:,}" + (f" (per env: {sc['env_steps']})" if sc.get("env_steps") else "") + ".",
+    parts += sections
+    parts += ["## Protocol", ""] + protocol + [
+        "", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs, jobs=not subset), "",
+        "## Caveats", "",
+        "- Published numbers were measured on other environment versions (v1-v4; ours are -v5, MuJoCo 4.0) and, at "
+        "this scale, often at other step budgets: compare orderings, not decimals.",
+        "- Table 1's absolute values are not reproducible: the paper does not publish its per-env random and best "
+        "anchors; our normalisation uses our own.", ""]
+    (out / "REPORT.md").write_text("\n".join(parts))
+
+
+def anchor(heading):
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def protocol_summary(config, scale):
+    """The protocol in three lines' worth."""
+    sc = config["scales"][scale]
+    seeds = sorted({s for chosen in sc["experiments"].values() for s in chosen["seeds"]})
+    budgets = sorted({grid.steps(config, scale, env) for env in grid.random_envs(config, scale)}, reverse=True)
+    return (f"{', '.join(f'{n:,}' for n in budgets)} environment steps per run, seeds {seeds[0]}-{seeds[-1]}; a run's "
+            "score is the mean return of its last 100 training episodes (PPO paper §6.1); a cell's interval is the 95% "
+            "Student-t interval of its seeds' mean, an aggregate over tasks rliable's stratified bootstrap.")
+
+
+def protocol_lines(config, scale, scale_dir):
+    """The protocol in full: budgets, scores, normalisation, intervals, curves, each experiment's grid, the anchors."""
+    sc = config["scales"][scale]
+    lines = [f"- Steps per run: {sc['steps']:,}" + (f" (per env: {sc['env_steps']})" if sc.get("env_steps") else "") + ".",
              "- Score of a run: mean return of its last 100 training episodes (PPO paper §6.1), raw reward.",
              "- Normalised score: (score − random) / (best − random) per env; `random` = mean return of "
              f"{sc['random_episodes']} uniform-random episodes (the random experiment), `best` = the best setting's "
              "mean in the sweep (Table 1's rule).",
-             f"- Intervals: 95% percentile bootstrap, {stats.BOOTSTRAP_REPS:,} resamples, seed {stats.BOOTSTRAP_SEED}; "
-             "stratified by env when aggregating over envs (rliable's definitions); IQM = mean of the middle 50% of runs.",
+             f"- Intervals: {INTERVALS} Bootstraps: {stats.BOOTSTRAP_REPS:,} resamples, seed {stats.BOOTSTRAP_SEED}; "
+             "IQM = mean of the middle 50% of runs.",
              "- Learning curves: each run's episode returns averaged over 50 equal step intervals, carried forward "
-             "through intervals without a finished episode; mean over seeds with a 95% bootstrap band.",
+             "through intervals without a finished episode; mean over seeds with a 95% t-interval band.",
              "- Learning speed of a run (GAE-λ section): the mean of its learning curve over those intervals, i.e. the "
-             "area under the curve divided by the steps; it rewards learning early as well as ending high.", ""]
+             "area under the curve divided by the steps; it rewards learning early as well as ending high."]
     for name in ["random"] + EXPERIMENTS:
         chosen = sc["experiments"].get(name)
         if chosen:
-            parts.append(f"- `{name}`: envs {', '.join(chosen['envs'])}; seeds {chosen['seeds']}; variants "
+            lines.append(f"- `{name}`: envs {', '.join(chosen['envs'])}; seeds {chosen['seeds']}; variants "
                          f"{', '.join(grid.experiment_variants(config, scale, name)) or '(none)'}.")
     rnd = load_random(scale_dir, grid.random_envs(config, scale))
     if len(rnd):
-        parts += ["", "Random-policy scores (the 0 of the normalised scores): " + "; ".join(
+        lines += ["- Random-policy scores (the 0 of the normalised scores): " + "; ".join(
             f"{env} {g.ep_return.mean():.1f}" for env, g in rnd.groupby("env")) + "."]
-    parts += ["", "## Versions and compute", "", versions_text(runs), "", compute_text(scale_dir, runs, jobs=not subset), ""]
-    for name in EXPERIMENTS:
-        table_md = out / "tables" / f"{name}.md"
-        if name not in sc["experiments"] or not table_md.exists():
-            continue
-        table = pd.read_csv(out / "tables" / f"{name}.csv")
-        parts += [f"## {name}: {config['experiments'][name]['description']}", "",
-                  f"![{name}](figures/{name}.png)", "", table_md.read_text(), ""]
-        if len(table):  # a partial report may have no run of this experiment yet
-            context = SimpleNamespace(runs=runs, progress=progress, config=config, scale=scale, scale_dir=scale_dir,
-                                      planned=grid.experiment_runs(config, scale, name))
-            parts += ["**Reading.**", "", module(name).reading(table, context), ""] + discussion(table, f"{scale}/{subset}" if subset else scale, name)
-    parts += ["## Caveats", "",
-              "- Published numbers were measured on other environment versions (v1-v4; ours are -v5, "
-              "MuJoCo 4.0) and, at this scale, often at other step budgets: compare orderings, not decimals.",
-              "- Table 1's absolute values are not reproducible: the paper does not publish its per-env random "
-              "and best anchors; our normalisation uses our own.", ""]
-    (out / "REPORT.md").write_text("\n".join(parts))
+    return lines
 
 
 def main():

@@ -4,7 +4,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.common import (MISSING, UPDATE_MEASURES, learning_curves, per_env_table, reading_curves,
-                             seed_range_table, update_measures)
+                             seed_range_table, seeds_text, update_measures)
 from experiments import grid
 
 
@@ -102,3 +102,26 @@ table = table_time_limits
 
 def reading(table, ctx):
     return reading_time_limits(table, ctx.progress, ctx.planned)
+
+
+def summary(table, ctx):
+    """Per task, ppo1 − ppo2 as the regimes run and with the time limit bootstrapped in both."""
+    diffs = table[table.kind == "difference"].dropna(subset=["mean"])
+    own = diffs[diffs.time_limit == OWN_TIME_LIMITS].set_index("env")
+    alike = diffs[diffs.time_limit == f"both {grid.TIME_LIMITS[0]}"].set_index("env")
+    parts = [f"{env} {own.loc[env, 'text']} as they run, {alike.loc[env, 'text']} with both bootstrapping"
+             for env in own.index.intersection(alike.index)]
+    return (f"The time limit in Table 1's regime gap (PPO-clip ε=0.2, {seeds_text(ctx)}): ppo1 − ppo2 final score, "
+            "95% Welch interval: " + "; ".join(parts) + ".") if parts else ""
+
+
+def cite(table, ctx):
+    diffs = table[table.kind == "difference"]
+    wide = diffs.pivot(index="label", columns="env", values="text").reindex(index=diffs.label.unique())
+    wide.index.name = "difference of final scores [95% Welch interval]"
+    return wide.fillna(MISSING).to_markdown()
+
+
+def caption(ctx):
+    return (f"Learning curves of PPO-clip ε=0.2 under each regime with the time limit bootstrapped or terminal: "
+            f"training episode return, mean over {seeds_text(ctx)} with the 95% t-interval band; one panel per task.")

@@ -365,15 +365,16 @@ def test_reading_orders_only_what_the_intervals_separate():
     assert reading_curves(table).splitlines()[0] == "- E: a (10.0) ≈ b (9.0) > c (1.0)."
 
 
-def test_reading_says_how_few_seeds_its_intervals_rest_on():
-    from analysis.common import reading_curves
+def test_reading_says_where_a_cell_rests_on_one_seed_and_leaves_the_rest_to_the_protocol():
+    from analysis.common import INTERVALS, reading_curves
     table = pd.DataFrame({"env": ["E"] * 2, "variant": ["a", "b"], "mean": [10.0, 1.0], "ci_low": [8.0, 0.0],
                           "ci_high": [12.0, 2.0], "seeds": [3, 2]})
-    # the fewest seeds of any cell sets the caveat: 2 seeds give C(3, 2) = 3 distinct resamples
-    assert reading_curves(table).splitlines()[-1].startswith(
-        "- How sure: every interval, rank and share above comes from resampling each cell's own 2 seeds.")
-    assert "only 3 distinct resamples" in reading_curves(table)
-    assert "How sure" not in reading_curves(table.drop(columns="seeds"))
+    assert "How sure" not in reading_curves(table)  # said once, in the protocol
+    assert "exactly the range of the seeds, which holds the mean only 75% of the time" in INTERVALS
+    table["seeds"] = [3, 1]
+    assert reading_curves(table).splitlines()[-1] == (
+        "- How sure: some cells have a single seed so far; they have no interval, and the ranks and shares resampled "
+        "from them say nothing yet. Read them as one sample.")
 
 
 def test_gae_reading_names_the_best_lambda_by_final_score_and_by_speed_and_its_rivals():
@@ -409,7 +410,7 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     assert ("**ppo2 regime**: Spearman's ρ with the paper over 11 settings = 1.00, 95% seed-bootstrap interval "
             "[0.40, 1.00]; the interval excludes 0: the ordering agrees") in text
     assert f"best in 90% of seed resamples; also best in ≥ 5%: {settings[-2]} (10%)" in text
-    assert "resampling each cell's own 3 seeds" in text
+    assert "How sure" not in text
     table[["rho_ci_low", "rho_ci_high"]] = [-0.2, 0.5]
     assert "includes 0: these seeds cannot tell" in reading_objectives(table)
     # a partial grid: one cell so far has a single seed, another env none at all (the paper scale's first runs)
@@ -424,11 +425,11 @@ def test_objectives_reading_states_the_interval_of_the_rank_correlation():
     text = reading_objectives(table)
     assert "Over 1 env(s) so far, the ones holding every setting with all its seeds: X." in text
     assert "Caution" not in text
-    assert "resampling each cell's own 3 seeds" in text  # the caveat counts the seeds of X's cells, not Y's 2
+    assert "How sure" not in text  # the caveat counts the seeds of X's cells, not Y's 2
     # two regimes, one complete and one with single seeds so far: a caveat for each, saying which
     ppo1 = table.assign(regime="ppo1", variant="w" + table.variant.str[1:], **{"X seeds": 1})
     text = reading_objectives(pd.concat([table, ppo1], ignore_index=True))
-    assert "- How sure (ppo2 regime): every interval, rank and share above comes from resampling each cell's own 3" in text
+    assert "How sure (ppo2 regime)" not in text
     assert "- How sure (ppo1 regime): some cells have a single seed so far" in text
 
 
@@ -742,6 +743,37 @@ def test_a_hand_written_discussion_is_shown_only_beside_the_numbers_it_was_writt
                         f"table's ppo1 rows' (fingerprint {fingerprint}); it needs rewriting for these.")
     assert discussion(later[later.regime == "ppo1"], "paper", "ppo_objectives", root=tmp_path)[0].startswith(
         "**Discussion withheld:** the ppo2 part")  # no ppo2 rows at all: withheld, never shown
+
+
+def test_a_discussion_is_withheld_when_a_number_it_quotes_is_in_none_of_the_generated_text(tmp_path):
+    """The five statements the report issue found, in miniature: a percentage of the wrong base, a rank the paper
+    does not give, a second-half median quoted as the end value. Each is caught; the right ones pass, a derived
+    number through its working."""
+    from analysis.discussions import FINGERPRINT, discussion, quoted_numbers, table_fingerprint, unverified
+    generated = ("| Walker2d-v5 | 3889.4 | 3053.0 |\n| paper rank | 2 | 8 |\n- entropy at the end 7.2, second-half "
+                 "median 7.4; ρ 0.48 [0.24, 0.77]; ppo1 − ppo2 -0.07 [-0.14, -0.01]; 13% of episodes")
+    assert unverified("loses 27% on Walker2d (3889 → 3053)", generated) == ["27%"]
+    assert unverified("loses 21.5%<!-- = (3053 - 3889) / 3889 * 100 --> (3889 → 3053)", generated) == []
+    assert unverified("loses 27%<!-- = (3889 - 3053) / 3053 * 100 -->", generated) == []  # a right working, its base shown
+    assert unverified("loses 22%<!-- = (3053 - 3889) / 3889 * 100 -->", generated) == [
+        "22% (= (3053 - 3889) / 3889 * 100 = -21.50)"]
+    assert unverified("ranked 1st and 10th by the paper", generated) == ["1st", "10th"]
+    assert unverified("ranked 2nd and 8th by the paper", generated) == []
+    assert unverified("its entropy is still 7.4 nats at the end", generated) == []  # found: the check is of numbers
+    assert unverified("ρ = 0.48 [0.24, 0.77], below by 0.07 (13%), 0.5", generated) == ["0.5"]
+    # what is not a result is not checked: counts, citations, sections, budgets, env names, code
+    skipped = "3 seeds; Schulman et al. 2017, §6.1, Table 1, Fig. 2; 100k and 1M steps; Walker2d-v5; `lr = 3e-4`"
+    assert quoted_numbers(skipped) == []
+    # in the report: shown when its fingerprint and its numbers check out, else withheld naming the numbers
+    table = pd.DataFrame({"variant": ["a"], "env": ["E"], "seeds": [3], "text": ["3889.4 [3000.0, 4000.0]"]})
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    head = FINGERPRINT.format(table_fingerprint(table))
+    (folder / "x.md").write_text(f"{head}\nIt ends at 3889, not 4100.\n")
+    text = "\n".join(discussion(table, "paper", "x", root=tmp_path, generated=generated))
+    assert "It ends at" not in text and "quotes numbers found in none of the tables" in text and ": 4100." in text
+    (folder / "x.md").write_text(f"{head}\nIt ends at 3889.\n")
+    assert "It ends at 3889." in "\n".join(discussion(table, "paper", "x", root=tmp_path, generated=generated))
 
 
 def test_the_report_names_the_code_by_fingerprint_and_flags_code_not_shown_to_compute_this_checkouts_numbers():
