@@ -149,10 +149,24 @@ def found(value, decimals, percent, printed):
             v, d = v * 100, d - 2
         elif pct and not percent:
             continue
-        if d >= decimals and math.isclose(round(abs(v), decimals), abs(value), abs_tol=10 ** -(decimals + 6)) \
+        if d >= decimals and any(math.isclose(r, abs(value), abs_tol=10 ** -(decimals + 6)) for r in roundings(abs(v), decimals)) \
                 and digits(value, decimals) >= min(2, digits(v, max(d, 0))):
             return True
     return False
+
+
+def half_up(value, decimals):
+    """value rounded half away from zero, as prose rounds (1202.5 → 1203; Python's round() gives 1202)."""
+    scaled = abs(value) * 10 ** decimals
+    return math.copysign(math.floor(scaled + 0.5 + 1e-9) / 10 ** decimals, value)
+
+
+def roundings(value, decimals):
+    """The values a printed number may be quoted as with fewer decimals: half up, and also down where it prints a
+    half exactly (882.5 may be 882.45 printed to one decimal: its true rounding to units is 882)."""
+    scaled = value * 10 ** decimals
+    up = half_up(value, decimals)
+    return {up, up - 10 ** -decimals} if abs(scaled - math.floor(scaled) - 0.5) < 1e-6 else {up}
 
 
 def digits(value, decimals):
@@ -206,6 +220,6 @@ def unverified(text, generated):
             continue
         if absent:
             missing.append(f"{token} (= {working}: {', '.join(absent)} not found)")
-        elif not math.isclose(round(abs(result), decimals), abs(value), abs_tol=10 ** -(decimals + 6)):
+        elif not math.isclose(half_up(abs(result), decimals), abs(value), abs_tol=10 ** -(decimals + 6)):
             missing.append(f"{token} (= {working} = {result:.{decimals + 2}f})")
     return missing

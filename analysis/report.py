@@ -140,7 +140,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
             f"from {runs_count(len(runs))} under `{scale_dir}/runs`; `snakemake --cores 2 --config scale={scale}` "
             "regenerates everything.")
     protocol = protocol_lines(config, scale, scale_dir)
-    sections, summaries, cites, toc = [], [], [], []
+    sections, summaries, cites, toc, written = [], [], [], [], []
     for name in analysed(config, scale):
         table_md = out / "tables" / f"{name}.md"
         if not table_md.exists():
@@ -155,13 +155,17 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
                    f"*Figure: {experiment.caption(context)}*", "", table_md.read_text(), ""]
         if len(table):  # a partial report may have no run of this experiment yet
             reading = experiment.reading(table, context)
-            generated = "\n".join([table_md.read_text(), reading, *protocol])  # what a discussion may quote
-            section += ["**Reading.**", "", reading, ""] + discussion(
-                table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
+            section += ["**Reading.**", "", reading, ""]
+            written.append((len(sections) + len(section), table, name))  # its discussion goes here, once all is generated
             if finding := experiment.summary(table, context):
                 summaries.append(f"- **{name}**: {finding}")
             cites += [f"**{name}** ({config['experiments'][name]['description']})", "", experiment.cite(table, context), ""]
         sections += section
+    # a discussion may quote any generated number of the report (its own section's, or another experiment's it
+    # compares with), never one the report does not print
+    generated = "\n".join(sections + protocol)
+    for at, table, name in reversed(written):
+        sections[at:at] = discussion(table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
     parts = [title, "", made, "", "## Summary", ""]
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += [f"**Not the whole planned grid**: {len(status.planned) - len(status.missing)} of "
