@@ -73,15 +73,41 @@ def per_env_table(data, value="score", digits=1):
     return pd.DataFrame(rows)
 
 
-def learning_curves(data):
-    grid_ = sns.relplot(data=data.curves(), x="step", y="return", hue="variant", col="env", kind="line",
-                        errorbar=stats.t_errorbar(), col_wrap=min(3, len(data.envs)),
-                        facet_kws=dict(sharey=False), height=3.2, aspect=1.3, hue_order=data.variants)
-    grid_.set_axis_labels("environment steps", "training episode return")
-    for ax in grid_.axes.flat:
-        env = ax.get_title().split(" = ")[-1]
-        total = data.steps.get(env, max(data.steps.values()))
-        ax.set_xticks(np.linspace(0, total, 5), [step_label(x) for x in np.linspace(0, total, 5)])
+# Figures sized for a paper's single column (about 3.5 in) at 7-pt text; colours from seaborn's colour-blind palette
+FIGURE_STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6,
+                "legend.fontsize": 6.5, "lines.linewidth": 1.0, "axes.linewidth": 0.6}
+EARLY = 0.2  # the share of training a learning-curve panel's y axis leaves out, so that late differences show
+
+
+def palette(labels):
+    """A colour per label, colour-blind safe (seaborn 'colorblind', Okabe and Ito's hues), in the given order."""
+    return dict(zip(labels, sns.color_palette("colorblind", len(labels))))
+
+
+def learning_curves(data, names=None):
+    """One small panel per task, two to a row: each variant's mean training return over its seeds, with a light 95%
+    t-interval band, named by its label (or by `names`, variant → name) and told apart by colour and dash. Each panel's y axis covers the means after the first EARLY of training
+    (the start, far below, would flatten the end, where the variants differ)."""
+    labels = [(names or {}).get(v) or label(getattr(data, "config", None), v) for v in data.variants]
+    curves = data.curves().assign(label=lambda d: d.variant.map(dict(zip(data.variants, labels))))
+    envs = [e for e in data.envs if e in set(curves.env)]
+    with plt.rc_context(FIGURE_STYLE):
+        grid_ = sns.relplot(data=curves, x="step", y="return", hue="label", hue_order=labels, palette=palette(labels),
+                            style="label", style_order=labels, dashes=True, col="env", col_order=envs, kind="line", errorbar=stats.t_errorbar(),
+                            err_kws={"alpha": 0.12, "linewidth": 0}, col_wrap=min(2, len(envs)),
+                            facet_kws=dict(sharey=False, sharex=False), height=1.55, aspect=1.15)
+        grid_.set_titles("{col_name}")
+        grid_.set_axis_labels("environment steps", "episode return")
+        means = curves.groupby(["env", "label", "step"])["return"].mean()
+        for ax, env in zip(grid_.axes.flat, envs):
+            total = data.steps.get(env, max(data.steps.values()))
+            ax.set_xticks(np.linspace(0, total, 5), [step_label(x) for x in np.linspace(0, total, 5)])
+            late = means.loc[env][means.loc[env].index.get_level_values("step") >= EARLY * total]
+            low, high = late.min(), late.max()
+            ax.set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
+            ax.grid(alpha=0.3, linewidth=0.4)
+        sns.move_legend(grid_, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, title=None, frameon=False)
+        grid_.figure.tight_layout()
     return grid_.figure
 
 
@@ -206,7 +232,7 @@ def add_grid_flags(parser):
 
 def label(config, variant):
     """How figures and summary tables name a variant: its `label` in the config, else its name."""
-    return config["variants"].get(variant, {}).get("label", variant)
+    return config["variants"].get(variant, {}).get("label", variant) if config else variant
 
 
 def ordering(g, config=None):

@@ -50,7 +50,8 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
     markdown += "\n\n" + per_seed_scores(data)
     (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
     partial = (f"; partial: {len(status.found())} of {len(status.planned)} planned runs" if status.missing else "")
-    fig.suptitle(f"{experiment} ({scale} scale{f', {subset}' if subset else ''}{partial})", y=1.02)  # a figure seen alone says it is partial
+    fig.suptitle(f"{experiment} ({scale} scale{f', {subset}' if subset else ''}{partial})", y=1.0,
+                 fontsize=7)  # a figure seen alone says what it is, and that it is partial
     save_figure(fig, out / "figures" / experiment, bbox_inches="tight")
     return data
 

@@ -5,7 +5,7 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import MISSING, PUBLISHED, per_env_table, seed_caveat, seeds_text
+from analysis.common import FIGURE_STYLE, MISSING, PUBLISHED, per_env_table, seed_caveat, seeds_text
 
 
 def table_gae_lambda(data):
@@ -39,29 +39,40 @@ def table_gae_lambda(data):
     wide = [table.pivot(index="variant", columns="env", values=column).reindex(index=order, columns=data.envs)
             .rename(index=row_of).rename_axis(f"lambda: {title}").astype(object).fillna(MISSING)
             for column, (title, _) in measures.items()]
-    # the planned λs equally spaced (they crowd towards 1: 0.92 ... 0.99, 1), the same ticks on every panel
+    # λ on a scale that shows its spacing: 1 − λ on a log axis (linear below 0.01, so λ = 1 has a place), reversed so
+    # that λ grows to the right; the planned λs crowd towards 1 (0.92 ... 0.99, 1) and the axis shows it
     planned = sorted(x for x in row_of.values() if not isinstance(x, str))
-    position = dict(zip(planned, range(len(planned))))
     low, high = gae_paper_range()
-    band = np.interp([low, high], planned, range(len(planned)))  # the range's edges between the ticks
-    fig, axes = plt.subplots(len(measures), len(data.envs), figsize=(4.2 * len(data.envs), 3.4 * len(measures)),
-                             squeeze=False)
-    for row, (title, value) in zip(axes, measures.values()):
-        for ax, env in zip(row, data.envs):
-            ax.axvspan(*band, color="0.9", zorder=0, label=f"GAE paper's best range, λ in [{low:g}, {high:g}]")
-            ax.set(title=env, xlabel="GAE λ", ylabel=title.replace(" (", "\n("), xlim=(-0.5, len(planned) - 0.5))
-            ax.set_xticks(range(len(planned)), [f"{x:g}" for x in planned], rotation=45)
-            sub = data.scores[data.scores.env == env].assign(x=lambda d: d.arg_gae_lambda.map(position))
-            if sub.empty:  # a partial grid: say so instead of drawing empty axes
-                ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
-                continue
-            sns.lineplot(data=sub, x="x", y=value, marker="o", errorbar=stats.t_errorbar(), err_style="bars",
-                         ax=ax, label="mean over seeds, 95% t-interval")
-            ax.plot(sub.x, sub[value], ".", color="0.35", markersize=4, label="one seed")
-            ax.legend().remove()
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.01), frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    shown, last = [], None
+    for lam in planned:  # a tick for every λ, a label where it does not run into the last one's
+        at = np.log10(max(1 - lam, 0.005))
+        if last is None or abs(at - last) > 0.15:
+            shown.append(lam)
+            last = at
+    with plt.rc_context(FIGURE_STYLE):
+        fig, axes = plt.subplots(len(data.envs), len(measures), figsize=(3.6, 1.35 * len(data.envs) + 0.45),
+                                 squeeze=False)
+        for row, env in zip(axes, data.envs):
+            for ax, (title, value) in zip(row, measures.values()):
+                ax.axvspan(1 - high, 1 - low, color="0.9", zorder=0, label=f"GAE paper's range, λ in [{low:g}, {high:g}]")
+                ax.set_xscale("symlog", linthresh=0.01, linscale=0.4)
+                ax.set_xlim(1.15, -0.003)
+                ax.set_xticks([1 - x for x in planned], [f"{x:g}" if x in shown else "" for x in planned], rotation=90)
+                ax.minorticks_off()
+                ax.set_title(f"{env}: {title.split(' (')[0]}")
+                ax.grid(alpha=0.3, linewidth=0.4)
+                sub = data.scores[data.scores.env == env].assign(x=lambda d: 1 - d.arg_gae_lambda)
+                if sub.empty:  # a partial grid: say so instead of drawing empty axes
+                    ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
+                    continue
+                sns.lineplot(data=sub, x="x", y=value, marker="o", markersize=3, errorbar=stats.t_errorbar(),
+                             err_style="bars", ax=ax, label="mean over seeds, 95% t-interval")
+                ax.plot(sub.x, sub[value], ".", color="0.35", markersize=2.5, label="one seed")
+                ax.legend().remove()
+                ax.set(xlabel="GAE λ" if env == data.envs[-1] else "", ylabel="")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
+        fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return table.sort_values(["env", "lambda"]), wide, fig
 
 

@@ -3,13 +3,13 @@ Spearman's ρ with the paper and what seed noise allows it, the regimes against 
 update moves the policy."""
 from typing import NamedTuple
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from analysis import setups, stats
-from analysis.common import (MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
+from analysis.common import (FIGURE_STYLE, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
                              seeds_text, update_measures)
 from experiments import grid
 
@@ -320,27 +320,26 @@ def table_ppo_objectives(data):
                                    else absent(s, r) for r in regimes) for s in settings]
     # a partial grid aggregates each regime over the envs it holds whole (whole_envs): say which, where fewer
     scope = {regime: ", ".join(envs) for regime, t in table.groupby("regime") if (envs := narrowed_envs(t))}
-    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(settings) + 1.6))
-    y = np.arange(len(settings))
-    offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
-    for regime, marker in zip(regimes, "os"):
-        t = table[table.regime == regime].set_index("setting").reindex(settings)
-        rho = t.rho.dropna()
-        label = f"{regime} regime: mean, 95% CI" + (f"; ρ with the paper {rho.iloc[0]:.2f} "
-                                                    f"[{t.rho_ci_low.dropna().iloc[0]:.2f}, "
-                                                    f"{t.rho_ci_high.dropna().iloc[0]:.2f}]" if len(rho) else "")
-        label += f"; over {scope[regime]} only" if regime in scope else ""
-        ax.errorbar(t["mean"], y + offsets[regime], xerr=[t["mean"] - t.mean_ci_low, t.mean_ci_high - t["mean"]],
-                    fmt=marker, label=label)
-    ax.plot(by_setting.paper.reindex(settings), y, "kx", markersize=9, mew=2, label="PPO paper, Table 1")
-    ax.set_yticks(y, settings)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("normalised score (random policy 0, the regime's best Table 1 setting per env 1)")
-    # below the axis label (a fixed 40 points under the axes, whatever the figure's height): covers no point or label
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), fontsize=8,
-              bbox_transform=matplotlib.transforms.offset_copy(ax.transAxes, fig, y=-40, units="points"))
-    fig.tight_layout()
+    with plt.rc_context(FIGURE_STYLE):
+        fig, ax = plt.subplots(figsize=(3.4, 0.22 * len(settings) + 1.5))
+        y = np.arange(len(settings))
+        offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
+        colours = dict(zip(regimes, sns.color_palette("colorblind", len(regimes))))
+        for regime, marker in zip(regimes, "os"):
+            t = table[table.regime == regime].set_index("setting").reindex(settings)
+            rho = t.rho.dropna()
+            label = f"{regime}: mean, 95% CI" + (f"; ρ with the paper {rho.iloc[0]:.2f}" if len(rho) else "")
+            label += f"; over {scope[regime]} only" if regime in scope else ""
+            ax.errorbar(t["mean"], y + offsets[regime], xerr=[t["mean"] - t.mean_ci_low, t.mean_ci_high - t["mean"]],
+                        fmt=marker, markersize=3, elinewidth=0.8, color=colours[regime], label=label)
+        ax.plot(by_setting.paper.reindex(settings), y, "kx", markersize=5, mew=1.2, label="PPO paper, Table 1")
+        ax.set_yticks(y, [paper.short.get(s, s) for s in settings])
+        ax.invert_yaxis()
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.grid(axis="x", alpha=0.3, linewidth=0.4)
+        ax.set_xlabel("normalised score (random 0, the regime's best setting 1)")
+        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=1, frameon=False)
+        fig.tight_layout(rect=(0, 0.6 / (0.22 * len(settings) + 1.5), 1, 1))
     data.note = ""  # ρ, what seed noise allows it and the regimes' comparison are in the report's reading, once
     data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
                          "hold every setting with all its seeds so far." for regime, envs in scope.items())

@@ -25,7 +25,9 @@ def time_limit_contrasts(cells):
 
 def table_time_limits(data):
     """Regime × time-limit handling for PPO-clip (grid.time_limit_cells): time_limit_rows and learning curves."""
-    return *time_limit_rows(data, grid.time_limit_cells(data.config, data.scale)), learning_curves(data)
+    cells = grid.time_limit_cells(data.config, data.scale)
+    names = {variant: f"{regime}, time limit {limit}" for (regime, limit), variant in cells.items()}
+    return *time_limit_rows(data, cells), learning_curves(data, names)
 
 
 def time_limit_rows(data, cells):

@@ -676,7 +676,7 @@ def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so
                            seeds_note=lambda n: "" if n >= 3 else f" ({n} of 3 seeds)")
     table, (wide, per_env), fig = table_ppo_objectives(data)
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert [label for label in labels if label.startswith("ppo2 regime")][0].endswith("; over A only"), labels
+    assert [label for label in labels if label.startswith("ppo2:")][0].endswith("; over A only"), labels
     plt.close(fig)
     assert "the ppo2 regime's means, ranks and ρ are over A only" in data.note
     ours = wide["ppo2: mean, own scale [95% CI]"]

@@ -1,4 +1,4 @@
-"""Bringing your own algorithm (README, "Adding an algorithm"): a new file algorithms/<name>.py that keeps
+"""Bringing your own algorithm (docs/GUIDE.md, "Adding an algorithm"): a new file algorithms/<name>.py that keeps
 the run contract runs at every scale with no edit to the schema, the rules, the cost model or the analysis,
 and its runs say their own name."""
 import json
