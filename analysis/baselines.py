@@ -139,10 +139,10 @@ def summary(table, ctx):
         high = table[table.variant == w.get(weight)].set_index("env")
         envs = high.index.intersection(low.index)
         wins = [e for e in envs if high.ci_low[e] > low.ci_high[e]]
-        parts.append(f"{label(ctx.config, w[weight])} on {len(wins)} of {len(envs)} tasks" + (
+        parts.append(f"*{label(ctx.config, w[weight])}* on {len(wins)} of {len(envs)} tasks" + (
             f" ({', '.join(wins)})" if wins else ""))
-    return (f"VPG's gradient weights ({seeds_text(ctx)}): scoring above {label(ctx.config, w['total_return'])} with "
-            f"disjoint 95% t-intervals, {' and '.join(parts)}.")
+    return (f"VPG's gradient weights ({seeds_text(ctx)}): scoring above *{label(ctx.config, w['total_return'])}* "
+            f"with disjoint 95% t-intervals: {' and '.join(parts)}.")
 
 
 def cite(table, ctx):

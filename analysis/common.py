@@ -254,6 +254,12 @@ def ordering(g, config=None):
 
 
 def seeds_text(ctx):
-    """'N seeds' of the experiment's planned runs (a summary's or caption's count)."""
-    n = len({r.seed for r in ctx.planned})
-    return f"{n} seed{'s' * (n != 1)}"
+    """How many seeds a cell of the experiment has: 'N seeds', or in a partial grid 'k-m of N seeds so far'."""
+    planned = len({r.seed for r in ctx.planned})
+    cells = {(r.variant, r.env) for r in ctx.planned}
+    runs = ctx.runs[[(v, e) in cells for v, e in zip(ctx.runs.variant, ctx.runs.env)]] if len(ctx.runs) else ctx.runs
+    have = runs.groupby(["variant", "env"]).size() if len(runs) else pd.Series(dtype=int)
+    low, high = (int(have.min()), int(have.max())) if len(have) == len(cells) else (0, int(have.max()) if len(have) else 0)
+    if low == high == planned:
+        return f"{planned} seed{'s' * (planned != 1)}"
+    return f"{low}-{high} of {planned} seeds so far" if low != high else f"{low} of {planned} seeds so far"

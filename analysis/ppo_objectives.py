@@ -614,13 +614,16 @@ def summary(table, ctx):
         if len(r):
             r = r.iloc[0]
             parts.append(f"{regime} {r.rho:.2f} [{r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]")
-    text = (f"Table 1 ({seeds_text(ctx)}, {table.aggregated_envs.iloc[0].count(',') + 1} tasks): Spearman's ρ between our "
+    tasks = table.aggregated_envs.iloc[0].count(",") + 1
+    text = (f"Table 1 ({seeds_text(ctx)}, {tasks} task{'s' * (tasks != 1)}): Spearman's ρ between our "
             f"ordering of the 11 settings and the paper's, each regime on its own scale: " + "; ".join(parts) + ".")
     diffs = table.reindex(columns=table.columns.union(COMMON_COLUMNS)).dropna(subset=["regime_diff"]).drop_duplicates("setting")
     if len(diffs):
+        spread = (f"by {-diffs.regime_diff.max():.2f} to {-diffs.regime_diff.min():.2f}" if (diffs.regime_diff < 0).all()
+                  else f"ppo1 − ppo2 from {diffs.regime_diff.min():+.2f} to {diffs.regime_diff.max():+.2f}")
         text += (f" On one common scale ppo1 (the paper-era code) scores below ppo2 in {(diffs.regime_diff < 0).sum()} of "
-                 f"{len(diffs)} settings, by {-diffs.regime_diff.max():.2f} to {-diffs.regime_diff.min():.2f}, with the "
-                 f"95% interval below 0 in {(diffs.regime_diff_ci_high < 0).sum()}.")
+                 f"{len(diffs)} settings ({spread}), with the 95% interval below 0 in "
+                 f"{(diffs.regime_diff_ci_high < 0).sum()} and above 0 in {(diffs.regime_diff_ci_low > 0).sum()}.")
     return text
 
 

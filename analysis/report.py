@@ -201,8 +201,10 @@ def protocol_summary(config, scale):
     """The protocol in three lines' worth."""
     sc = config["scales"][scale]
     seeds = sorted({s for chosen in sc["experiments"].values() for s in chosen["seeds"]})
-    budgets = sorted({grid.steps(config, scale, env) for env in grid.random_envs(config, scale)}, reverse=True)
-    return (f"{', '.join(f'{n:,}' for n in budgets)} environment steps per run, seeds {seeds[0]}-{seeds[-1]}; a run's "
+    others = {env: n for env in grid.random_envs(config, scale) if (n := grid.steps(config, scale, env)) != sc["steps"]}
+    budget = f"{sc['steps']:,}" + (" (" + ", ".join(f"{env} {n:,}" for env, n in sorted(others.items())) + ")"
+                                   if others else "")
+    return (f"{budget} environment steps per run, seeds {seeds[0]}-{seeds[-1]}; a run's "
             "score is the mean return of its last 100 training episodes (PPO paper §6.1); a cell's interval is the 95% "
             "Student-t interval of its seeds' mean, an aggregate over tasks rliable's stratified bootstrap.")
 
