@@ -965,3 +965,21 @@ def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
     assert [c.strip() for c in kl_row.split("|")[2:4]] == ["0.02 (0.01–0.03)", "missing run"]
     sigma_row = [line for line in text.splitlines() if line.startswith("| ppo1, time limit terminal (p1t)")][1]
     assert [c.strip() for c in sigma_row.split("|")[2:4]] == ["0.25 (0.25–0.25)", "missing run"]
+
+
+def test_every_number_of_the_committed_paper_discussions_is_printed_by_the_report_they_stand_in():
+    """The committed 3-seed paper report shows every hand-written discussion (none withheld), and each number they
+    quote is found in the rest of the report, the generated part (its tables, readings and per-seed scores)."""
+    from conftest import ROOT
+    from analysis.discussions import discussion_parts, unverified
+    report = (ROOT / "results" / "paper" / "seeds1-3" / "REPORT.md").read_text()
+    assert "Discussion withheld" not in report
+    parts = [text for path in sorted((ROOT / "analysis" / "discussion" / "paper" / "seeds1-3").glob("*.md"))
+             for _, _, text in discussion_parts(path.read_text())]
+    assert len(parts) == 7  # one per experiment, Table 1's in three (ppo2, ppo1, the two against each other)
+    generated = report
+    for text in parts:
+        assert text in report
+        generated = generated.replace(text, "")
+    for text in parts:
+        assert unverified(text, generated) == [], text[:80]
