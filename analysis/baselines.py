@@ -110,8 +110,7 @@ def reading_baselines(table, runs, progress, config, scale, scale_dir):
     sections = [("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
                 ("Gradient noise at one fixed policy, measured.", fixed_policy_noise(scale_dir, config, scale)),
                 ("Policy noise at the end, measured.", setups.noise(runs, progress, planned))]
-    by_weight = {grid.expected_args(config, scale, run)["weight"]: run.variant  # vpg.py --weight, not the names
-                 for run in {r.variant: r for r in planned}.values()}
+    by_weight = weights_of(config, scale, planned)
     against = ((by_weight["total_return"], [by_weight[w] for w in ("value_baseline", "gae") if w in by_weight])
                if "total_return" in by_weight else None)
     return "\n\n".join([reading_curves(table, against)]
@@ -122,26 +121,26 @@ def reading(table, ctx):
     return reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)
 
 
-def weights_of(ctx):
-    """{vpg.py --weight: variant} of the experiment's planned variants, read from their arguments."""
-    return {grid.expected_args(ctx.config, ctx.scale, run)["weight"]: run.variant
-            for run in {r.variant: r for r in ctx.planned}.values()}
+def weights_of(config, scale, planned):
+    """{vpg.py --weight: variant} of the planned runs' variants, read from their arguments, not their names."""
+    return {grid.expected_args(config, scale, run)["weight"]: run.variant
+            for run in {r.variant: r for r in planned}.values()}
 
 
 def summary(table, ctx):
     """The finding in a sentence: on how many tasks each learned baseline beats the total-return weight."""
-    w = weights_of(ctx)
-    if "total_return" not in w:
+    weights = weights_of(ctx.config, ctx.scale, ctx.planned)
+    if "total_return" not in weights:
         return ""
-    low = table[table.variant == w["total_return"]].set_index("env")
+    low = table[table.variant == weights["total_return"]].set_index("env")
     parts = []
-    for weight in ("value_baseline", "gae"):
-        high = table[table.variant == w.get(weight)].set_index("env")
+    for weight in [w for w in ("value_baseline", "gae") if w in weights]:
+        high = table[table.variant == weights[weight]].set_index("env")
         envs = high.index.intersection(low.index)
         wins = [e for e in envs if high.ci_low[e] > low.ci_high[e]]
-        parts.append(f"*{label(ctx.config, w[weight])}* on {len(wins)} of {len(envs)} tasks" + (
+        parts.append(f"*{label(ctx.config, weights[weight])}* on {len(wins)} of {len(envs)} tasks" + (
             f" ({', '.join(wins)})" if wins else ""))
-    return (f"VPG's gradient weights ({seeds_text(ctx)}): scoring above *{label(ctx.config, w['total_return'])}* "
+    return (f"VPG's gradient weights ({seeds_text(ctx)}): scoring above *{label(ctx.config, weights['total_return'])}* "
             f"with disjoint 95% t-intervals: {' and '.join(parts)}.")
 
 

@@ -86,14 +86,16 @@ def palette(labels):
 
 def learning_curves(data, names=None):
     """One small panel per task, two to a row: each variant's mean training return over its seeds, with a light 95%
-    t-interval band, named by its label (or by `names`, variant → name) and told apart by colour and dash. Each panel's y axis covers the means after the first EARLY of training
-    (the start, far below, would flatten the end, where the variants differ)."""
+    t-interval band, named by its label (or by `names`, variant → name) and told apart by colour and dash. Each
+    panel's y axis covers the means after the first EARLY of training (the start, far below, would flatten the
+    end, where the variants differ)."""
     labels = [(names or {}).get(v) or label(getattr(data, "config", None), v) for v in data.variants]
     curves = data.curves().assign(label=lambda d: d.variant.map(dict(zip(data.variants, labels))))
     envs = [e for e in data.envs if e in set(curves.env)]
     with plt.rc_context(FIGURE_STYLE):
         grid_ = sns.relplot(data=curves, x="step", y="return", hue="label", hue_order=labels, palette=palette(labels),
-                            style="label", style_order=labels, dashes=True, col="env", col_order=envs, kind="line", errorbar=stats.t_errorbar(),
+                            style="label", style_order=labels, dashes=True, col="env", col_order=envs, kind="line",
+                            errorbar=stats.t_errorbar(),
                             err_kws={"alpha": 0.12, "linewidth": 0}, col_wrap=min(2, len(envs)),
                             facet_kws=dict(sharey=False, sharex=False), height=1.55, aspect=1.15)
         grid_.set_titles("{col_name}")

@@ -1,6 +1,6 @@
 """Hand-written discussions (analysis/discussion/<scale>[/<subset>]/<experiment>.md) and the checks that keep them
 true: a discussion is shown only beside the numbers it was written from (its fingerprint lines), and every
-number it quotes must be found in the generated tables and readings (check_numbers)."""
+number it quotes must be printed somewhere in the generated report (unverified)."""
 import ast
 import hashlib
 import math
@@ -108,10 +108,7 @@ def quoted_numbers(text):
     value (a percentage as printed, 13% → 13), decimals, whether it is a percentage, and its working (the
     expression in a following <!-- = ... --> comment, or None). Counts up to SMALL, citations' years, section
     and figure numbers, code and links are left out."""
-    found = []
-    for position, working in ((m.start(), m["expression"]) for m in WORKING.finditer(text)):
-        found.append((position, working.strip()))
-    workings = dict(found)
+    workings = {m.start(): m["expression"].strip() for m in WORKING.finditer(text)}  # where the number ends
     text_without = WORKING.sub(lambda m: " " * len(m.group(0)), text)
     for pattern in NOT_QUOTED:
         text_without = pattern.sub(lambda m: " " * len(m.group(0)), text_without)
@@ -149,8 +146,8 @@ def found(value, decimals, percent, printed):
             v, d = v * 100, d - 2
         elif pct and not percent:
             continue
-        if d >= decimals and any(math.isclose(r, abs(value), abs_tol=10 ** -(decimals + 6)) for r in roundings(abs(v), decimals)) \
-                and digits(value, decimals) >= min(2, digits(v, max(d, 0))):
+        close = any(math.isclose(r, abs(value), abs_tol=10 ** -(decimals + 6)) for r in roundings(abs(v), decimals))
+        if d >= decimals and close and digits(value, decimals) >= min(2, digits(v, max(d, 0))):
             return True
     return False
 

@@ -6,7 +6,8 @@ writes results/<scale>/tables/<experiment>.{csv,md} and figures/<experiment>.{pn
 Numbers go to CSV first; the figure is drawn from the same frame; runs the grid expects but
 that are not there are listed in the table's Markdown, never silently dropped. Each experiment's
 table, figure and reading live in its own module, analysis/<experiment>.py, which gives
-`table(data)` → (table, wide table or tables, figure) and `reading(table, context)` → Markdown.
+`table(data)` → (table, wide table or tables, figure), and for the report `reading(table, context)`,
+`summary(table, context)` and `cite(table, context)` → Markdown and `caption(context)`.
 """
 import argparse
 import importlib

@@ -1,13 +1,13 @@
-"""results/<scale>/REPORT.md: protocol, versions, compute, every figure and table, and a short
-factual reading of each beside the published result.
+"""results/<scale>/REPORT.md: a summary and the tables to cite first, then every figure and table with a short
+factual reading of each beside the published result, and the protocol, versions and compute.
 
   python -m analysis.report results/quick --scale quick       # after analysis.experiments
 
-The report only assembles: each experiment's table, figure and reading come from analysis/<experiment>.py
-(analysis.experiments.module), its hand-written discussion from analysis.discussions. The readings are generated
-from the tables, so they always describe the numbers shown. A discussion written by hand (analysis/discussion/<scale>/<experiment>.md) is shown only beside the numbers it was
-written from: its first line holds the fingerprint of its experiment's table (or, part by part, of the rows of
-one Table 1 regime).
+The report only assembles: each experiment's table, figure, reading, summary, cite table and caption come from
+analysis/<experiment>.py (analysis.experiments.module), its hand-written discussion from analysis.discussions.
+The readings are generated from the tables, so they always describe the numbers shown. A discussion written by
+hand (analysis/discussion/<scale>[/<subset>]/<experiment>.md) is shown only beside the numbers it was written
+from (its fingerprint lines) and only if every number it quotes is printed in the report.
 """
 import argparse
 import datetime

@@ -81,7 +81,7 @@ use rule experiment_analysis as subset_analysis with:
         "results/{scale}/{subset}/benchmarks/analysis/{experiment}.tsv"
     wildcard_constraints:
         experiment="|".join(ANALYSED),
-        subset="|".join(re.escape(name) for names in SUBSETS.values() for name in names) or "(?!)",
+        subset=SUBSET_PATTERN,
 
 
 use rule report as subset_report with:
@@ -90,4 +90,4 @@ use rule report as subset_report with:
     log:
         "results/{scale}/{subset}/logs/analysis/report.log",
     wildcard_constraints:
-        subset="|".join(re.escape(name) for names in SUBSETS.values() for name in names) or "(?!)",
+        subset=SUBSET_PATTERN,

@@ -93,6 +93,8 @@ def report_inputs(wildcards):
 
 
 SUBSETS = {scale: sorted(sc.get("subsets", {})) for scale, sc in config["scales"].items()}
+# the subset wildcard: any scale's subset name (a pattern that matches nothing where there is none)
+SUBSET_PATTERN = "|".join(re.escape(name) for names in SUBSETS.values() for name in names) or "(?!)"
 
 
 def config_json(wildcards):
