@@ -1,6 +1,7 @@
 """The Snakemake workflow for real, at the smoke scale: every figure, table and the report are
 produced; killing the workflow mid-run and starting it again gives the same files as an
 uninterrupted run; changing one variant's arguments reruns only that variant's jobs."""
+import datetime
 import json
 import os
 import pathlib
@@ -202,6 +203,48 @@ def test_a_touched_algorithm_file_reruns_nothing(smoke, tmp_path):
         os.utime(path)  # now: newer than every run's files
     stats = job_counts(snakemake(clone, "-n"))
     assert "train" not in stats and "gradient_noise" not in stats, stats
+
+
+def report_chart(html, name):
+    """The data of one of the HTML report's charts (its vega-lite spec, `var <name>_spec = {...}`)."""
+    start = html.index(f"var {name}_spec = ") + len(f"var {name}_spec = ")
+    return json.JSONDecoder().raw_decode(html[start:])[0]["data"]["values"]
+
+
+def test_the_html_report_of_a_fresh_clone_dates_every_job_from_its_results_and_reruns_nothing(smoke, tmp_path):
+    """A clone has the results but not Snakemake's records of the jobs that made them: experiments.html_report
+    writes them (training runs from run.json, other jobs from their benchmark), so the report warns about no
+    file and charts every job, and the records make no job run again, whatever the rerun triggers."""
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    every_trigger = ["--rerun-triggers", "mtime", "params", "input", "software-env", "code"]
+    planned = job_counts(snakemake(clone, "-n", *every_trigger))
+    proc = subprocess.run([sys.executable, "-m", "experiments.html_report", "smoke", "--directory", str(clone)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Missing metadata" not in out and "not made yet" not in out, out[-3000:]
+    html = (clone / "results" / "smoke" / "report.html").read_text()
+    timeline = report_chart(html, "timeline")
+    # a training job's seeds trained together are one entry (ppo.py), seeds trained one after another one each
+    # (vpg.py, trpo.py); every other job is one entry
+    config = grid.load()
+    trained = {(run.variant, run.env) for run in grid.runs(config, "smoke")}
+    processes = {(p.parent.parent, tuple(json.loads(p.read_text())["seeds_in_process"]))
+                 for p in smoke.glob("runs/*/*/seed*/run.json")}
+    rules = [entry["rule"] for entry in timeline]
+    assert len(trained) < rules.count("train") == len(processes)
+    assert rules.count("gradient_noise") == len(grid.gradient_noise_runs(config, "smoke"))
+    assert rules.count("experiment_analysis") == len(EXPERIMENTS) and rules.count("report") == 1
+    assert all(entry["runtime"] > 0 for entry in report_chart(html, "runtimes"))  # every job has a benchmark
+    # a training job's times are its runs': the first seed's start to the last seed's end, as run.json says
+    variant, env = sorted(trained)[0]
+    runs = [json.loads(p.read_text()) for p in (smoke / "runs" / variant / env).glob("seed*/run.json")]
+    local = lambda stamp: datetime.datetime.fromisoformat(stamp).astimezone().replace(tzinfo=None)
+    first, last = min(local(r["start_time"]) for r in runs), max(local(r["end_time"]) for r in runs)
+    close = lambda stamp, when: abs(datetime.datetime.fromisoformat(stamp) - when).total_seconds() < 1e-3
+    assert any(close(e["starttime"], first) and close(e["endtime"], last) for e in timeline if e["rule"] == "train")
+    assert job_counts(snakemake(clone, "-n", *every_trigger)) == planned
 
 
 def test_an_interrupted_rerun_of_a_stale_run_keeps_the_finished_run(smoke, tmp_path):

@@ -52,6 +52,8 @@ rule report:
         subset=subset_flag,
     log:
         "results/{scale}/logs/analysis/report.log",
+    benchmark:
+        "results/{scale}/benchmarks/analysis/report.tsv"
     threads: 1
     resources:
         runtime=10,
@@ -89,5 +91,7 @@ use rule report as subset_report with:
         "results/{scale}/{subset}/REPORT.md",
     log:
         "results/{scale}/{subset}/logs/analysis/report.log",
+    benchmark:
+        "results/{scale}/{subset}/benchmarks/analysis/report.tsv"
     wildcard_constraints:
         subset=SUBSET_PATTERN,
