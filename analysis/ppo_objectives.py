@@ -61,6 +61,10 @@ RHO_COLUMNS = ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS + tuple(
     c + "_without_none" for c in ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS)
 
 
+DRAW_COLUMNS = ("draw_rho", "draw_rho_low", "draw_rho_high", "draw_paper_rho", "draw_paper_below", "draws")
+DRAW_COLUMNS += tuple(c + "_without_none" for c in DRAW_COLUMNS)  # only in a table that measured them (6+ seeds)
+PAPER_SEEDS = 3  # Schulman et al. 2017, §6.1: each setting on 7 environments with 3 random seeds
+
 MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing; and all on the same envs
 
 
@@ -126,6 +130,15 @@ def objectives_one_regime(data, regime, paper):
                 table["rho" + suffix] = stats.spearman(table.set_index("variant")["mean"], others)
                 table["rho_ci_low" + suffix], table["rho_ci_high" + suffix] = np.nanquantile(
                     stats.spearman(replicates, others), [0.025, 0.975])
+            # Could the paper's column be a 3-seed grid drawn like ours? Only with twice the paper's seeds or more
+            if drawn := stats.draw_agreement(t1_scores, data.random_score, others if suffix else paper_t1, PAPER_SEEDS):
+                draws, paper_rhos = drawn
+                table["draw_rho" + suffix] = draws.mean()
+                table["draw_rho_low" + suffix], table["draw_rho_high" + suffix] = np.quantile(draws, [0.025, 0.975])
+                table["draw_paper_rho" + suffix] = paper_rhos.mean()
+                # the share of splits in which the paper agrees with our other seeds less than our own draw does
+                table["draw_paper_below" + suffix] = np.mean(paper_rhos < draws) + np.mean(paper_rhos == draws) / 2
+                table["draws" + suffix] = len(draws)
             split = stats.seed_split_agreement(t1_scores, data.random_score, ranked)
             if not split:
                 continue
@@ -387,6 +400,31 @@ def rho_checks_text(r):
     return "; ".join(parts) + "." if parts else ""
 
 
+DRAW_VERDICTS = ((0.95, "not a plausible 3-seed draw from this code on these tasks (fewer than 5% of our own draws agree "
+                        "with the other seeds less)"),
+                 (0.0, "a plausible 3-seed draw: its agreement lies within the spread of our own draws'"))
+
+
+def draw_text(r):
+    """The paper's column against 3-seed grids drawn from ours (stats.draw_agreement; a row of the Table 1 table),
+    over all the settings and without No clipping; '' when not measured (fewer than 6 seeds in a cell)."""
+    r = r.reindex(r.index.union(DRAW_COLUMNS))
+    parts = []
+    for suffix, over in (("", "over all the settings"), ("_without_none", "without No clipping or penalty")):
+        if pd.isna(r["draws" + suffix]):
+            continue
+        below = r["draw_paper_below" + suffix]
+        verdict = next(text for threshold, text in DRAW_VERDICTS if below >= threshold)
+        parts.append(f"{over}, a 3-seed grid of ours orders the settings like our other seeds at ρ "
+                     f"{r['draw_rho' + suffix]:.2f} on average (95% of draws {r['draw_rho_low' + suffix]:.2f} to "
+                     f"{r['draw_rho_high' + suffix]:.2f}), the paper's column like the same other seeds at ρ "
+                     f"{r['draw_paper_rho' + suffix]:.2f}, less than our draw in {below:.0%} of the splits; {verdict}")
+    if not parts:
+        return ""
+    return (f"Taking {PAPER_SEEDS} of our seeds in every cell, all {r.draws:.0f} ways, and setting that grid's ordering "
+            "and the paper's each against the grid of the seeds left: " + "; ".join(parts) + ".")
+
+
 def common_text(table):
     """The regimes on one common scale (common_scale): how far ppo1 lies from ppo2 setting by setting, and ρ with the
     paper on this scale; '' where not computed."""
@@ -455,6 +493,8 @@ def reading_objectives(table, steps=""):
                          f"95% seed-bootstrap interval [{r.rho_ci_low:.2f}, {r.rho_ci_high:.2f}]; the interval {verdict}.")
             if checks := rho_checks_text(r):
                 lines.append(f"  - What seed noise allows: {checks} {rerun_reading(r)}".rstrip())
+            if drawn := draw_text(r):
+                lines.append(f"  - Is the paper's column a plausible 3-seed draw from ours? {drawn}")
         else:
             lines.append(f"- **{regime} regime**: no rank correlation with the paper yet: it needs at least 4 Table 1 "
                          f"settings with runs on the same envs ({len(t1)} of the {len(settings)} have runs so far).")

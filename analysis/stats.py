@@ -229,6 +229,28 @@ def seed_split_agreement(scores, random_score, ranked=None):
     return pairs, held_out
 
 
+def draw_agreement(scores, random_score, reference, k=3):
+    """Could `reference` (a Series over variants: another grid's ordering, e.g. the paper's 3-seed Table 1) be a
+    k-seed grid drawn like ours? Over every way to take k of the grid's seeds (the same k in every cell), Spearman's
+    ρ between the ordering of those k seeds' grid and the other seeds' grid (how well an independent k-seed grid
+    agrees with the rest: each grid normalised on its own, normalised_means), and ρ between `reference` and the
+    same other seeds' grid, over reference's variants. Were `reference` such a draw, its ρ would be exchangeable
+    with the draws'. Returns (draws, reference_rhos), arrays over the splits; None unless every cell holds the
+    same 2k or more seeds (so the rest is at least as many seeds as a draw)."""
+    seed_sets = scores.groupby(["variant", "env"]).seed.agg(frozenset)
+    if seed_sets.nunique() != 1 or len(seed_sets.iloc[0]) < 2 * k:
+        return None
+    seeds = sorted(seed_sets.iloc[0])
+    scores = scores[scores.variant.isin(reference.index)]
+    ordering = lambda kept: normalised_means(scores[scores.seed.isin(kept)], random_score)  # noqa: E731
+    draws, reference_rhos = [], []
+    for drawn in itertools.combinations(seeds, k):
+        rest = ordering([s for s in seeds if s not in drawn])
+        draws.append(spearman(ordering(drawn), rest[reference.index]))
+        reference_rhos.append(spearman(reference, rest[reference.index]))
+    return np.array(draws), np.array(reference_rhos)
+
+
 def predicted_agreement(r, k, m):
     """Classical test theory (Spearman 1910; Brown 1910): when two single measurements correlate r, a mean of k
     independent measurements and a mean of m others correlate √(R_k R_m), with the Spearman–Brown reliability

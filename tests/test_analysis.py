@@ -163,6 +163,54 @@ def test_seed_split_agreement_by_hand():
     assert pairs == [pytest.approx(0.8)] and held_out == []
 
 
+def test_draw_agreement_by_hand_and_against_a_naive_loop():
+    # every seed orders a > b > c on one env: every 3-seed draw agrees with the rest at ρ 1
+    scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=x + s) for s in range(1, 7)
+                           for v, x in zip("abc", (30.0, 20.0, 10.0))])
+    random = pd.Series({"A": 0.0})
+    draws, reference = stats.draw_agreement(scores, random, pd.Series({"a": 0.9, "b": 0.5, "c": 0.1}))
+    assert len(draws) == 20 and (draws == 1).all() and (reference == 1).all()  # C(6, 3) splits
+    _, reversed_ = stats.draw_agreement(scores, random, pd.Series({"a": 0.1, "b": 0.5, "c": 0.9}))
+    assert (reversed_ == -1).all()
+    # fewer than 2k seeds, or cells with other seeds: no draw
+    assert stats.draw_agreement(scores[scores.seed < 6], random, pd.Series({"a": 1.0, "b": 0.0, "c": 0.5})) is None
+    assert stats.draw_agreement(scores.iloc[1:], random, pd.Series({"a": 1.0, "b": 0.0, "c": 0.5})) is None
+    # random scores on 2 envs, 5 variants, 7 seeds: against a loop of plain numpy and scipy
+    from itertools import combinations
+    from scipy.stats import spearmanr
+    rng = np.random.default_rng(4)
+    envs, variants, seeds = {"A": -10.0, "B": 5.0}, list("vwxyz"), range(1, 8)
+    scores = pd.DataFrame([dict(variant=v, env=e, seed=s, score=rng.normal(50, 20)) for e in envs for v in variants
+                           for s in seeds])
+    reference = pd.Series(rng.normal(size=4), index=list("wxyz"))  # over 4 of the 5: v is normalised in, not ranked
+    cube = np.array([[[scores[(scores.env == e) & (scores.variant == v) & (scores.seed == s)].score.item()
+                       for s in seeds] for v in variants] for e in envs])  # env × variant × seed
+    anchors = np.array(list(envs.values()))[:, None]
+
+    def ordering(kept):  # each env: random → 0, the best of the ranked variants → 1; then the mean over envs
+        means = cube[:, 1:, [s - 1 for s in kept]].mean(axis=2)
+        return ((means - anchors) / (means.max(axis=1, keepdims=True) - anchors)).mean(axis=0)
+
+    expected_draws, expected_reference = [], []
+    for drawn in combinations(seeds, 3):
+        rest = ordering([s for s in seeds if s not in drawn])
+        expected_draws.append(spearmanr(ordering(drawn), rest).statistic)
+        expected_reference.append(spearmanr(reference.to_numpy(), rest).statistic)
+    draws, reference_rhos = stats.draw_agreement(scores, pd.Series(envs), reference)
+    np.testing.assert_allclose(draws, expected_draws)
+    np.testing.assert_allclose(reference_rhos, expected_reference)
+
+
+def test_the_draw_reading_gives_the_verdict_its_share_calls_for_and_nothing_unmeasured():
+    from analysis import ppo_objectives
+    row = pd.Series(dict(draws=120, draw_rho=0.5, draw_rho_low=0.2, draw_rho_high=0.7, draw_paper_rho=0.1,
+                         draw_paper_below=0.97))
+    text = ppo_objectives.draw_text(row)
+    assert "all 120 ways" in text and "97% of the splits; not a plausible" in text and "without No clipping" not in text
+    assert "; a plausible 3-seed draw" in ppo_objectives.draw_text(row.replace(0.97, 0.6))
+    assert ppo_objectives.draw_text(pd.Series(dict(rho=0.5))) == ""  # 3 seeds: not measured, not mentioned
+
+
 def test_predicted_agreement_by_hand_and_against_a_simulation():
     # Spearman–Brown by hand: r = 0.5 → R_3 = 1.5 / 2 = 0.75; one against two: √(0.5 · 1 / 1.5) = √(1/3)
     assert stats.predicted_agreement(0.5, 3, 3) == pytest.approx(0.75)
