@@ -132,7 +132,8 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
     about = config["scales"][scale].get("subsets", {}).get(subset, {}).get("description")
     config = scoped(config, scale, subset)
     status = GridStatus(scale_dir, config, scale, analysed(config, scale), gradient_noise=True).check(partial, allow_stale)
-    runs, progress, _ = load_runs(scale_dir, only=status.found())
+    runs, progress, episodes = load_runs(scale_dir, only=status.found())
+    scores = stats.final_scores(episodes) if len(episodes) else None
     flags = (f" --subset {subset}" if subset else "") + (" --partial" if partial else "") + (
         " --allow-stale" if allow_stale else "")
     title = f"# pgrepro results: {scale} scale" + ((f", subset {subset}" + (f" ({about})" if about else "")) if subset else "")
@@ -149,7 +150,7 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
         experiment = module(name)
         heading = f"{name}: {config['experiments'][name]['description']}"
         toc.append(f"[{name}](#{anchor(heading)})")
-        context = SimpleNamespace(runs=runs, progress=progress, config=config, scale=scale, scale_dir=scale_dir,
+        context = SimpleNamespace(runs=runs, progress=progress, scores=scores, config=config, scale=scale, scale_dir=scale_dir,
                                   planned=grid.experiment_runs(config, scale, name))
         section = [f"## {heading}", "", f"![{name}](figures/{name}.png)", "",
                    f"*Figure: {experiment.caption(context)}*", "", table_md.read_text(), ""]

@@ -251,6 +251,58 @@ def draw_agreement(scores, random_score, reference, k=3):
     return np.array(draws), np.array(reference_rhos)
 
 
+def two_groups(values, min_share=0.05, min_separation=2.0, min_evidence=10.0, iterations=1000):
+    """Whether a sample of scores falls into two groups, and where they part: a mixture of two normals fitted by
+    EM (started from the split that minimises the within-group variance), against a single normal. Two groups
+    only if the mixture's BIC is lower by `min_evidence` or more (10: very strong evidence, Kass & Raftery 1995),
+    each component weighs at least `min_share`, and the components are apart by Ashman's D =
+    |μ₁ − μ₂| √2 / √(σ₁² + σ₂²) ≥ `min_separation` (Ashman, Bird & Zepf 1994: D > 2 for a clean separation).
+    Returns (lower mean, upper mean, split, D, BIC difference), the split being where a value between the means is
+    as likely to come from either component; None for one group."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n < 6 or np.ptp(x) == 0:
+        return None
+    # start: the 2-means split of the sorted values (exact, from cumulative sums)
+    cut = np.arange(1, n)
+    total, square = np.cumsum(x), np.cumsum(x ** 2)
+    within = (square[cut - 1] - total[cut - 1] ** 2 / cut) + (
+        (square[-1] - square[cut - 1]) - (total[-1] - total[cut - 1]) ** 2 / (n - cut))
+    k = cut[np.argmin(within)]
+    w, mu = np.array([k / n, 1 - k / n]), np.array([x[:k].mean(), x[k:].mean()])
+    sd = np.sqrt(np.maximum([x[:k].var(), x[k:].var()], 1e-12 * np.var(x) + 1e-300))
+    previous = -np.inf
+    for _ in range(iterations):
+        weighted = w * scipy_stats.norm.pdf(x[:, None], mu, sd)  # n × 2
+        likelihood = np.log(weighted.sum(axis=1)).sum()
+        responsibility = weighted / weighted.sum(axis=1, keepdims=True)
+        w = responsibility.mean(axis=0)
+        mu = (responsibility * x[:, None]).sum(axis=0) / responsibility.sum(axis=0)
+        sd = np.sqrt((responsibility * (x[:, None] - mu) ** 2).sum(axis=0) / responsibility.sum(axis=0))
+        if w.min() * n < 2 or sd.min() == 0 or likelihood - previous < 1e-10:
+            break
+        previous = likelihood
+    if w.min() < min_share or sd.min() == 0:
+        return None
+    mixture = np.log((w * scipy_stats.norm.pdf(x[:, None], mu, sd)).sum(axis=1)).sum()
+    single = scipy_stats.norm.logpdf(x, x.mean(), x.std()).sum()
+    evidence = (2 * math.log(n) - 2 * single) - (5 * math.log(n) - 2 * mixture)  # BIC(one) − BIC(two)
+    lo, hi = np.argsort(mu)
+    separation = abs(mu[hi] - mu[lo]) * math.sqrt(2) / math.sqrt(sd[lo] ** 2 + sd[hi] ** 2)
+    if evidence < min_evidence or separation < min_separation:
+        return None
+    between = np.linspace(mu[lo], mu[hi], 4096)
+    odds = w[hi] * scipy_stats.norm.pdf(between, mu[hi], sd[hi]) - w[lo] * scipy_stats.norm.pdf(between, mu[lo], sd[lo])
+    split = between[np.argmax(odds >= 0)]
+    return mu[lo], mu[hi], split, separation, evidence
+
+
+def share_interval(k, n, level=0.95):
+    """The exact (Clopper–Pearson) interval of a share of k in n."""
+    ci = scipy_stats.binomtest(int(k), int(n)).proportion_ci(level, method="exact")
+    return ci.low, ci.high
+
+
 def predicted_agreement(r, k, m):
     """Classical test theory (Spearman 1910; Brown 1910): when two single measurements correlate r, a mean of k
     independent measurements and a mean of m others correlate √(R_k R_m), with the Spearman–Brown reliability

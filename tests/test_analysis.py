@@ -211,6 +211,53 @@ def test_the_draw_reading_gives_the_verdict_its_share_calls_for_and_nothing_unme
     assert ppo_objectives.draw_text(pd.Series(dict(rho=0.5))) == ""  # 3 seeds: not measured, not mentioned
 
 
+def test_two_groups_are_found_where_they_are_and_not_in_one_normal_sample():
+    rng = np.random.default_rng(0)
+    low, high = rng.normal(1500, 150, 120), rng.normal(3300, 300, 40)
+    lower_mean, upper_mean, split, separation, evidence = stats.two_groups(np.concatenate([low, high]))
+    assert abs(lower_mean - 1500) < 50 and abs(upper_mean - 3300) < 150
+    assert low.max() < split < high.min() and separation > 6 and evidence > 10  # every run on its own side
+    # where the two weighted normals cross: by hand for equal weights and spreads, halfway
+    a, b = rng.normal(0, 1, 300), rng.normal(10, 1, 300)
+    assert stats.two_groups(np.concatenate([a, b]))[2] == pytest.approx(5, abs=0.3)
+    # one normal group, however its sample happens to bump
+    assert all(stats.two_groups(rng.normal(1500, 150, 200)) is None for _ in range(20))
+    # two groups too close to tell apart (Ashman's D = 1.4), too few values in one, and a constant sample
+    assert stats.two_groups(np.concatenate([rng.normal(0, 1, 500), rng.normal(2, 1, 500)])) is None
+    assert stats.two_groups(np.concatenate([rng.normal(0, 1, 200), [50.0, 51.0]])) is None
+    assert stats.two_groups([5.0] * 10) is None
+
+
+def test_share_interval_is_clopper_pearson():
+    # k = 0 and k = n have closed forms: 1 − (α/2)^(1/n) and (α/2)^(1/n)
+    assert stats.share_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1))
+    assert stats.share_interval(10, 10) == pytest.approx((0.025 ** 0.1, 1.0))
+    assert stats.share_interval(5, 10) == pytest.approx((0.1871, 0.8129), abs=1e-4)  # a binomial table's values
+
+
+def test_the_two_groups_are_counted_per_setting_and_regime():
+    from analysis import ppo_objectives
+    identities = {"a": ppo_objectives.Identity("Clipping, eps = 0.2", "ppo2", "clip"),
+                  "b": ppo_objectives.Identity("Clipping, eps = 0.2", "ppo1", "clip"),
+                  "c": ppo_objectives.Identity("Fixed KL, beta = 3", "ppo2", "kl_fixed")}
+    upper = {"a": {1, 2}, "b": set(), "c": {1, 2, 3, 4}}  # the seeds that end high
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame([dict(variant=v, env="HalfCheetah-v5", seed=s,
+                                score=rng.normal(3300, 100) if s in upper[v] else rng.normal(1500, 100))
+                           for v in "abc" for s in range(1, 11)])
+    planned = [grid.Run(v, "HalfCheetah-v5", s) for v in "abc" for s in range(1, 11)]
+    text = ppo_objectives.groups_text(scores, planned, identities)
+    assert "the upper group holds ppo2 6 of 20, ppo1 0 of 10 runs" in text
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]] for line in text.splitlines()
+            if line.startswith("| ") and "of" in line}
+    assert rows["Clipping, eps = 0.2"] == ["2 of 10 [3%, 56%]", "0 of 10 [0%, 31%]"]
+    assert rows["Fixed KL, beta = 3"] == ["4 of 10 [12%, 74%]", ""]
+    # planned runs only, and nothing where there is one group
+    assert ppo_objectives.groups_text(scores, planned[:10], identities).count(" of ") == 0 or "2 of 10" in \
+        ppo_objectives.groups_text(scores, planned[:10], identities)
+    assert ppo_objectives.groups_text(scores[scores.score < 2500], planned, identities) == ""
+
+
 def test_predicted_agreement_by_hand_and_against_a_simulation():
     # Spearman–Brown by hand: r = 0.5 → R_3 = 1.5 / 2 = 0.75; one against two: √(0.5 · 1 / 1.5) = √(1/3)
     assert stats.predicted_agreement(0.5, 3, 3) == pytest.approx(0.75)
