@@ -167,17 +167,19 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
     generated = "\n".join(sections + protocol)
     for at, table, name in reversed(written):
         sections[at:at] = discussion(table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
+    beside = [] if subset else subset_summaries(scale_dir, config, scale, runs, progress, scores)
     parts = [title, "", made, "", "## Summary", ""]
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += [f"**Not the whole planned grid**: {len(status.planned) - len(status.missing)} of "
                   f"{len(status.planned)} planned runs; the findings below are from the runs there are (see Status).", ""]
     parts += summaries + ["", f"Protocol: {protocol_summary(config, scale)}", "",
-                          "Contents: [cite this](#cite-this) · " + " · ".join(toc)
+                          "Contents: [cite this](#cite-this) · " + "".join(
+                              f"[{h[3:]}](#{anchor(h[3:])}) · " for h in beside if h.startswith("## ")) + " · ".join(toc)
                           + " · [protocol](#protocol) · [versions and compute](#versions-and-compute) · [caveats](#caveats)",
                           "", "## Cite this", "",
                           "The tables below are the numbers to cite, each with its interval (Protocol says what an "
                           "interval is); the sections after them give the figures, the full tables and the readings.", ""]
-    parts += cites
+    parts += cites + beside
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += ["## Status: not the whole planned grid", ""] + grid_progress(config, scale, status) + [
             "- A table cell with fewer seeds than planned says how many it has.", ""]
@@ -191,6 +193,32 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
         "- Table 1's absolute values are not reproducible: the paper does not publish its per-env random and best "
         "anchors; our normalisation uses our own.", ""]
     (out / "REPORT.md").write_text("\n".join(parts))
+
+
+def subset_summaries(scale_dir, config, scale, runs, progress, scores):
+    """Each subset's summary (scales.<scale>.subsets, e.g. the 3-seed grid), finding by finding, read from the
+    subset's own tables, so that a reader sees what the scale's runs say beside what part of them said."""
+    lines = []
+    for name, spec in config["scales"][scale].get("subsets", {}).items():
+        chosen, tables = scoped(config, scale, name), output_dir(scale_dir, name) / "tables"
+        found = []
+        for experiment in analysed(chosen, scale):
+            path = tables / f"{experiment}.csv"
+            table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+            if table.empty:
+                continue
+            planned = grid.experiment_runs(chosen, scale, experiment)
+            keys = {(r.variant, r.env, r.seed) for r in planned}
+            mine = lambda frame: frame[[k in keys for k in zip(frame.variant, frame.env, frame.seed)]]  # noqa: E731
+            context = SimpleNamespace(runs=mine(runs), progress=mine(progress), config=chosen, scale=scale,
+                                      scores=None if scores is None else mine(scores), scale_dir=scale_dir,
+                                      planned=planned)
+            if finding := module(experiment).summary(table, context):
+                found.append(f"- **{experiment}**: {finding}")
+        if found:
+            lines += [f"## The same findings from {name}", "", f"{spec.get('description', name).capitalize()}: the summary of its "
+                      f"own report ([{name}/REPORT.md]({name}/REPORT.md)), beside the one above.", "", *found, ""]
+    return lines
 
 
 def anchor(heading):

@@ -1078,3 +1078,18 @@ def test_every_number_of_the_committed_paper_discussions_is_printed_by_the_repor
         generated = generated.replace(text, "")
     for text in parts:
         assert unverified(text, generated) == [], text[:80]
+
+
+def test_the_committed_paper_report_repeats_the_3_seed_reports_summary_word_for_word():
+    """The 10-seed paper report gives the 3-seed subset's findings beside its own: the subset's summary lines,
+    as its own report states them (both generated from the subset's tables)."""
+    from conftest import ROOT
+    def findings(text, heading):  # the first list of "- **experiment**: ..." lines after the heading
+        lines = text.split(f"\n{heading}\n", 1)[1].splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("- **"))
+        return lines[start:start + next(i for i, line in enumerate(lines[start:]) if not line.startswith("- **"))]
+    three = (ROOT / "results" / "paper" / "seeds1-3" / "REPORT.md").read_text()
+    ten = (ROOT / "results" / "paper" / "REPORT.md").read_text()
+    own = findings(three, "## Summary")
+    assert len(own) == 5  # one finding per experiment
+    assert findings(ten, "## The same findings from seeds1-3") == own

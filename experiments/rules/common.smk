@@ -86,10 +86,14 @@ def experiment_inputs(wildcards):
 def report_inputs(wildcards):
     chosen, out = scoped(wildcards), out_dir(wildcards)
     experiments = [e for e in ANALYSED if e in chosen["scales"][wildcards.scale]["experiments"]]
+    # a scale's report also gives each subset's summary, from the subset's tables
+    subsets = [] if getattr(wildcards, "subset", None) else [
+        f"results/{wildcards.scale}/{name}/tables/{e}.csv" for name in SUBSETS[wildcards.scale]
+        for e in ANALYSED if e in grid.subset(config, wildcards.scale, name)["scales"][wildcards.scale]["experiments"]]
     return [f"{out}/tables/{e}.{ext}" for e in experiments for ext in ("csv", "md")] + [
         f"{out}/figures/{e}.png" for e in experiments] + [
         f"results/{wildcards.scale}/gradient_noise/{env}/seed{seed}.csv"
-        for env, seed in grid.gradient_noise_runs(chosen, wildcards.scale)]
+        for env, seed in grid.gradient_noise_runs(chosen, wildcards.scale)] + subsets
 
 
 SUBSETS = {scale: sorted(sc.get("subsets", {})) for scale, sc in config["scales"].items()}
