@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import MISSING, label, reading_curves, seeds_text, step_label, table_curves
+from analysis.common import MISSING, label, reading_curves, seeds_text, step_label, table_curves, two_groups_text
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -123,7 +123,8 @@ table = table_algorithms
 
 
 def reading(table, ctx):
-    return reading_algorithms(table, ctx.runs, ctx.progress, ctx.config, ctx.scale)
+    return (reading_algorithms(table, ctx.runs, ctx.progress, ctx.config, ctx.scale)
+            + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
 
 
 def summary(table, ctx):

@@ -265,3 +265,47 @@ def seeds_text(ctx):
     if low == high == planned:
         return f"{planned} seed{'s' * (planned != 1)}"
     return f"{low}-{high} of {planned} seeds so far" if low != high else f"{low} of {planned} seeds so far"
+
+
+# tasks whose runs end in two separate groups (seen in every experiment of the 3-seed paper grid), counted per row
+GROUPED_ENVS = ("HalfCheetah-v5",)
+
+
+def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", order=()):
+    """Per GROUPED_ENVS task: whether the experiment's runs there form two groups (stats.two_groups, over all its
+    runs on the task) and, if so, a paragraph and a table of how many of each row's runs end in the upper group,
+    with the share's exact 95% interval. `row_of` / `column_of` give a variant's row and column (e.g. its Table 1
+    setting and regime), `order` the columns' order. '' where there is no run or one group."""
+    if scores is None:
+        return ""
+    parts = []
+    for env in GROUPED_ENVS:
+        keys = {(r.variant, r.seed) for r in planned if r.env == env}
+        here = scores[scores.env == env]
+        here = here[[(v, s) in keys for v, s in zip(here.variant, here.seed)]]
+        if not (groups := stats.two_groups(here.score)):
+            continue
+        low, high, split, separation, evidence = groups
+        here = here.assign(upper=here.score >= split, row=here.variant.map(row_of), column=here.variant.map(column_of))
+        counts = here.groupby(["row", "column"]).upper.agg(["sum", "size"])
+        columns = [c for c in order if c in set(here.column)] + [c for c in dict.fromkeys(here.column) if c not in order]
+        rows = list(dict.fromkeys(row_of(r.variant) for r in planned if r.env == env))
+
+        def cell(row, column):
+            if (row, column) not in counts.index:
+                return ""
+            k, n = counts.loc[(row, column)]
+            ci_low, ci_high = stats.share_interval(k, n)
+            return f"{k} of {n} [{ci_low:.0%}, {ci_high:.0%}]"
+
+        wide = pd.DataFrame({c: [cell(r, c) for r in rows] for c in columns},
+                            index=pd.Index(rows, name="runs in the upper group [95% CI]"))
+        total = ", ".join(f"{c + ' ' if len(columns) > 1 else ''}{counts.xs(c, level=1)['sum'].sum()} of "
+                          f"{counts.xs(c, level=1)['size'].sum()}" for c in columns)
+        parts += [f"**{env}'s runs end in two groups.** Its {len(here)} runs of this experiment: a mixture of two "
+                  f"normals fits their final scores far better than one (BIC lower by {evidence:.0f}), with means "
+                  f"{low:.0f} and {high:.0f}, well apart (Ashman's D {separation:.1f}). Split where a run is as likely "
+                  f"to be in either, at {split:.0f}, the upper group holds {total} runs; by row, with the exact "
+                  "(Clopper–Pearson) 95% interval of its share (a mean on this task depends much on how many of its "
+                  "seeds reached the upper group):", "", wide[(wide != "").any(axis=1)].to_markdown(), ""]
+    return "\n\n" + "\n".join(parts).rstrip() if parts else ""

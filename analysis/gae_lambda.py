@@ -5,7 +5,7 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import FIGURE_STYLE, MISSING, PUBLISHED, per_env_table, seed_caveat, seeds_text
+from analysis.common import FIGURE_STYLE, MISSING, PUBLISHED, label, per_env_table, seed_caveat, seeds_text, two_groups_text
 
 
 def table_gae_lambda(data):
@@ -122,7 +122,7 @@ table = table_gae_lambda
 
 
 def reading(table, ctx):
-    return reading_gae(table)
+    return reading_gae(table) + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
 
 
 def best_lambdas(table):

@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import setups, stats
-from analysis.common import (FIGURE_STYLE, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
+from analysis.common import (FIGURE_STYLE, two_groups_text, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
                              seeds_text, update_measures)
 from experiments import grid
 
@@ -640,58 +640,12 @@ def regime_steps(table, progress, planned, identities):
 table = table_ppo_objectives
 
 
-# envs whose runs end in two separate groups (seen in every experiment of the 3-seed grid), counted per setting
-GROUPED_ENVS = ("HalfCheetah-v5",)
-
-
-def groups_text(scores, planned, identities):
-    """Per GROUPED_ENVS env: where its runs part into two groups (stats.two_groups over every run of the experiment
-    there) and how many of each setting's runs end in the upper group, each regime, with the share's exact 95%
-    interval; '' without runs there or with a single mode."""
-    if scores is None:
-        return ""
-    parts = []
-    for env in GROUPED_ENVS:
-        keys = {(r.variant, r.seed) for r in planned if r.env == env}
-        here = scores[scores.env == env]
-        here = here[[(v, s) in keys for v, s in zip(here.variant, here.seed)]]
-        if not (groups := stats.two_groups(here.score)):
-            continue
-        low, high, split, separation, evidence = groups
-        here = here.assign(upper=here.score >= split, setting=[identities[v].setting for v in here.variant],
-                           regime=[identities[v].regime for v in here.variant])
-        counts = here.groupby(["setting", "regime"]).upper.agg(["sum", "size"])
-        regimes = [r for r in REGIMES if r in set(here.regime)]
-        settings = list(dict.fromkeys(identities[v].setting for v in identities))
-
-        def cell(setting, regime):
-            if (setting, regime) not in counts.index:
-                return ""
-            k, n = counts.loc[(setting, regime)]
-            ci_low, ci_high = stats.share_interval(k, n)
-            return f"{k} of {n} [{ci_low:.0%}, {ci_high:.0%}]"
-
-        wide = pd.DataFrame({regime: [cell(s, regime) for s in settings] for regime in regimes},
-                            index=pd.Index(settings, name="setting: runs in the upper group [95% CI]"))
-        wide = wide[(wide != "").any(axis=1)]
-        total = ", ".join(f"{regime} {counts.xs(regime, level=1)['sum'].sum()} of "
-                          f"{counts.xs(regime, level=1)['size'].sum()}" for regime in regimes)
-        parts += [f"{env}'s {len(here)} runs of this experiment end in two groups: a mixture of two normals fits "
-                  f"their final scores far better than one (BIC lower by {evidence:.0f}), with means {low:.0f} and "
-                  f"{high:.0f}, well apart (Ashman's D {separation:.1f}). Split where a run is as likely to be in "
-                  f"either, at {split:.0f}, the upper group holds {total} runs. Per setting, with the exact "
-                  "(Clopper–Pearson) 95% interval of its share. A setting's mean on this task depends much on how many of "
-                  "its seeds reached the upper group:", "", wide.to_markdown(), ""]
-    return "\n".join(parts)
-
-
 def reading(table, ctx):
     variants = list(dict.fromkeys(r.variant for r in ctx.planned))
     identities = identify(ctx.config, ctx.scale, variants, load_paper())
     text = reading_objectives(table, regime_steps(table, ctx.progress, ctx.planned, identities))
-    if groups := groups_text(ctx.scores, ctx.planned, identities):
-        text += f"\n\n**Two groups of runs, counted.**\n\n{groups}"
-    return text
+    return text + two_groups_text(ctx.scores, ctx.planned, lambda v: identities[v].setting,
+                                  lambda v: identities[v].regime, order=REGIMES)
 
 
 def summary(table, ctx):

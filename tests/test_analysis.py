@@ -235,27 +235,26 @@ def test_share_interval_is_clopper_pearson():
     assert stats.share_interval(5, 10) == pytest.approx((0.1871, 0.8129), abs=1e-4)  # a binomial table's values
 
 
-def test_the_two_groups_are_counted_per_setting_and_regime():
-    from analysis import ppo_objectives
-    identities = {"a": ppo_objectives.Identity("Clipping, eps = 0.2", "ppo2", "clip"),
-                  "b": ppo_objectives.Identity("Clipping, eps = 0.2", "ppo1", "clip"),
-                  "c": ppo_objectives.Identity("Fixed KL, beta = 3", "ppo2", "kl_fixed")}
+def test_the_two_groups_are_counted_per_row_and_column():
+    from analysis.common import two_groups_text
+    setting = {"a": "Clipping, eps = 0.2", "b": "Clipping, eps = 0.2", "c": "Fixed KL, beta = 3"}
+    regime = {"a": "ppo2", "b": "ppo1", "c": "ppo2"}
     upper = {"a": {1, 2}, "b": set(), "c": {1, 2, 3, 4}}  # the seeds that end high
     rng = np.random.default_rng(1)
     scores = pd.DataFrame([dict(variant=v, env="HalfCheetah-v5", seed=s,
                                 score=rng.normal(3300, 100) if s in upper[v] else rng.normal(1500, 100))
                            for v in "abc" for s in range(1, 11)])
     planned = [grid.Run(v, "HalfCheetah-v5", s) for v in "abc" for s in range(1, 11)]
-    text = ppo_objectives.groups_text(scores, planned, identities)
+    text = two_groups_text(scores, planned, setting.get, regime.get, order=("ppo2", "ppo1"))
     assert "the upper group holds ppo2 6 of 20, ppo1 0 of 10 runs" in text
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]] for line in text.splitlines()
-            if line.startswith("| ") and "of" in line}
+            if line.startswith("| ") and " of " in line}
     assert rows["Clipping, eps = 0.2"] == ["2 of 10 [3%, 56%]", "0 of 10 [0%, 31%]"]
     assert rows["Fixed KL, beta = 3"] == ["4 of 10 [12%, 74%]", ""]
-    # planned runs only, and nothing where there is one group
-    assert ppo_objectives.groups_text(scores, planned[:10], identities).count(" of ") == 0 or "2 of 10" in \
-        ppo_objectives.groups_text(scores, planned[:10], identities)
-    assert ppo_objectives.groups_text(scores[scores.score < 2500], planned, identities) == ""
+    # one column by default; only the planned runs count; nothing where there is one group, or no score
+    assert "the upper group holds 2 of 10 runs" in two_groups_text(scores, planned[:10], setting.get)
+    assert two_groups_text(scores[scores.score < 2500], planned, setting.get) == ""
+    assert two_groups_text(None, planned, setting.get) == ""
 
 
 def test_predicted_agreement_by_hand_and_against_a_simulation():
