@@ -273,8 +273,9 @@ GROUPED_ENVS = ("HalfCheetah-v5",)
 
 def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", order=()):
     """Per GROUPED_ENVS task: whether the experiment's runs there form two groups (stats.two_groups, over all its
-    runs on the task) and, if so, a paragraph and a table of how many of each row's runs end in the upper group,
-    with the share's exact 95% interval. `row_of` / `column_of` give a variant's row and column (e.g. its Table 1
+    runs on the task) and, if the seeds of some cell land in both, a paragraph and a table of how many of each
+    cell's runs end in the upper group, with the share's exact 95% interval (groups that only tell cells apart
+    are no news beyond the means). `row_of` / `column_of` give a variant's row and column (e.g. its Table 1
     setting and regime), `order` the columns' order. '' where there is no run or one group."""
     if scores is None:
         return ""
@@ -288,6 +289,9 @@ def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", o
         low, high, split, separation, evidence = groups
         here = here.assign(upper=here.score >= split, row=here.variant.map(row_of), column=here.variant.map(column_of))
         counts = here.groupby(["row", "column"]).upper.agg(["sum", "size"])
+        mixed = ((counts["sum"] > 0) & (counts["sum"] < counts["size"])).sum()
+        if not mixed:  # the groups only tell the rows apart (one learns, another does not): the table says that
+            continue
         columns = [c for c in order if c in set(here.column)] + [c for c in dict.fromkeys(here.column) if c not in order]
         rows = list(dict.fromkeys(row_of(r.variant) for r in planned if r.env == env))
 
@@ -305,7 +309,8 @@ def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", o
         parts += [f"**{env}'s runs end in two groups.** Its {len(here)} runs of this experiment: a mixture of two "
                   f"normals fits their final scores far better than one (BIC lower by {evidence:.0f}), with means "
                   f"{low:.0f} and {high:.0f}, well apart (Ashman's D {separation:.1f}). Split where a run is as likely "
-                  f"to be in either, at {split:.0f}, the upper group holds {total} runs; by row, with the exact "
-                  "(Clopper–Pearson) 95% interval of its share (a mean on this task depends much on how many of its "
-                  "seeds reached the upper group):", "", wide[(wide != "").any(axis=1)].to_markdown(), ""]
+                  f"to be in either, at {split:.0f}, the upper group holds {total} runs. In {mixed} of the {len(counts)} "
+                  "cells below the seeds of one setting land in both groups, so a mean on this task depends much on "
+                  "how many of its seeds reached the upper one; per cell, with the exact (Clopper–Pearson) 95% "
+                  "interval of its share:", "", wide[(wide != "").any(axis=1)].to_markdown(), ""]
     return "\n\n" + "\n".join(parts).rstrip() if parts else ""

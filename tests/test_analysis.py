@@ -254,6 +254,9 @@ def test_the_two_groups_are_counted_per_row_and_column():
     # one column by default; only the planned runs count; nothing where there is one group, or no score
     assert "the upper group holds 2 of 10 runs" in two_groups_text(scores, planned[:10], setting.get)
     assert two_groups_text(scores[scores.score < 2500], planned, setting.get) == ""
+    # groups that only tell the settings apart (every seed of c high, every seed of a low): no news
+    apart = scores.assign(score=np.where(scores.variant == "c", 3300.0, 1500.0) + rng.normal(0, 100, len(scores)))
+    assert stats.two_groups(apart.score) is not None and two_groups_text(apart, planned, setting.get) == ""
     assert two_groups_text(None, planned, setting.get) == ""
 
 
