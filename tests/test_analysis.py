@@ -258,6 +258,7 @@ def test_the_two_groups_are_counted_per_row_and_column():
     apart = scores.assign(score=np.where(scores.variant == "c", 3300.0, 1500.0) + rng.normal(0, 100, len(scores)))
     assert stats.two_groups(apart.score) is not None and two_groups_text(apart, planned, setting.get) == ""
     assert two_groups_text(None, planned, setting.get) == ""
+    assert two_groups_text(scores.assign(env="Hopper-v5"), planned, setting.get) == ""  # no run on the task
 
 
 def test_predicted_agreement_by_hand_and_against_a_simulation():
