@@ -281,9 +281,7 @@ def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", o
         return ""
     parts = []
     for env in GROUPED_ENVS:
-        keys = {(r.variant, r.seed) for r in planned if r.env == env}
-        here = scores[scores.env == env]
-        here = here[np.array([(v, s) in keys for v, s in zip(here.variant, here.seed)], dtype=bool)]
+        here = stats.planned_rows(scores[scores.env == env], planned)
         if not (groups := stats.two_groups(here.score)):
             continue
         low, high, split, separation, evidence = groups

@@ -5,7 +5,8 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import FIGURE_STYLE, MISSING, PUBLISHED, label, per_env_table, seed_caveat, seeds_text, two_groups_text
+from analysis.common import (FIGURE_STYLE, MISSING, PUBLISHED, label, per_env_table, seed_caveat, seeds_text,
+                             two_groups_text)
 
 
 def table_gae_lambda(data):

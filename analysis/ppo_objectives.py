@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import setups, stats
-from analysis.common import (FIGURE_STYLE, two_groups_text, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
-                             seeds_text, update_measures)
+from analysis.common import (FIGURE_STYLE, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
+                             seeds_text, two_groups_text, update_measures)
 from experiments import grid
 
 REGIMES = ("ppo2", "ppo1")  # ppo.py --regime: the code-level regimes Table 1 runs under (ppo.py's REGIMES table)

@@ -208,9 +208,7 @@ def subset_summaries(scale_dir, config, scale, runs, progress, scores):
             if table.empty:
                 continue
             planned = grid.experiment_runs(chosen, scale, experiment)
-            keys = {(r.variant, r.env, r.seed) for r in planned}
-            mine = lambda frame: frame[  # noqa: E731  (a boolean mask even for an empty frame)
-                pd.Series([k in keys for k in zip(frame.variant, frame.env, frame.seed)], index=frame.index, dtype=bool)]
+            mine = lambda frame: stats.planned_rows(frame, planned)  # noqa: E731
             context = SimpleNamespace(runs=mine(runs), progress=mine(progress), config=chosen, scale=scale,
                                       scores=None if scores is None else mine(scores), scale_dir=scale_dir,
                                       planned=planned)

@@ -29,6 +29,7 @@ made), wrapped for the one call; it relies on the pinned Snakemake's metadata re
 """
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -46,6 +47,7 @@ from experiments import grid  # noqa: E402
 MISSING = "Missing metadata for file "
 
 
+@functools.lru_cache(maxsize=None)  # each of a run's three files asks
 def run_times(run_json):
     """(start, end, process) of a training run: epoch seconds from run.json, and the seeds its process trained."""
     record = json.loads(pathlib.Path(run_json).read_text())
@@ -114,7 +116,7 @@ def records_for(job, paths, commits):
     return dated
 
 
-def write_records(dag, log=print):
+def write_records(dag):
     """Give every existing output of the DAG's jobs that has no Snakemake record one (module docstring)."""
     from snakemake.persistence import MetadataRecord, RECORD_FORMAT_VERSION
 
@@ -130,9 +132,8 @@ def write_records(dag, log=print):
             written += 1
             jobs.add((job.rule.name, job_hash))
     persistence._clear_cache()
-    log(f"html_report: wrote Snakemake records for {written} committed outputs of {len(jobs)} jobs "
-        f"(times from run.json, or benchmark and commit)")
-    return written
+    print(f"html_report: wrote Snakemake records for {written} committed outputs of {len(jobs)} jobs "
+          f"(times from run.json, or benchmark and commit)")
 
 
 class NotMadeYet(logging.Filter):
@@ -181,13 +182,13 @@ def main(argv=None):
         write_records(dag)
         return await report(dag, *rest, **kwargs)
 
-    not_made = NotMadeYet()
+    not_made, code = NotMadeYet(), 0
     snakemake.report.auto_report = auto_report
     logging.getLogger("snakemake.logging").addFilter(not_made)
     try:
         snakemake_main(["-s", str(ROOT / "Snakefile"), "--directory", args.directory,
-                        "--report", os.path.abspath(os.path.join(args.directory, args.out))
-                        if not os.path.isabs(args.out) else args.out, "--config", f"scale={args.scale}"])
+                        "--report", os.path.abspath(os.path.join(args.directory, args.out)),  # join keeps an absolute out
+                        "--config", f"scale={args.scale}"])
     except SystemExit as done:
         code = done.code
     finally:
