@@ -22,12 +22,11 @@ only as experiments/code_versions.yaml allows: both fingerprints listed under th
 """
 import argparse
 import csv
-import gzip
 import json
 import pathlib
 import sys
 
-from analysis.load import run_file
+from analysis.load import open_csv, run_file
 from run_contract import CLOCK_COLUMNS
 from experiments import grid
 from experiments.grid import NOT_RUN_ARGS
@@ -51,7 +50,7 @@ def significant(cell):
 
 
 def csv_without_clock(path):
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as f:
+    with open_csv(path) as f:
         rows = list(csv.reader(f))
     keep = [i for i, column in enumerate(rows[0]) if column not in CLOCK_COLUMNS]
     return [[significant(row[i]) for i in keep] for row in rows]

@@ -4,8 +4,8 @@
   python -m analysis.load results/quick/runs/ppo_clip_0.2/Hopper-v5/seed1   # one run
 
 A run directory results/<scale>/runs/<variant>/<env>/seed<k>/ must hold run.json with every
-key of the contract and a successful exit status, and progress and episodes CSVs (plain, or
-gzipped as the workflow writes them) that are whole: every row complete, iterations 1..n, the
+key of the contract and a successful exit status, and progress and episodes CSVs (plain; .csv.gz
+as --compress writes them; or .csv.xz, as the workflow keeps them: experiments/repack.py) that are whole: every row complete, iterations 1..n, the
 last global_step equal to the steps run.json says were trained, and as many episodes as the
 progress rows count. Anything else raises RunContractError: one line naming the file and what
 is wrong. check_grid() then compares the runs with those the config plans for a scale: missing
@@ -17,6 +17,7 @@ import collections
 import csv
 import gzip
 import json
+import lzma
 import pathlib
 import re
 import sys
@@ -39,18 +40,27 @@ class RunContractError(ValueError):
     """A run directory that breaks the run contract, or a set of runs that is not the planned grid."""
 
 
+RUN_CSV_SUFFIXES = (".csv", ".csv.xz", ".csv.gz")  # as written; as the workflow keeps them; as --compress writes them
+
+
 def run_file(run_dir, name):
-    """<name>.csv, or <name>.csv.gz as the workflow writes it (--compress)."""
-    plain = pathlib.Path(run_dir) / f"{name}.csv"
-    return plain if plain.exists() else pathlib.Path(run_dir) / f"{name}.csv.gz"
+    """<name>.csv, .csv.xz or .csv.gz, the first that exists (the first if none does)."""
+    paths = [pathlib.Path(run_dir) / f"{name}{suffix}" for suffix in RUN_CSV_SUFFIXES]
+    return next((p for p in paths if p.exists()), paths[0])
+
+
+def open_csv(path):
+    """A run CSV opened for csv.reader, whether plain, gzip or xz (by its suffix)."""
+    opener = {".gz": gzip.open, ".xz": lzma.open}.get(pathlib.Path(path).suffix, open)
+    return opener(path, "rt", newline="")
 
 
 def read_rows(path):
     """The CSV's rows as lists of strings; a row with the wrong number of fields is an error."""
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", newline="") as f:
+        with open_csv(path) as f:
             rows = list(csv.reader(f))
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:  # a gzip stream cut short ends in EOFError
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, lzma.LZMAError) as e:  # a stream cut short: EOFError
         raise RunContractError(f"{path}: unreadable ({e})") from None
     if not rows:
         raise RunContractError(f"{path}: empty file, not even a header")
@@ -91,11 +101,11 @@ def load_run(run_dir, key=None):
     for name, columns in (("progress", PROGRESS_COLUMNS), ("episodes", EPISODE_COLUMNS)):
         path = run_file(run_dir, name)
         if not path.exists():
-            raise RunContractError(f"{run_dir}: missing {name}.csv (or {name}.csv.gz)")
+            raise RunContractError(f"{run_dir}: missing {name}.csv (or {name}.csv.xz, {name}.csv.gz)")
         rows = read_rows(path)
         if rows[0] != columns:
             raise RunContractError(f"{path}: columns differ from the run contract")
-        frames[name] = numeric(pd.read_csv(path), path, text=("algo", "env_id"))  # pandas reads .gz as it is
+        frames[name] = numeric(pd.read_csv(path), path, text=("algo", "env_id"))  # pandas reads .gz and .xz as they are
     progress, episodes = frames["progress"], frames["episodes"]
     path = run_file(run_dir, "progress")
     if progress.empty:

@@ -23,12 +23,11 @@ in run.json, and prints the error.
 --disk projects the scale's results folder on disk (files rounded up to whole 4 KiB blocks, as
 `du` counts them) once every planned run is there: a run still to do is counted at the mean
 footprint of the finished runs of its algorithm on its env; where there is none yet, at its
-algorithm's mean footprint apart from episodes.csv.gz, plus an episodes.csv.gz of steps / the
+algorithm's mean footprint apart from its episodes CSV, plus an episodes CSV of steps / the
 env's mean random-policy episode length rows at the finished runs' median bytes per row.
 """
 import argparse
 import dataclasses
-import gzip
 import json
 import os
 import pathlib
@@ -39,6 +38,7 @@ import gymnasium as gym
 import pandas as pd
 import run_contract
 
+from analysis.load import open_csv, run_file
 from experiments import grid
 
 CALIBRATION_ENV = "Hopper-v5"
@@ -235,8 +235,8 @@ def disk_totals(config, scale, scale_dir):
         return None
     rows = []
     for r in sorted(done):
-        episodes = pathlib.Path(scale_dir, "runs", run_name(r), "episodes.csv.gz")
-        with gzip.open(episodes, "rt") as f:
+        episodes = run_file(pathlib.Path(scale_dir, "runs", run_name(r)), "episodes")
+        with open_csv(episodes) as f:
             episode_rows = sum(1 for _ in f) - 1
         rows.append({"algo": algo[r], "env": r.env, "bytes": run_footprint(scale_dir, r),
                      "episodes_bytes": on_disk(episodes), "bytes_per_row": episodes.stat().st_size / max(episode_rows, 1)})

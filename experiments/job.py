@@ -11,9 +11,10 @@ the wrapper are passed on to the child. The exit status is the child's. Without
 $PGREPRO_WORKFLOW_PID it only passes signals on.
 
 When the command is a training run that succeeded with --compress, each seed's .csv.gz files are then
-rewritten as one gzip stream (experiments/repack.py: the same text, about a fifth smaller), so
-the workflow's runs are as compact as the committed ones. A failed repack leaves the files as
-written, which are just as valid, and only says so.
+rewritten as .csv.xz (experiments/repack.py: the same text, about a fifth smaller), the form the train
+rule names as its outputs. A repack that fails leaves the files as written, valid but not the outputs
+named, and says so; Snakemake then reports the job's missing outputs, and its next run trains that seed
+again.
 """
 import os
 import pathlib

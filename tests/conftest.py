@@ -48,10 +48,10 @@ gym.register("pgrepro/NaNReward-v0", entry_point=CounterEnv, kwargs={"nan_at": 2
 
 
 def read_csv(path):
-    """Rows of a plain or gzipped (the workflow's --compress) CSV file."""
+    """Rows of a plain, gzip (--compress) or xz (the workflow's finished runs) CSV file."""
     import csv
-    import gzip
-    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", newline="") as f:
+    from analysis.load import open_csv
+    with open_csv(path) as f:
         return list(csv.reader(f))
 
 

@@ -2,6 +2,7 @@
 hand-known answers; loading rejects runs that break the contract."""
 import csv
 import json
+import lzma
 import math
 import shutil
 
@@ -331,6 +332,11 @@ def test_load_runs_tidy_frames(good_run):
     (lambda d: edit_cell(d / "progress.csv", 1, "value_loss", "oops"), r"line 3, column value_loss: 'oops' is not a number"),
     (lambda d: (d / "episodes.csv").unlink() or (d / "episodes.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage"),
      "episodes.csv.gz: unreadable"),
+    (lambda d: (d / "episodes.csv").unlink() or (d / "episodes.csv.xz").write_bytes(b"\xfd7zXZ\x00garbage"),
+     "episodes.csv.xz: unreadable"),
+    # an xz file cut short (a copy that stopped mid-way): never read as the rows it holds so far
+    (lambda d: (d / "progress.csv.xz").write_bytes(lzma.compress((d / "progress.csv").read_bytes())[:-30])
+     and (d / "progress.csv").unlink(), "progress.csv.xz: unreadable"),
     # files copied from another run: their identity columns contradict run.json
     (lambda d: edit_cell(d / "progress.csv", 0, "seed", "7"), r"column seed holds \['1', '7'\], the run is 1"),
     (lambda d: edit_cell(d / "progress.csv", 1, "env_id", "Hopper-v5"), r"column env_id holds .*Hopper-v5"),

@@ -1,7 +1,7 @@
 """experiments/cost.py: the time projection from a given calibration, and the disk projection, on a
 hand-made results folder whose sizes are worked out by hand."""
 import copy
-import gzip
+import lzma
 import json
 import math
 
@@ -31,9 +31,9 @@ def finished_run(scale_dir, config, variant, env, seed, episode_rows):
     run = scale_dir / "runs" / variant / env / f"seed{seed}"
     args = grid.expected_args(config, "smoke", grid.Run(variant, env, seed))
     write(run / "run.json", json.dumps({"args": args, "algo": "ppo", "code_sha256": grid.fingerprint_now("ppo")}).encode())
-    write(run / "progress.csv.gz", b"p" * 5000)  # 2 blocks
+    write(run / "progress.csv.xz", b"p" * 5000)  # 2 blocks
     csv = "global_step,ep_return,ep_length,terminated\n" + "".join(f"{i},{i * 0.37:.6f},9,1\n" for i in range(episode_rows))
-    write(run / "episodes.csv.gz", gzip.compress(csv.encode(), mtime=0))
+    write(run / "episodes.csv.xz", lzma.compress(csv.encode()))
     write(scale_dir / "logs" / "train" / variant / env / f"seed{seed}.log", b"l" * 10)
     write(scale_dir / "benchmarks" / "train" / variant / env / f"seed{seed}.tsv", b"b" * 10)
     return run
@@ -53,7 +53,7 @@ def test_disk_projection_by_hand(tmp_path, tiny):
     # random-policy episodes: InvertedPendulum's mean length 8, so 1536 steps give 192 episode rows
     write(scale_dir / "random" / "InvertedPendulum-v5.csv", b"episode,ep_return,ep_length,terminated\n0,6,6,1\n1,10,10,1\n")
     write(scale_dir / "random" / "CartPole-v1.csv", b"episode,ep_return,ep_length,terminated\n0,20,20,1\n")
-    episodes = (run / "episodes.csv.gz").stat().st_size
+    episodes = (run / "episodes.csv.xz").stat().st_size
     blocks = lambda n: math.ceil(n / BLOCK) * BLOCK  # noqa: E731
     # the run: its folder, run.json, progress (5000 B), episodes; its log and benchmark (10 B each)
     footprint = BLOCK + BLOCK + 2 * BLOCK + blocks(episodes) + BLOCK + BLOCK

@@ -1,19 +1,21 @@
-"""experiments/repack.py: a finished run's CSV.gz files get smaller and say exactly the same; a run
-that is not finished, or that a process owns, is left as it is; the workflow's job wrapper repacks
-the runs it finishes."""
+"""experiments/repack.py: a finished run's .csv.gz files become smaller .csv.xz files that say exactly the
+same; a repack cut short is finished by the next; a run that is not finished, or that a process owns, is
+left as it is; the workflow's job wrapper repacks the runs it finishes."""
 import fcntl
 import gzip
+import lzma
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from analysis import compare
+from analysis import compare, load
 from conftest import ROOT, load_algorithm
 from experiments import repack
 
-NAMES = ("progress.csv.gz", "episodes.csv.gz")
+GZ = ("progress.csv.gz", "episodes.csv.gz")
+XZ = ("progress.csv.xz", "episodes.csv.xz")
 
 
 @pytest.fixture(scope="module")
@@ -32,44 +34,65 @@ def scale_with(run, tmp_path, name):
     return dest
 
 
+def texts(run, names):
+    return {n.split(".")[0]: (gzip if n.endswith(".gz") else lzma).decompress((run / n).read_bytes()) for n in names}
+
+
 def test_a_finished_run_gets_smaller_and_reads_the_same(written, tmp_path):
     run = scale_with(written, tmp_path, "repacked")
-    before = {n: (run / n).read_bytes() for n in NAMES}
+    before = {n: (run / n).read_bytes() for n in GZ}
     assert repack.main([str(tmp_path / "repacked" / "runs")]) == 0
-    for n in NAMES:
-        after = (run / n).read_bytes()
-        assert len(after) < len(before[n]) and gzip.decompress(after) == gzip.decompress(before[n])
-    assert compare.differences(written.parents[3], tmp_path / "repacked") == []
+    assert sorted(p.name for p in run.iterdir()) == ["episodes.csv.xz", "progress.csv.xz", "run.json"]
+    assert texts(run, XZ) == texts(written, GZ)
+    assert sum(len((run / n).read_bytes()) for n in XZ) < sum(map(len, before.values()))
+    assert load.run_file(run, "progress").name == "progress.csv.xz"
+    assert compare.differences(written.parents[3], tmp_path / "repacked") == []  # the same runs, read through xz
+    assert load.load_run(run)[1].equals(load.load_run(written)[1])
     assert not (run / ".lock").exists()  # finished runs hold no lock: the repack leaves none
-    again = {n: (run / n).read_bytes() for n in NAMES}
-    assert repack.repack_run(run) == (sum(map(len, again.values())),) * 2  # one stream already: unchanged
-    assert {n: (run / n).read_bytes() for n in NAMES} == again
+    again = {n: (run / n).read_bytes() for n in XZ}
+    assert repack.repack_run(run) == (0, 0)  # nothing left to repack: unchanged
+    assert {n: (run / n).read_bytes() for n in XZ} == again
+
+
+def test_a_repack_cut_short_is_finished_by_the_next_and_refuses_two_different_texts(written, tmp_path):
+    run = scale_with(written, tmp_path, "cut")
+    (run / "progress.csv.xz").write_bytes(lzma.compress(gzip.decompress((run / "progress.csv.gz").read_bytes())))
+    assert load.run_file(run, "progress").name == "progress.csv.xz"  # both there, the same text: either reads
+    repack.repack_run(run)
+    assert sorted(p.name for p in run.iterdir()) == ["episodes.csv.xz", "progress.csv.xz", "run.json"]
+    assert texts(run, XZ) == texts(written, GZ)
+
+    clash = scale_with(written, tmp_path, "clash")
+    (clash / "episodes.csv.xz").write_bytes(lzma.compress(b"global_step,ep_return,ep_length,terminated\n"))
+    before = {n: (clash / n).read_bytes() for n in ("episodes.csv.gz", "episodes.csv.xz")}
+    with pytest.raises(RuntimeError, match="episodes.csv.xz: holds other text than episodes.csv.gz"):
+        repack.repack_run(clash)
+    assert {n: (clash / n).read_bytes() for n in before} == before  # neither of the pair changed
+    assert not (clash / ".lock").exists()
 
 
 def test_a_run_without_run_json_or_owned_by_a_process_is_left_alone(written, tmp_path):
     unfinished = scale_with(written, tmp_path, "unfinished")
     (unfinished / "run.json").unlink()
     owned = scale_with(written, tmp_path, "owned")
-    before = {d: {n: (d / n).read_bytes() for n in NAMES} for d in (unfinished, owned)}
+    before = {d: {n: (d / n).read_bytes() for n in GZ} for d in (unfinished, owned)}
     with open(owned / ".lock", "a+") as lock:  # as a live run holds it
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert repack.repack_run(unfinished) is None and repack.repack_run(owned) is None
-    assert {d: {n: (d / n).read_bytes() for n in NAMES} for d in before} == before
+    assert {d: {n: (d / n).read_bytes() for n in GZ} for d in before} == before
+    assert not any((d / n).exists() for d in before for n in XZ)
     assert (owned / ".lock").exists()  # the owner's lock file stays
 
 
 def test_the_workflow_job_wrapper_repacks_a_run_it_finished(tmp_path):
-    """experiments/job.py, as the train rule calls it: a successful compressed run comes out as one gzip
-    stream per file (exactly what repack writes); an uncompressed run is left as it is."""
+    """experiments/job.py, as the train rule calls it: a successful compressed run comes out as .csv.xz files
+    (what the train rule names as its outputs); an uncompressed run is left as it is."""
     base = [sys.executable, str(ROOT / "experiments" / "job.py"), sys.executable, str(ROOT / "algorithms" / "ppo.py"),
             "--env-id", "CartPole-v1", "--total-timesteps", "512", "--num-steps", "128", "--minibatch-size", "64",
             "--update-epochs", "1"]
     compressed, plain = tmp_path / "compressed", tmp_path / "plain"
     assert subprocess.run(base + ["--out", str(compressed), "--compress"], capture_output=True).returncode == 0
-    for n in NAMES:
-        data = (compressed / n).read_bytes()
-        assert data == gzip.compress(gzip.decompress(data), compresslevel=9, mtime=0)
-    assert not (compressed / ".lock").exists()
+    assert sorted(p.name for p in compressed.iterdir()) == ["episodes.csv.xz", "progress.csv.xz", "run.json"]
     assert subprocess.run(base + ["--out", str(plain)], capture_output=True).returncode == 0
     assert sorted(p.name for p in plain.iterdir()) == ["episodes.csv", "progress.csv", "run.json"]
 

@@ -16,6 +16,7 @@ import time
 import pandas as pd
 import pytest
 
+from analysis.load import run_file
 from conftest import ROOT, read_csv, without_clock
 from experiments import grid
 
@@ -72,8 +73,9 @@ def png_size(path):
 
 def test_smoke_produces_every_run_figure_table_and_report(smoke):
     config = grid.load()
-    for run in grid.runs(config, "smoke"):
-        assert (smoke / "runs" / run.variant / run.env / f"seed{run.seed}" / "run.json").is_file()
+    for run in grid.runs(config, "smoke"):  # each run as the workflow keeps it: the CSVs repacked as xz
+        run_dir = smoke / "runs" / run.variant / run.env / f"seed{run.seed}"
+        assert sorted(p.name for p in run_dir.iterdir()) == ["episodes.csv.xz", "progress.csv.xz", "run.json"]
     for name in EXPERIMENTS:
         width, height = png_size(smoke / "figures" / f"{name}.png")
         assert width > 300 and height > 200
@@ -121,14 +123,14 @@ def test_kill_and_resume_gives_the_uninterrupted_results(smoke, tmp_path):
     assert 0 < len(done) < len(targets), "the kill should land mid-run"
     for t in targets:  # run.json is published last: without it a run directory is incomplete
         run_dir = (tmp_path / t).parent
-        if (run_dir / "run.json").exists():
-            assert (run_dir / "progress.csv.gz").exists() and (run_dir / "episodes.csv.gz").exists()
+        if (run_dir / "run.json").exists():  # as written (.csv.gz) or repacked (.csv.xz); perhaps both, mid-repack
+            assert run_file(run_dir, "progress").exists() and run_file(run_dir, "episodes").exists()
     # a hard kill leaves Snakemake's lock behind; --unlock is the documented one-time step
     assert snakemake(tmp_path, "--unlock").returncode == 0
     resumed = snakemake(tmp_path, "--cores", "2", *targets)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for t in targets:
-        for name in ("progress.csv.gz", "episodes.csv.gz"):
+        for name in ("progress.csv.xz", "episodes.csv.xz"):
             ours = (tmp_path / t).parent / name
             reference = smoke.parent.parent / ours.relative_to(tmp_path)
             assert without_clock(read_csv(ours)) == without_clock(read_csv(reference)), ours
@@ -161,7 +163,7 @@ def test_a_job_trains_only_the_missing_seeds_and_leaves_the_finished_ones_alone(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {f.name: f.read_bytes() for f in (job / "seed1").iterdir()} == kept
     assert "--seed 2 --total-timesteps" in proc.stdout + proc.stderr  # the job's command: seed 2 alone
-    for name in ("progress.csv.gz", "episodes.csv.gz"):
+    for name in ("progress.csv.xz", "episodes.csv.xz"):
         original = smoke / "runs" / "ppo_gae_1" / "CartPole-v1" / "seed2" / name
         assert without_clock(read_csv(job / "seed2" / name)) == without_clock(read_csv(original))
     assert "train" not in job_counts(snakemake(clone, "-n"))

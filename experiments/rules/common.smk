@@ -131,7 +131,8 @@ def all_outputs():
 
 # the seeds of every training run of this scale: one train job trains a variant × env's seeds together
 TRAIN_SEEDS = grid.train_seeds(config, SCALE)
-RUN_FILES = ("progress.csv.gz", "episodes.csv.gz", "run.json")
+# as experiments/job.py leaves a finished run of the workflow (the algorithm files write .csv.gz; repack.py)
+RUN_FILES = ("progress.csv.xz", "episodes.csv.xz", "run.json")
 
 
 def run_dir(wildcards, seed):
