@@ -167,7 +167,8 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
     generated = "\n".join(sections + protocol)
     for at, table, name in reversed(written):
         sections[at:at] = discussion(table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
-    beside = [] if subset else subset_summaries(scale_dir, config, scale, runs, progress, scores)
+    beside = [] if subset else subset_summaries(scale_dir, config, scale, runs, progress, scores) + more_seeds(
+        config, scale, scores)
     parts = [title, "", made, "", "## Summary", ""]
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += [f"**Not the whole planned grid**: {len(status.planned) - len(status.missing)} of "
@@ -218,6 +219,70 @@ def subset_summaries(scale_dir, config, scale, runs, progress, scores):
             lines += [f"## The same findings from {name}", "", f"{spec.get('description', name).capitalize()}: the summary of its "
                       f"own report ([{name}/REPORT.md]({name}/REPORT.md)), beside the one above.", "", *found, ""]
     return lines
+
+
+def more_seeds(config, scale, scores):
+    """For each subset of the scale that keeps fewer seeds (scales.<scale>.subsets, e.g. seeds1-3): what the other
+    seeds changed, over the cells (variant × env of the subset's envs) that have every planned seed. Does the
+    subset's t-interval of a cell hold the mean of the cell's other seeds (stats.held_out_cells; the share to
+    expect is stats.held_out_expected), and which pairs of variants on one env does Welch's interval decide with
+    the subset's seeds, with all of them, and in which direction (stats.pair_decisions)?"""
+    lines = []
+    for name, spec in config["scales"][scale].get("subsets", {}).items():
+        first = spec.get("seeds")
+        if scores is None or not first:
+            continue
+        found = {(r.variant, r.env, r.seed) for r in scores.itertuples()}
+        rows, cells_all, pairs_all = [], [], []
+        for experiment in analysed(config, scale):
+            planned = [r for r in grid.experiment_runs(config, scale, experiment) if r.env in spec.get("envs", [r.env])]
+            cells = {}
+            for r in planned:
+                cells.setdefault((r.variant, r.env), []).append((r.variant, r.env, r.seed))
+            complete = {c for c, keys in cells.items() if all(k in found for k in keys)}
+            if not complete:
+                continue
+            mine = scores[[(v, e) in complete for v, e in zip(scores.variant, scores.env)]]
+            held, pairs = stats.held_out_cells(mine, first), stats.pair_decisions(mine, first)
+            cells_all.append(held)
+            pairs_all.append(pairs.assign(experiment=experiment))
+            rows.append(more_seeds_row(experiment, len(complete), len(cells), held, pairs))
+        if not rows:
+            continue
+        held = pd.concat(cells_all).drop_duplicates(["variant", "env"])
+        pairs = pd.concat(pairs_all).drop_duplicates(["env", "a", "b"])
+        total = more_seeds_row("all, each cell and pair once", len(held), None, held, pairs)
+        k, m = int(held.k.median()), int(held.m.median())
+        seeds_first = f"seeds {min(first)}-{max(first)}" if first == list(range(min(first), max(first) + 1)) else \
+            "seeds " + ", ".join(map(str, first))
+        lines += [f"## What the seeds beyond {name} changed", "",
+                  f"Over the cells (variant × env) of the {name} envs that have every planned seed, the rest still "
+                  f"training. Interval: does the 95% t-interval from {seeds_first} ({name}/REPORT.md prints it) hold "
+                  f"the mean of the cell's other seeds? If every seed's score came from one normal distribution it "
+                  f"would {stats.held_out_expected(k, m):.0%} of the time ({k} seeds against {m}: the other mean has "
+                  "noise of its own). Pairs: two variants on one env, compared by Welch's 95% interval of the "
+                  f"difference of their means, with {seeds_first} and with all seeds; decided where it excludes 0 "
+                  "(no correction for the many pairs).", "",
+                  "| experiment | cells with every seed | interval holds the other seeds' mean | interval width, all "
+                  "seeds / first (median) | pairs | decided, first seeds | decided, all seeds | decided first, "
+                  "reversed | decided first, undecided now |",
+                  "|---|---|---|---|---|---|---|---|---|", *rows, total, ""]
+        misses = held[~held.holds]
+        if len(misses):
+            lines += [f"Cells whose {seeds_first} interval misses the other seeds' mean: " + "; ".join(
+                f"{r.variant} on {r.env}, [{r.low:.5g}, {r.high:.5g}] against {r.rest_mean:.5g}"
+                for r in misses.itertuples()) + ".", ""]
+    return lines
+
+
+def more_seeds_row(experiment, complete, planned_cells, held, pairs):
+    low, high = stats.share_interval(held.holds.sum(), len(held))
+    decided_first = pairs[pairs.first_sign != 0]
+    cells = f"{complete} of {planned_cells}" if planned_cells else f"{complete}"
+    return (f"| {experiment} | {cells} | {held.holds.sum()} of {len(held)} ({held.holds.mean():.0%}) "
+            f"[{low:.0%}, {high:.0%}] | {(held.width_all / held.width_first).median():.2f} | {len(pairs)} | "
+            f"{len(decided_first)} | {(pairs.all_sign != 0).sum()} | "
+            f"{(decided_first.all_sign == -decided_first.first_sign).sum()} | {(decided_first.all_sign == 0).sum()} |")
 
 
 def anchor(heading):

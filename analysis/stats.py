@@ -315,3 +315,48 @@ def predicted_agreement(r, k, m):
         return 0.0
     reliability = lambda n: n * r / (1 + (n - 1) * r)  # noqa: E731
     return math.sqrt(reliability(k) * reliability(m))
+
+
+def held_out_expected(k, m, level=0.95):
+    """How often a `level` t-interval from k seeds holds the mean of m other seeds when every seed's score is
+    drawn from one normal distribution: the difference of the two means over the k seeds' standard error scaled
+    by √(1/k + 1/m) is Student-t with k − 1 degrees of freedom, so the share is
+    P(|T_{k−1}| < t_{k−1} · √(1/k) / √(1/k + 1/m)). Below `level`: the other seeds' mean has its own noise."""
+    t = scipy_stats.t.ppf((1 + level) / 2, k - 1)
+    return float(2 * scipy_stats.t.cdf(t * math.sqrt(1 / k) / math.sqrt(1 / k + 1 / m), k - 1) - 1)
+
+
+def held_out_cells(scores, first, level=0.95):
+    """Per (variant, env) cell of `scores` (variant, env, seed, score) with runs both in and beyond the seeds
+    `first`: the t-interval of its first seeds (t_interval), the mean of its other seeds, whether the interval
+    holds that mean, and the widths of the first seeds' interval and of the interval from all its seeds."""
+    rows = []
+    for (variant, env), g in scores.groupby(["variant", "env"], sort=False):
+        mine, rest = g[g.seed.isin(first)].score, g[~g.seed.isin(first)].score
+        if len(mine) < 2 or not len(rest):
+            continue
+        _, low, high = t_interval(mine, level)
+        _, all_low, all_high = t_interval(g.score, level)
+        rows.append(dict(variant=variant, env=env, k=len(mine), m=len(rest), low=low, high=high,
+                         rest_mean=float(rest.mean()), holds=bool(low <= rest.mean() <= high),
+                         width_first=high - low, width_all=all_high - all_low))
+    return pd.DataFrame(rows, columns=["variant", "env", "k", "m", "low", "high", "rest_mean", "holds",
+                                       "width_first", "width_all"])
+
+
+def pair_decisions(scores, first, level=0.95):
+    """Every pair of variants on the same env in `scores`, compared twice by Welch's interval of the difference of
+    their means (welch_interval): on the seeds `first`, and on all their seeds. `first_sign` and `all_sign` are
+    +1 or −1 where the interval excludes 0 (the pair is decided, the first variant higher or lower), else 0."""
+    def sign(low, high):
+        return 1 if low > 0 else -1 if high < 0 else 0
+
+    rows = []
+    for env, g in scores.groupby("env", sort=False):
+        cells = {variant: c for variant, c in g.groupby("variant", sort=False)}
+        for a, b in itertools.combinations(sorted(cells), 2):
+            _, low, high = welch_interval(cells[a][cells[a].seed.isin(first)].score,
+                                          cells[b][cells[b].seed.isin(first)].score, level)
+            _, all_low, all_high = welch_interval(cells[a].score, cells[b].score, level)
+            rows.append(dict(env=env, a=a, b=b, first_sign=sign(low, high), all_sign=sign(all_low, all_high)))
+    return pd.DataFrame(rows, columns=["env", "a", "b", "first_sign", "all_sign"])

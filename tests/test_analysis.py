@@ -277,6 +277,71 @@ def test_predicted_agreement_by_hand_and_against_a_simulation():
     assert np.corrcoef(mean_of(1), mean_of(2))[0, 1] == pytest.approx(math.sqrt(1 / 3), abs=0.01)
 
 
+def test_held_out_coverage_by_hand_and_against_a_simulation():
+    # a cell of seeds 1-3 (1, 2, 3: mean 2, s 1) and 4-5 (10, 12): t(0.975, 2) = 4.3027 → 2 ± 4.3027/√3
+    scores = pd.DataFrame({"variant": "a", "env": "E", "seed": [1, 2, 3, 4, 5], "score": [1.0, 2.0, 3.0, 10.0, 12.0]})
+    cell = stats.held_out_cells(scores, [1, 2, 3]).iloc[0]
+    half = 4.302653 / math.sqrt(3)
+    assert (cell.k, cell.m, cell.rest_mean, cell.holds) == (3, 2, 11.0, False)
+    assert (cell.low, cell.high) == pytest.approx((2 - half, 2 + half), abs=1e-5)
+    # all five: mean 5.6, squared deviations 101.2, s = √(101.2 / 4), t(0.975, 4) = 2.7764
+    assert cell.width_all == pytest.approx(2 * 2.776445 * math.sqrt(101.2 / 4) / math.sqrt(5), abs=1e-4)
+    assert stats.held_out_cells(scores[scores.seed <= 3], [1, 2, 3]).empty  # no other seeds: nothing to hold
+    # normal seeds: the share of 3-seed intervals that hold the mean of 7 others, simulated and as the formula says
+    rng = np.random.default_rng(1)
+    first, rest = rng.normal(size=(200_000, 3)), rng.normal(size=(200_000, 7)).mean(axis=1)
+    half = 4.302653 * first.std(axis=1, ddof=1) / math.sqrt(3)
+    simulated = (np.abs(rest - first.mean(axis=1)) <= half).mean()
+    assert stats.held_out_expected(3, 7) == pytest.approx(simulated, abs=0.003)
+    assert 0.92 < stats.held_out_expected(3, 7) < 0.94 < 0.95  # below the nominal 95%: the other mean is noisy
+    assert stats.held_out_expected(3, 10_000) == pytest.approx(0.95, abs=0.001)  # a mean without noise: 95%
+
+
+def test_pair_decisions_by_hand():
+    # on E: a (0, 1, 2 | 10, 11) is below b (5, 6, 7 | 5, 6) with seeds 1-3 (Welch: −5 ± 2.7764·√(2/3), df 4);
+    # with all five seeds (means 4.8 and 5.8, a's spread wide) the pair is undecided. c = b + 100 is above both
+    # either way. On F only one variant: no pair.
+    rows = [("a", "E", [0, 1, 2, 10, 11]), ("b", "E", [5, 6, 7, 5, 6]), ("c", "E", [105, 106, 107, 105, 106]),
+            ("a", "F", [1, 2, 3, 4, 5])]
+    scores = pd.DataFrame([{"variant": v, "env": e, "seed": i + 1, "score": float(x)}
+                           for v, e, xs in rows for i, x in enumerate(xs)])
+    pairs = stats.pair_decisions(scores, [1, 2, 3]).set_index(["a", "b"])
+    assert len(pairs) == 3 and set(pairs.env) == {"E"}
+    assert tuple(pairs.loc[("a", "b")][["first_sign", "all_sign"]]) == (-1, 0)
+    assert tuple(pairs.loc[("a", "c")][["first_sign", "all_sign"]]) == (-1, -1)
+    assert tuple(pairs.loc[("b", "c")][["first_sign", "all_sign"]]) == (-1, -1)
+    _, low, high = stats.welch_interval([0, 1, 2], [5, 6, 7])
+    assert (low, high) == pytest.approx((-5 - 2.776445 * math.sqrt(2 / 3), -5 + 2.776445 * math.sqrt(2 / 3)), abs=1e-5)
+
+
+def test_the_report_says_what_the_seeds_beyond_a_subset_changed_over_the_cells_that_have_them_all():
+    from analysis import report
+    config = {"experiments": {"baselines": {"variants": ["a", "b"]}, "algorithms": {"variants": ["b", "c"]}},
+              "scales": {"x": {"experiments": {"baselines": {"envs": ["E", "F"], "seeds": [1, 2, 3, 4, 5]},
+                                               "algorithms": {"envs": ["E"], "seeds": [1, 2, 3, 4, 5]}},
+                               "subsets": {"s": {"seeds": [1, 2, 3], "envs": ["E", "F"]}}}}}
+    values = {"a": [0, 1, 2, 10, 11], "b": [5, 6, 7, 5, 6], "c": [105, 106, 107, 105, 106]}
+    scores = pd.DataFrame([{"variant": v, "env": "E", "seed": i + 1, "score": float(x)}
+                           for v, xs in values.items() for i, x in enumerate(xs)]
+                          + [{"variant": "a", "env": "F", "seed": 1, "score": 1.0}])  # F: 1 of 5 seeds so far
+    lines = report.more_seeds(config, "x", scores)
+    assert lines[0] == "## What the seeds beyond s changed"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines if line.startswith("| ") and "---" not in line}
+    # baselines: a and b on E (F's cells miss seeds); a's 3-seed interval 1 ± 2.48 misses 10.5, b's holds 5.5;
+    # the pair a-b decided below with seeds 1-3, undecided with all (test_pair_decisions_by_hand)
+    assert rows["baselines"][:2] == ["2 of 4", "1 of 2 (50%) [1%, 99%]"]
+    assert rows["baselines"][3:] == ["1", "1", "0", "0", "1 |"]
+    assert rows["algorithms"][:2] == ["2 of 2", "2 of 2 (100%) [16%, 100%]"]
+    assert rows["algorithms"][3:] == ["1", "1", "1", "0", "0 |"]
+    # each cell and pair once: a, b, c on E; pairs a-b and b-c
+    assert rows["all, each cell and pair once"][:2] == ["3", "2 of 3 (67%) [9%, 99%]"]
+    assert rows["all, each cell and pair once"][3:] == ["2", "2", "1", "0", "1 |"]
+    assert "a on E, [-1.4841, 3.4841] against 10.5." in lines[-2]
+    assert report.more_seeds(config, "x", scores[scores.seed <= 3]) == []  # no cell has every seed yet
+    del config["scales"]["x"]["subsets"]["s"]["seeds"]
+    assert report.more_seeds(config, "x", scores) == []  # a subset of envs only: the seeds are all the same
+
+
 def test_curves_bin_and_carry_forward():
     eps = pd.DataFrame({"variant": "v", "env": "E", "seed": 1, "global_step": [10, 20, 60],
                         "ep_return": [1.0, 3.0, 5.0]})
