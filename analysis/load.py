@@ -16,6 +16,7 @@ import argparse
 import collections
 import csv
 import gzip
+import io
 import json
 import lzma
 import pathlib
@@ -55,13 +56,19 @@ def open_csv(path):
     return opener(path, "rt", newline="")
 
 
-def read_rows(path):
-    """The CSV's rows as lists of strings; a row with the wrong number of fields is an error."""
+def read_text(path):
+    """The CSV's text, decompressed (its suffix says how); a file that does not decompress is an error."""
     try:
         with open_csv(path) as f:
-            rows = list(csv.reader(f))
+            return f.read()
     except (OSError, EOFError, UnicodeDecodeError, zlib.error, lzma.LZMAError) as e:  # a stream cut short: EOFError
         raise RunContractError(f"{path}: unreadable ({e})") from None
+
+
+def read_rows(path, text=None):
+    """The CSV's rows (of `text`, the file's text if read already) as lists of strings; a row with the wrong
+    number of fields is an error."""
+    rows = list(csv.reader(io.StringIO(read_text(path) if text is None else text, newline="")))
     if not rows:
         raise RunContractError(f"{path}: empty file, not even a header")
     bad = next((i for i, row in enumerate(rows) if len(row) != len(rows[0])), None)
@@ -102,10 +109,11 @@ def load_run(run_dir, key=None):
         path = run_file(run_dir, name)
         if not path.exists():
             raise RunContractError(f"{run_dir}: missing {name}.csv (or {name}.csv.xz, {name}.csv.gz)")
-        rows = read_rows(path)
+        text = read_text(path)  # decompressed once, read twice: row shapes first, then pandas' parse
+        rows = read_rows(path, text)
         if rows[0] != columns:
             raise RunContractError(f"{path}: columns differ from the run contract")
-        frames[name] = numeric(pd.read_csv(path), path, text=("algo", "env_id"))  # pandas reads .gz and .xz as they are
+        frames[name] = numeric(pd.read_csv(io.StringIO(text)), path, text=("algo", "env_id"))
     progress, episodes = frames["progress"], frames["episodes"]
     path = run_file(run_dir, "progress")
     if progress.empty:
