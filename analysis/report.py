@@ -305,7 +305,9 @@ def protocol_summary(config, scale):
 def protocol_lines(config, scale, scale_dir):
     """The protocol in full: budgets, scores, normalisation, intervals, curves, each experiment's grid, the anchors."""
     sc = config["scales"][scale]
-    lines = [f"- Steps per run: {sc['steps']:,}" + (f" (per env: {sc['env_steps']})" if sc.get("env_steps") else "") + ".",
+    own = sc.get("env_steps", {})
+    lines = [f"- Steps per run: {sc['steps']:,}" + "".join(f"; {env} {n:,}" for env, n in own.items()) + "." + (
+        f" Why: {sc['steps_why']}" if own and sc.get("steps_why") else ""),
              "- Score of a run: mean return of its last 100 training episodes (PPO paper §6.1), raw reward.",
              "- Normalised score: (score − random) / (best − random) per env; `random` = mean return of "
              f"{sc['random_episodes']} uniform-random episodes (the random experiment), `best` = the best setting's "
