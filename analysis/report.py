@@ -267,6 +267,9 @@ def more_seeds(config, scale, scores):
                   "seeds / first (median) | pairs | decided, first seeds | decided, all seeds | decided first, "
                   "reversed | decided first, undecided now |",
                   "|---|---|---|---|---|---|---|---|---|", *rows, total, ""]
+        by_env = held.groupby("env", sort=False).holds.agg(["sum", "size"])
+        lines += ["By env, the intervals that hold the other seeds' mean: " + "; ".join(
+            f"{env} {int(r['sum'])} of {int(r['size'])}" for env, r in by_env.iterrows()) + ".", ""]
         misses = held[~held.holds]
         if len(misses):
             lines += [f"Cells whose {seeds_first} interval misses the other seeds' mean: " + "; ".join(

@@ -336,6 +336,7 @@ def test_the_report_says_what_the_seeds_beyond_a_subset_changed_over_the_cells_t
     # each cell and pair once: a, b, c on E; pairs a-b and b-c
     assert rows["all, each cell and pair once"][:2] == ["3", "2 of 3 (67%) [9%, 99%]"]
     assert rows["all, each cell and pair once"][3:] == ["2", "2", "1", "0", "1 |"]
+    assert lines[-4] == "By env, the intervals that hold the other seeds' mean: E 2 of 3."
     assert "a on E, [-1.4841, 3.4841] against 10.5." in lines[-2]
     assert report.more_seeds(config, "x", scores[scores.seed <= 3]) == []  # no cell has every seed yet
     del config["scales"]["x"]["subsets"]["s"]["seeds"]
