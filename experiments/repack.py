@@ -9,9 +9,10 @@ the new file is checked to decompress to exactly the old text. The new file is w
 one and renamed into place atomically, and only then is the .csv.gz removed; a run stopped in between
 holds both, with the same text, and the next repack removes the .csv.gz. Nothing a reader sees changes:
 the same rows, the same digits (`analysis.compare` finds no difference; pandas and analysis.load read
-.csv.xz as they read .csv.gz). Measured on 120 paper-scale CSVs (2026-12-03): 5.40 MB as single-stream
-gzip -9, 4.22 MB as xz, 22 % less; as written (a deflate block ended at every flush) the gzip files are
-about a fifth larger still. That difference keeps results/paper within its 250 MB budget.
+.csv.xz as they read .csv.gz). Measured on the 1,063 paper runs committed on 2026-12-03: 92.81 MB of CSVs
+as single-stream gzip -9, 71.94 MB as xz, 22 % less (docs/NOTEBOOK.md); as written (a deflate block ended
+at every flush) the gzip files are about a fifth larger still. That difference keeps results/paper within
+its 250 MB budget.
 
 experiments/job.py repacks the runs a training job finished, so the workflow's train rule names the
 .csv.xz files as its outputs. A run directory is repacked only when it holds run.json (finished) and this
