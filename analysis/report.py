@@ -167,8 +167,9 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
     generated = "\n".join(sections + protocol)
     for at, table, name in reversed(written):
         sections[at:at] = discussion(table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
-    beside = [] if subset else subset_summaries(scale_dir, config, scale, runs, progress, scores) + more_seeds(
-        config, scale, scores)
+    more, more_found = ([], []) if subset else more_seeds(config, scale, scores)
+    beside = [] if subset else subset_summaries(scale_dir, config, scale, runs, progress, scores) + more
+    summaries += more_found
     parts = [title, "", made, "", "## Summary", ""]
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += [f"**Not the whole planned grid**: {len(status.planned) - len(status.missing)} of "
@@ -226,20 +227,22 @@ def more_seeds(config, scale, scores):
     seeds changed, over the cells (variant × env of the subset's envs) that have every planned seed. Does the
     subset's t-interval of a cell hold the mean of the cell's other seeds (stats.held_out_cells; the share to
     expect is stats.held_out_expected), and which pairs of variants on one env does Welch's interval decide with
-    the subset's seeds, with all of them, and in which direction (stats.pair_decisions)?"""
-    lines = []
+    the subset's seeds, with all of them, and in which direction (stats.pair_decisions)? Returns the section's
+    lines and its one-line finding for the summary."""
+    lines, found_lines = [], []
     for name, spec in config["scales"][scale].get("subsets", {}).items():
         first = spec.get("seeds")
         if scores is None or not first:
             continue
         found = {(r.variant, r.env, r.seed) for r in scores.itertuples()}
-        rows, cells_all, pairs_all = [], [], []
+        rows, cells_all, pairs_all, incomplete = [], [], [], False
         for experiment in analysed(config, scale):
             planned = [r for r in grid.experiment_runs(config, scale, experiment) if r.env in spec.get("envs", [r.env])]
             cells = {}
             for r in planned:
                 cells.setdefault((r.variant, r.env), []).append((r.variant, r.env, r.seed))
             complete = {c for c, keys in cells.items() if all(k in found for k in keys)}
+            incomplete |= len(complete) < len(cells)
             if not complete:
                 continue
             mine = scores[[(v, e) in complete for v, e in zip(scores.variant, scores.env)]]
@@ -255,9 +258,18 @@ def more_seeds(config, scale, scores):
         k, m = int(held.k.median()), int(held.m.median())
         seeds_first = f"seeds {min(first)}-{max(first)}" if first == list(range(min(first), max(first) + 1)) else \
             "seeds " + ", ".join(map(str, first))
-        lines += [f"## What the seeds beyond {name} changed", "",
-                  f"Over the cells (variant × env) of the {name} envs that have every planned seed, the rest still "
-                  f"training. Interval: does the 95% t-interval from {seeds_first} ({name}/REPORT.md prints it) hold "
+        heading = f"What the seeds beyond {name} changed"
+        decided = pairs[pairs.first_sign != 0]
+        found_lines.append(
+            f"- **seeds beyond {name}** ({len(held)} cells with every seed{' so far' if incomplete else ''}): "
+            f"{held.holds.sum()} of {len(held)} {seeds_first} intervals held the mean of the other seeds "
+            f"({stats.held_out_expected(k, m):.0%} would for normal seeds); of {len(pairs)} pairs of variants on one "
+            f"env, {seeds_first} decided {len(decided)}, all seeds {(pairs.all_sign != 0).sum()}, and "
+            f"{(decided.all_sign == -decided.first_sign).sum()} reversed, {(decided.all_sign == 0).sum()} undecided "
+            f"now ([details](#{anchor(heading)})).")
+        lines += [f"## {heading}", "",
+                  f"Over the cells (variant × env) of the {name} envs that have every planned seed"
+                  + (", the rest still training" if incomplete else "") + ". Interval: does the 95% t-interval from {seeds_first} ({name}/REPORT.md prints it) hold "
                   f"the mean of the cell's other seeds? If every seed's score came from one normal distribution it "
                   f"would {stats.held_out_expected(k, m):.0%} of the time ({k} seeds against {m}: the other mean has "
                   "noise of its own). Pairs: two variants on one env, compared by Welch's 95% interval of the "
@@ -275,7 +287,7 @@ def more_seeds(config, scale, scores):
             lines += [f"Cells whose {seeds_first} interval misses the other seeds' mean: " + "; ".join(
                 f"{r.variant} on {r.env}, [{r.low:.5g}, {r.high:.5g}] against {r.rest_mean:.5g}"
                 for r in misses.itertuples()) + ".", ""]
-    return lines
+    return lines, found_lines
 
 
 def more_seeds_row(experiment, complete, planned_cells, held, pairs):

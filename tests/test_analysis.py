@@ -324,8 +324,13 @@ def test_the_report_says_what_the_seeds_beyond_a_subset_changed_over_the_cells_t
     scores = pd.DataFrame([{"variant": v, "env": "E", "seed": i + 1, "score": float(x)}
                            for v, xs in values.items() for i, x in enumerate(xs)]
                           + [{"variant": "a", "env": "F", "seed": 1, "score": 1.0}])  # F: 1 of 5 seeds so far
-    lines = report.more_seeds(config, "x", scores)
+    lines, found = report.more_seeds(config, "x", scores)
     assert lines[0] == "## What the seeds beyond s changed"
+    # 3 seeds against 2: P(|T₂| < 4.3027·√(1/3)/√(1/3 + 1/2) = 2.7213), and T₂'s CDF is ½ + t / (2√(2 + t²)): 0.887
+    assert found == ["- **seeds beyond s** (3 cells with every seed so far): 2 of 3 seeds 1-3 intervals held the mean "
+                     "of the other seeds (89% would for normal seeds); of 2 pairs of variants on one env, seeds 1-3 "
+                     "decided 2, all seeds 1, and 0 reversed, 1 undecided now "
+                     "([details](#what-the-seeds-beyond-s-changed))."]
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines if line.startswith("| ") and "---" not in line}
     # baselines: a and b on E (F's cells miss seeds); a's 3-seed interval 1 ± 2.48 misses 10.5, b's holds 5.5;
     # the pair a-b decided below with seeds 1-3, undecided with all (test_pair_decisions_by_hand)
@@ -338,9 +343,9 @@ def test_the_report_says_what_the_seeds_beyond_a_subset_changed_over_the_cells_t
     assert rows["all, each cell and pair once"][3:] == ["2", "2", "1", "0", "1 |"]
     assert lines[-4] == "By env, the intervals that hold the other seeds' mean: E 2 of 3."
     assert "a on E, [-1.4841, 3.4841] against 10.5." in lines[-2]
-    assert report.more_seeds(config, "x", scores[scores.seed <= 3]) == []  # no cell has every seed yet
+    assert report.more_seeds(config, "x", scores[scores.seed <= 3]) == ([], [])  # no cell has every seed yet
     del config["scales"]["x"]["subsets"]["s"]["seeds"]
-    assert report.more_seeds(config, "x", scores) == []  # a subset of envs only: the seeds are all the same
+    assert report.more_seeds(config, "x", scores) == ([], [])  # a subset of envs only: the seeds are all the same
 
 
 def test_curves_bin_and_carry_forward():
