@@ -20,6 +20,15 @@ the core-hours over N, but never less than the longest single run.
 --check DIR compares the projection with the wall times that finished runs under DIR record
 in run.json, and prints the error.
 
+--recorded projects without calibrating, from the wall times the scale's finished runs record (a process
+that trained k seeds at once, as ppo.py does, counts as k runs of a k-th of its time each): a run still to
+do costs, per step, the median of the finished runs of its algorithm on its env trained k at a time as its
+job will be; with none trained k at a time there, that env's runs trained one at a time scaled by the
+median ratio (k at a time / one at a time) on the envs that have both; with no finished run on its env,
+its algorithm's median over the other envs (MuJoCo's costlier simulators overstate classic control). It
+needs no idle machine (the calibration is slowed by whatever else runs, the grid included) and counts the
+machine as the grid used it, contention and all.
+
 --disk projects the scale's results folder on disk (files rounded up to whole 4 KiB blocks, as
 `du` counts them) once every planned run is there: a run still to do is counted at the mean
 footprint of the finished runs of its algorithm on its env; where there is none yet, at its
@@ -35,6 +44,7 @@ import tempfile
 import time
 
 import gymnasium as gym
+import numpy as np
 import pandas as pd
 import run_contract
 
@@ -183,6 +193,81 @@ def projection(config, scale, scale_dir, cores, calibration):
     return "\n".join(lines)
 
 
+def recorded_costs(config, scale, scale_dir):
+    """Core-seconds per step of the finished runs under scale_dir, one row per run: algo, env, the seeds its
+    process trained at once (1 for files that train seeds in turn), and seconds_per_step."""
+    rows = []
+    for run in grid.runs(config, scale):
+        meta_path = pathlib.Path(scale_dir, "runs", run_name(run), "run.json")
+        if not meta_path.exists():
+            continue
+        meta = json.loads(meta_path.read_text())
+        algo = meta["algo"]
+        at_once = len(meta.get("seeds_in_process", [run.seed])) if trains_seeds_at_once(algo) else 1
+        steps = meta.get("steps_trained", meta["args"]["total_timesteps"])
+        rows.append({"algo": algo, "env": run.env, "at_once": at_once, "seconds_per_step": meta["walltime_s"] / at_once / steps})
+    return pd.DataFrame(rows, columns=["algo", "env", "at_once", "seconds_per_step"])
+
+
+def recorded_cost(finished, algo, env, at_once):
+    """(core-seconds per step, how it was found) for a run of `algo` on `env` trained `at_once` seeds at a time,
+    from recorded_costs' rows: 'recorded'; 'scaled' (from the env's runs trained one at a time); 'unscaled' (the
+    env's runs trained some other number at a time, with no ratio to scale them by); 'borrowed' (other envs)."""
+    mine = finished[finished.algo == algo]
+    median = mine.groupby(["env", "at_once"]).seconds_per_step.median()
+    if (env, at_once) in median:
+        return median[env, at_once], "recorded"
+    ratios = [median[e, at_once] / median[e, 1] for e in mine.env.unique() if (e, at_once) in median and (e, 1) in median]
+    if (env, 1) in median and ratios:
+        return median[env, 1] * float(np.median(ratios)), "scaled"
+    here = mine[mine.env == env]
+    if len(here):
+        return here.seconds_per_step.median(), "unscaled"
+    like = mine[mine.at_once == at_once] if (mine.at_once == at_once).any() else mine
+    return (like if len(like) else finished).seconds_per_step.median(), "borrowed"
+
+
+def recorded_projection(config, scale, scale_dir, cores):
+    """The runs still to do and their core-hours at the finished runs' recorded cost (--recorded), in words."""
+    finished = recorded_costs(config, scale, scale_dir)
+    if finished.empty:
+        return f"{scale} scale: no finished run under {scale_dir} to project from."
+    todo = still_to_do(config, scale, scale_dir)
+    jobs, rows, how_counts = jobs_to_do(todo), [], {}
+    for experiment, run in todo:
+        algo, steps = config["variants"][run.variant]["algo"], grid.steps(config, scale, run.env)
+        at_once = len(jobs[run.variant, run.env]) if trains_seeds_at_once(algo) else 1
+        per_step, how = recorded_cost(finished, algo, run.env, at_once)
+        how_counts.setdefault(how, {}).setdefault((algo, run.env), 0)
+        how_counts[how][algo, run.env] += 1
+        rows.append({"experiment": experiment, "seconds": per_step * steps})
+    noise = gradient_noise_to_do(config, scale, scale_dir)
+    vpg = finished[finished.algo == "vpg"]
+    for env, _, steps in noise:
+        here = vpg[vpg.env == env]
+        rows.append({"experiment": "gradient_noise (measurements)",
+                     "seconds": (here if len(here) else vpg if len(vpg) else finished).seconds_per_step.median() * steps})
+    if not rows:
+        return f"{scale} scale: nothing still to do under {scale_dir}."
+    table = pd.DataFrame(rows).groupby("experiment", sort=False).seconds.agg(["size", "sum"]).reset_index()
+    total = table["sum"].sum()
+    table = table.rename(columns={"size": "runs to do", "sum": "core-hours"})
+    table["core-hours"] = table["core-hours"].map(lambda x: f"{x / 3600:.1f}")
+    lines = [f"{scale} scale, from the wall times of {len(finished)} finished runs (no calibration): {len(todo)} runs "
+             f"and {len(noise)} gradient-noise measurements still to do.", table.to_markdown(index=False), "",
+             f"Total {total / 3600:.1f} core-hours; on {cores} cores about {hours(total / cores)} of wall time, "
+             f"{len(todo) / (total / cores / 3600):.0f} runs an hour."]
+    for how, says in (("scaled", "No finished run trained as many seeds at a time on their env, so its runs trained "
+                                 "one at a time, scaled"),
+                      ("unscaled", "No finished run trained as many seeds at a time on their env, and no ratio to "
+                                   "scale by, so its runs as they were"),
+                      ("borrowed", "No finished run on their env yet, so their algorithm's median cost per step over "
+                                   "the other envs")):
+        if how in how_counts:
+            lines.append(f"{says}: " + ", ".join(f"{a} {e} ({n} runs)" for (a, e), n in sorted(how_counts[how].items())) + ".")
+    return "\n".join(lines)
+
+
 def check(run_root, calibration):
     """Projected against recorded wall time for every finished run under run_root."""
     rows = []
@@ -290,6 +375,8 @@ def main(argv=None):
     parser.add_argument("--results", default=None, help="the scale's results folder (default: results/<scale>)")
     parser.add_argument("--check", metavar="DIR", help="also compare the projection with the finished runs under DIR")
     parser.add_argument("--disk", action="store_true", help="project the results folder's size on disk instead")
+    parser.add_argument("--recorded", action="store_true",
+                        help="project from the finished runs' recorded wall times instead of calibrating")
     args = parser.parse_args(argv)
     if min(args.cores) < 1:
         parser.error("--cores: must be at least 1")
@@ -297,6 +384,10 @@ def main(argv=None):
     scale_dir = args.results or str(grid.ROOT / "results" / args.scale)
     if args.disk:
         print(disk_projection(config, args.scale, scale_dir))
+        return
+    if args.recorded:
+        for cores in args.cores:
+            print(recorded_projection(config, args.scale, scale_dir, cores) + "\n")
         return
     runs = grid.runs(config, args.scale)
     seed_counts = {len(job) for job in jobs_to_do(still_to_do(config, args.scale, scale_dir)).values()} or {1}

@@ -95,6 +95,45 @@ def test_time_projection_counts_only_the_runs_still_to_do(tmp_path, tiny):
     assert "on 1 cores about 1.7 h of wall time" in cost.projection(tiny, "smoke", scale_dir, 1, calibration)
 
 
+def test_the_recorded_projection_costs_each_run_as_the_finished_ones_did_by_hand(tmp_path, tiny):
+    """--recorded: no calibration, the finished runs' own wall times (a process of k seeds at once counted as k runs
+    of a k-th of its time), scaled from one at a time to k at a time by the ratio on envs that have both, and
+    borrowed from the other envs where an env has no finished run."""
+    config = copy.deepcopy(tiny)
+    config["scales"]["smoke"]["experiments"]["algorithms"] = {
+        "envs": ["CartPole-v1", "InvertedPendulum-v5", "Hopper-v5"], "seeds": [1, 2, 3, 4], "variants": ["ppo_clip_0.2"]}
+    scale_dir = tmp_path / "results" / "smoke"
+    steps = 1536  # every smoke run's
+
+    def finished(env, seed, walltime_s, seeds_in_process):
+        run = finished_run(scale_dir, config, "ppo_clip_0.2", env, seed, episode_rows=10)
+        meta = json.loads((run / "run.json").read_text())
+        meta.update(walltime_s=walltime_s, seeds_in_process=seeds_in_process, steps_trained=steps)
+        (run / "run.json").write_text(json.dumps(meta))
+
+    finished("InvertedPendulum-v5", 1, 100.0, [1])  # one at a time: 100 s a run
+    for seed in (2, 3, 4):
+        finished("InvertedPendulum-v5", seed, 120.0, [2, 3, 4])  # three at once: 40 s a run, 0.4 of one at a time
+    finished("Hopper-v5", 1, 200.0, [1])
+    text = cost.recorded_projection(config, "smoke", scale_dir, 2)
+    # Hopper seeds 2-4, one job of three at once: 200 s × 0.4 = 80 s each; CartPole seeds 1-4, four at once, no run
+    # there nor four at once anywhere: ppo's median per step over all its runs, 40 s (100, 40, 40, 40, 200) each
+    assert text.startswith("smoke scale, from the wall times of 5 finished runs (no calibration): 7 runs and 0 "
+                           "gradient-noise measurements still to do.")
+    assert [line.split("|")[1:4] for line in text.splitlines() if line.startswith("| algorithms")] == \
+        [[" algorithms   ", "            7 ", "          0.1 "]]  # 400 s
+    total = 3 * 80 + 4 * 40
+    assert f"Total {total / 3600:.1f} core-hours; on 2 cores about {total / 2 / 60:.0f} min of wall time, " \
+           f"{7 / (total / 2 / 3600):.0f} runs an hour." in text
+    assert "one at a time, scaled: ppo Hopper-v5 (3 runs)." in text
+    assert "over the other envs: ppo CartPole-v1 (4 runs)." in text
+    assert cost.recorded_cost(cost.recorded_costs(config, "smoke", scale_dir), "ppo", "InvertedPendulum-v5", 1) == \
+        (pytest.approx(100 / steps), "recorded")
+    # an env whose runs were trained some other number at a time, with no env to take a ratio from: as they were
+    assert cost.recorded_cost(cost.recorded_costs(config, "smoke", scale_dir), "ppo", "InvertedPendulum-v5", 2) == \
+        (pytest.approx(40 / steps), "unscaled")
+
+
 def test_time_projection_counts_the_gradient_noise_measurements_still_to_do(tmp_path, tiny):
     config = copy.deepcopy(tiny)
     config["scales"]["smoke"]["experiments"]["baselines"] = {"envs": ["CartPole-v1"], "seeds": [1, 2],
