@@ -269,7 +269,8 @@ def more_seeds(config, scale, scores):
             f"now ([details](#{anchor(heading)})).")
         lines += [f"## {heading}", "",
                   f"Over the cells (variant × env) of the {name} envs that have every planned seed"
-                  + (", the rest still training" if incomplete else "") + ". Interval: does the 95% t-interval from {seeds_first} ({name}/REPORT.md prints it) hold "
+                  + (", the rest still training" if incomplete else "")
+                  + f". Interval: does the 95% t-interval from {seeds_first} ({name}/REPORT.md prints it) hold "
                   f"the mean of the cell's other seeds? If every seed's score came from one normal distribution it "
                   f"would {stats.held_out_expected(k, m):.0%} of the time ({k} seeds against {m}: the other mean has "
                   "noise of its own). Pairs: two variants on one env, compared by Welch's 95% interval of the "

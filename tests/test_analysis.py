@@ -326,6 +326,10 @@ def test_the_report_says_what_the_seeds_beyond_a_subset_changed_over_the_cells_t
                           + [{"variant": "a", "env": "F", "seed": 1, "score": 1.0}])  # F: 1 of 5 seeds so far
     lines, found = report.more_seeds(config, "x", scores)
     assert lines[0] == "## What the seeds beyond s changed"
+    assert lines[2].startswith("Over the cells (variant × env) of the s envs that have every planned seed, the rest "
+                               "still training. Interval: does the 95% t-interval from seeds 1-3 (s/REPORT.md prints "
+                               "it) hold the mean of the cell's other seeds? If every seed's score came from one normal "
+                               "distribution it would 89% of the time (3 seeds against 2:")
     # 3 seeds against 2: P(|T₂| < 4.3027·√(1/3)/√(1/3 + 1/2) = 2.7213), and T₂'s CDF is ½ + t / (2√(2 + t²)): 0.887
     assert found == ["- **seeds beyond s** (3 cells with every seed so far): 2 of 3 seeds 1-3 intervals held the mean "
                      "of the other seeds (89% would for normal seeds); of 2 pairs of variants on one env, seeds 1-3 "
