@@ -28,7 +28,10 @@ after a `job` column). Each job writes its own two small files of about 1.3 and 
 disk of 4 KiB blocks each takes a whole block: folding the paper scale's 1,350 of them took the
 folder from 79.2 to 72.1 MiB. A job is folded once its run is
 finished (run.json, no .lock) and Snakemake has written its benchmark; a job that runs again later
-writes its own files again, and the next fold replaces its folded entries with them.
+writes its own files again, and the next fold replaces its folded entries with them. Folding is safe
+while the workflow runs: it touches no job that is not finished, and leaves every folder in place (a
+job's benchmark folder is empty until the job ends); remove logs/train/ and benchmarks/train/ once the
+workflow has stopped.
 """
 import argparse
 import gzip
@@ -158,10 +161,8 @@ def fold_job_files(scale_dir):
     for log, bench in jobs:  # only now that both folded files hold them
         log.unlink()
         bench.unlink()
-    for folder in (logs_dir, bench_dir):  # the emptied <variant>/<env> folders, deepest first
-        for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if sub.is_dir() and not any(sub.iterdir()):
-                sub.rmdir()
+    # The emptied folders stay: a running job's benchmark folder is empty until Snakemake writes the benchmark
+    # at the job's end, and removing it then fails the job (it did, on 2026-12-03, with its runs finished)
     return len(jobs)
 
 

@@ -140,7 +140,8 @@ def test_folding_keeps_every_finished_jobs_log_and_benchmark_verbatim_and_leaves
         + "ppo_clip_0.2/Hopper-v5/seed1\t10.5\t0:00:01\t296.00\t739.29\t179.56\t218.97\t1.40\t0.36\t93.42\t10.5\n"
         + "trpo/Ant-v5/seed2\t11.5\t0:00:01\t296.00\t739.29\t179.56\t218.97\t1.40\t0.36\t93.42\t11.5\n")
     assert all(own_files(scale, job) == [] for job in done)
-    assert not (scale / "logs" / "train" / "trpo").exists()  # emptied folders go too
+    # emptied folders stay: a running job's own folder may be empty (Snakemake writes its benchmark at the end)
+    assert (scale / "logs" / "train" / "trpo" / "Ant-v5").is_dir() and (scale / "benchmarks" / "train" / "trpo").is_dir()
     assert [len(own_files(scale, f"vpg_gae/Hopper-v5/seed{k}")) for k in (1, 2, 3)] == [2, 2, 1]
     # every job counted once: 2 folded, 2 of their own, the random policy's
     assert sorted(repack.benchmarks(scale).s) == [1.0, 2.0, 4.0, 10.5, 11.5]
