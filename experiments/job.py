@@ -13,8 +13,8 @@ $PGREPRO_WORKFLOW_PID it only passes signals on.
 When the command is a training run that succeeded with --compress, each seed's .csv.gz files are then
 rewritten as .csv.xz (experiments/repack.py: the same text, about a fifth smaller), the form the train
 rule names as its outputs. A repack that fails leaves the files as written, valid but not the outputs
-named, and says so; Snakemake then reports the job's missing outputs, and its next run trains that seed
-again.
+named, and says so; Snakemake then reports the job's missing outputs, and the next time the workflow plans
+the job it repacks the run (experiments/rules/common.smk, stale_markers) instead of training it again.
 """
 import os
 import pathlib

@@ -149,6 +149,24 @@ def test_changing_one_variant_reruns_only_its_jobs(smoke, tmp_path):
     assert stats["report"] == "1"
 
 
+def test_a_finished_run_kept_as_gzip_is_repacked_when_planned_not_trained_again(smoke, tmp_path):
+    """A results folder from before the workflow kept .csv.xz (or a job stopped between its run's end and its
+    repack) holds finished runs as .csv.gz: planning the workflow repacks them, and no training job is planned."""
+    import gzip
+    import lzma
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    run = clone / "results" / "smoke" / "runs" / "ppo_gae_1" / "CartPole-v1" / "seed1"
+    texts = {}
+    for name in ("progress", "episodes"):
+        texts[name] = lzma.decompress((run / f"{name}.csv.xz").read_bytes())
+        (run / f"{name}.csv.gz").write_bytes(gzip.compress(texts[name], mtime=0))
+        (run / f"{name}.csv.xz").unlink()
+    assert "train" not in job_counts(snakemake(clone, "-n"))
+    assert sorted(p.name for p in run.iterdir()) == ["episodes.csv.xz", "progress.csv.xz", "run.json"]
+    assert {name: lzma.decompress((run / f"{name}.csv.xz").read_bytes()) for name in texts} == texts
+
+
 def test_a_job_trains_only_the_missing_seeds_and_leaves_the_finished_ones_alone(smoke, tmp_path):
     """One job trains a variant × env's seeds in one process, but only those missing (or stale): a finished
     seed beside a missing one is not retrained or rewritten (Snakemake sets its files' times, nothing

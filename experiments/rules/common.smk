@@ -3,11 +3,12 @@
 import glob
 import json
 import os
+import pathlib
 import re
 import sys
 
 sys.path.insert(0, workflow.basedir)
-from experiments import grid
+from experiments import grid, repack
 
 try:
     for path in [os.path.join(workflow.basedir, "experiments", "config.yaml"), *workflow.overwrite_configfiles]:
@@ -162,7 +163,14 @@ def write_marker(marker, why):
 
 
 def stale_markers(wildcards):
-    """The train rule's markers, one per stale run of the variant × env (stale_why); [] when none is."""
+    """The train rule's markers, one per stale run of the variant × env (stale_why); [] when none is.
+    First, a finished run that still holds .csv.gz files (made before the workflow kept .csv.xz, or whose job
+    stopped before its repack) is repacked here, while the job is planned, as the job would have left it:
+    its outputs are then there, and it is not trained again. A run that a live process owns is left alone."""
+    for seed in TRAIN_SEEDS:
+        folder = pathlib.Path(run_dir(wildcards, seed))
+        if (folder / "run.json").exists() and any((folder / f"{n}.csv.gz").exists() for n in repack.NAMES):
+            repack.repack_run(folder)
     markers = [write_marker(f"results/{wildcards.scale}/stale/{wildcards.variant}/{wildcards.env}/seed{seed}.txt",
                             stale_why(wildcards, seed)) for seed in TRAIN_SEEDS]
     return [m for m in markers if m]
