@@ -167,9 +167,11 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
     generated = "\n".join(sections + protocol)
     for at, table, name in reversed(written):
         sections[at:at] = discussion(table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
-    more, more_found = ([], []) if subset else more_seeds(config, scale, scores)
-    beside = [] if subset else subset_summaries(scale_dir, config, scale, runs, progress, scores) + more
-    summaries += more_found
+    beside = []
+    if not subset:
+        more, more_found = more_seeds(config, scale, scores)
+        beside = subset_summaries(scale_dir, config, scale, runs, progress, scores) + more
+        summaries += more_found
     parts = [title, "", made, "", "## Summary", ""]
     if status.missing or status.stale or status.noise_missing or status.noise_stale:
         parts += [f"**Not the whole planned grid**: {len(status.planned) - len(status.missing)} of "
@@ -230,11 +232,13 @@ def more_seeds(config, scale, scores):
     the subset's seeds, with all of them, and in which direction (stats.pair_decisions)? Returns the section's
     lines and its one-line finding for the summary."""
     lines, found_lines = [], []
+    if scores is None:
+        return lines, found_lines
+    found = {(r.variant, r.env, r.seed) for r in scores.itertuples()}
     for name, spec in config["scales"][scale].get("subsets", {}).items():
         first = spec.get("seeds")
-        if scores is None or not first:
+        if not first:
             continue
-        found = {(r.variant, r.env, r.seed) for r in scores.itertuples()}
         rows, cells_all, pairs_all, incomplete = [], [], [], False
         for experiment in analysed(config, scale):
             planned = [r for r in grid.experiment_runs(config, scale, experiment) if r.env in spec.get("envs", [r.env])]
@@ -259,14 +263,13 @@ def more_seeds(config, scale, scores):
         seeds_first = f"seeds {min(first)}-{max(first)}" if first == list(range(min(first), max(first) + 1)) else \
             "seeds " + ", ".join(map(str, first))
         heading = f"What the seeds beyond {name} changed"
-        decided = pairs[pairs.first_sign != 0]
+        decided_first, decided_all, reversed_, undecided = pair_counts(pairs)
         found_lines.append(
             f"- **seeds beyond {name}** ({len(held)} cells with every seed{' so far' if incomplete else ''}): "
             f"{held.holds.sum()} of {len(held)} {seeds_first} intervals held the mean of the other seeds "
             f"({stats.held_out_expected(k, m):.0%} would for normal seeds); of {len(pairs)} pairs of variants on one "
-            f"env, {seeds_first} decided {len(decided)}, all seeds {(pairs.all_sign != 0).sum()}, and "
-            f"{(decided.all_sign == -decided.first_sign).sum()} reversed, {(decided.all_sign == 0).sum()} undecided "
-            f"now ([details](#{anchor(heading)})).")
+            f"env, {seeds_first} decided {decided_first}, all seeds {decided_all}, and {reversed_} reversed, "
+            f"{undecided} undecided now ([details](#{anchor(heading)})).")
         lines += [f"## {heading}", "",
                   f"Over the cells (variant × env) of the {name} envs that have every planned seed"
                   + (", the rest still training" if incomplete else "")
@@ -291,14 +294,19 @@ def more_seeds(config, scale, scores):
     return lines, found_lines
 
 
+def pair_counts(pairs):
+    """(decided by the first seeds, decided by all, decided first and reversed, decided first and undecided now)."""
+    first = pairs[pairs.first_sign != 0]
+    return (len(first), int((pairs.all_sign != 0).sum()), int((first.all_sign == -first.first_sign).sum()),
+            int((first.all_sign == 0).sum()))
+
+
 def more_seeds_row(experiment, complete, planned_cells, held, pairs):
     low, high = stats.share_interval(held.holds.sum(), len(held))
-    decided_first = pairs[pairs.first_sign != 0]
     cells = f"{complete} of {planned_cells}" if planned_cells else f"{complete}"
     return (f"| {experiment} | {cells} | {held.holds.sum()} of {len(held)} ({held.holds.mean():.0%}) "
             f"[{low:.0%}, {high:.0%}] | {(held.width_all / held.width_first).median():.2f} | {len(pairs)} | "
-            f"{len(decided_first)} | {(pairs.all_sign != 0).sum()} | "
-            f"{(decided_first.all_sign == -decided_first.first_sign).sum()} | {(decided_first.all_sign == 0).sum()} |")
+            + " | ".join(map(str, pair_counts(pairs))) + " |")
 
 
 def anchor(heading):

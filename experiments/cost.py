@@ -36,6 +36,7 @@ algorithm's mean footprint apart from its episodes CSV, plus an episodes CSV of 
 env's mean random-policy episode length rows at the finished runs' median bytes per row.
 """
 import argparse
+import collections
 import dataclasses
 import json
 import os
@@ -233,20 +234,17 @@ def recorded_projection(config, scale, scale_dir, cores):
     if finished.empty:
         return f"{scale} scale: no finished run under {scale_dir} to project from."
     todo = still_to_do(config, scale, scale_dir)
-    jobs, rows, how_counts = jobs_to_do(todo), [], {}
+    jobs, rows, how_counts = jobs_to_do(todo), [], collections.Counter()
     for experiment, run in todo:
         algo, steps = config["variants"][run.variant]["algo"], grid.steps(config, scale, run.env)
         at_once = len(jobs[run.variant, run.env]) if trains_seeds_at_once(algo) else 1
         per_step, how = recorded_cost(finished, algo, run.env, at_once)
-        how_counts.setdefault(how, {}).setdefault((algo, run.env), 0)
-        how_counts[how][algo, run.env] += 1
+        how_counts[how, algo, run.env] += 1
         rows.append({"experiment": experiment, "seconds": per_step * steps})
     noise = gradient_noise_to_do(config, scale, scale_dir)
-    vpg = finished[finished.algo == "vpg"]
-    for env, _, steps in noise:
-        here = vpg[vpg.env == env]
+    for env, _, steps in noise:  # vpg.py steps, as its runs on the env cost
         rows.append({"experiment": "gradient_noise (measurements)",
-                     "seconds": (here if len(here) else vpg if len(vpg) else finished).seconds_per_step.median() * steps})
+                     "seconds": recorded_cost(finished, "vpg", env, 1)[0] * steps})
     if not rows:
         return f"{scale} scale: nothing still to do under {scale_dir}."
     table = pd.DataFrame(rows).groupby("experiment", sort=False).seconds.agg(["size", "sum"]).reset_index()
@@ -263,8 +261,9 @@ def recorded_projection(config, scale, scale_dir, cores):
                                    "scale by, so its runs as they were"),
                       ("borrowed", "No finished run on their env yet, so their algorithm's median cost per step over "
                                    "the other envs")):
-        if how in how_counts:
-            lines.append(f"{says}: " + ", ".join(f"{a} {e} ({n} runs)" for (a, e), n in sorted(how_counts[how].items())) + ".")
+        counted = sorted((a, e, n) for (h, a, e), n in how_counts.items() if h == how)
+        if counted:
+            lines.append(f"{says}: " + ", ".join(f"{a} {e} ({n} runs)" for a, e, n in counted) + ".")
     return "\n".join(lines)
 
 

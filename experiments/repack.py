@@ -61,9 +61,9 @@ def repack_file(run_dir, name):
     old = gz.read_bytes()
     text = gzip.decompress(old)
     if xz.exists():
-        if lzma.decompress(xz.read_bytes()) != text:
-            raise RuntimeError(f"{xz}: holds other text than {gz.name} beside it; neither is changed")
         new = xz.read_bytes()
+        if lzma.decompress(new) != text:
+            raise RuntimeError(f"{xz}: holds other text than {gz.name} beside it; neither is changed")
     else:
         new = lzma.compress(text, preset=XZ_PRESET)
         if lzma.decompress(new) != text:
