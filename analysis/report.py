@@ -290,7 +290,8 @@ def more_seeds(config, scale, scores):
         if len(misses):
             lines += [f"Cells whose {seeds_first} interval misses the other seeds' mean: " + "; ".join(
                 f"{r.variant} on {r.env}, [{r.low:.5g}, {r.high:.5g}] against {r.rest_mean:.5g}"
-                for r in misses.itertuples()) + ".", ""]
+                + (f" (its {r.k} seeds scored the same: an interval of no width, no t-interval's coverage)"
+                   if r.low == r.high else "") for r in misses.itertuples()) + ".", ""]
     return lines, found_lines
 
 

@@ -260,6 +260,12 @@ def test_the_two_groups_are_counted_per_row_and_column():
     assert stats.two_groups(apart.score) is not None and two_groups_text(apart, planned, setting.get) == ""
     assert two_groups_text(None, planned, setting.get) == ""
     assert two_groups_text(scores.assign(env="Hopper-v5"), planned, setting.get) == ""  # no run on the task
+    # every planned task is tested, in the planned order, each with its own runs only
+    hopper = scores.assign(env="Hopper-v5", score=scores.score / 3)
+    both = two_groups_text(pd.concat([scores, hopper]), planned + [r._replace(env="Hopper-v5") for r in planned],
+                           setting.get, regime.get, order=("ppo2", "ppo1"))
+    assert both.index("**HalfCheetah-v5's runs end") < both.index("**Hopper-v5's runs end")
+    assert both.count("Its 30 runs of this experiment") == 2 and both.count("ppo2 6 of 20, ppo1 0 of 10 runs") == 2
 
 
 def test_predicted_agreement_by_hand_and_against_a_simulation():
@@ -347,6 +353,10 @@ def test_the_report_says_what_the_seeds_beyond_a_subset_changed_over_the_cells_t
     assert rows["all, each cell and pair once"][3:] == ["2", "2", "1", "0", "1 |"]
     assert lines[-4] == "By env, the intervals that hold the other seeds' mean: E 2 of 3."
     assert "a on E, [-1.4841, 3.4841] against 10.5." in lines[-2]
+    # a cell whose first seeds all scored the same (a task's ceiling) has an interval of no width: a miss, said so
+    flat = scores.assign(score=np.where((scores.variant == "b") & (scores.seed <= 3), 1000.0, scores.score))
+    assert "b on E, [1000, 1000] against 5.5 (its 3 seeds scored the same: an interval of no width" in \
+        report.more_seeds(config, "x", flat)[0][-2]
     assert report.more_seeds(config, "x", scores[scores.seed <= 3]) == ([], [])  # no cell has every seed yet
     del config["scales"]["x"]["subsets"]["s"]["seeds"]
     assert report.more_seeds(config, "x", scores) == ([], [])  # a subset of envs only: the seeds are all the same
