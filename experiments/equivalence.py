@@ -14,6 +14,12 @@ PPO objective, both regimes, KL early stopping, time limits bootstrapped and ter
 short time limits truncate many episodes), discrete and continuous actions, several environments,
 observation normalisation, VPG's four weights, TRPO, and one gradient-noise measurement.
 tests/test_equivalence.py runs the same cases, and fails when the current code is not recorded.
+
+Identity is shown on one CPU model at a time: a floating-point kernel may round differently on another
+(docs/NOTEBOOK.md, "Reruns across CPU models"), so a record names the CPU it was made on. Where a CPU
+model is known to make the current code's numbers differ from the reference's, code_versions.yaml says so
+under the algorithm's `differs_on` (the fingerprints, and why); the tests then expect the difference there
+instead of failing on it (known_difference).
 """
 import argparse
 import csv
@@ -151,6 +157,21 @@ def check():
     return results
 
 
+def cpu_model():
+    """This machine's CPU model, as run.json's `cpu` names it."""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    return ""
+
+
+def known_difference(name):
+    """Why the current code of `name` is known to compute other numbers than its reference commit on this CPU
+    model (code_versions.yaml, `differs_on`), or None."""
+    known = grid.code_versions()[name].get("differs_on", {}).get(cpu_model())
+    return known["why"] if known and grid.fingerprint_now(name) in known["fingerprints"] else None
+
+
 def record(results):
     """Add the current fingerprints to code_versions.yaml, each beside how it was shown."""
     versions = grid.code_versions()
@@ -160,8 +181,9 @@ def record(results):
         cases = [c for c, (algo, _) in CASES.items() if algo == name] or ["gradient_noise"]
         if all(results[c][0] for c in cases):
             now = grid.fingerprint_now(name)
-            entry["fingerprints"].setdefault(now, f"{today}, working tree on {head}: python -m experiments.equivalence "
-                                                  f"--record, {len(cases)} case(s) byte-identical to {entry['reference']}")
+            entry["fingerprints"].setdefault(now, f"{today}, working tree on {head}, {cpu_model()}: python -m "
+                                                  f"experiments.equivalence --record, {len(cases)} case(s) "
+                                                  f"byte-identical to {entry['reference']}")
     text = grid.CODE_VERSIONS.read_text()
     header = text[:text.index("\n\n") + 2]  # the comment block above the data is kept as it is
     grid.CODE_VERSIONS.write_text(header + yaml.safe_dump(versions, sort_keys=False, allow_unicode=True, width=200))
