@@ -187,6 +187,23 @@ def test_a_job_trains_only_the_missing_seeds_and_leaves_the_finished_ones_alone(
     assert "train" not in job_counts(snakemake(clone, "-n"))
 
 
+def test_a_job_run_again_with_every_seed_finished_trains_nothing_and_succeeds(smoke, tmp_path):
+    """A workflow stopped after a job's last run finished but before Snakemake saw the job end runs the job
+    again on resume (here forced with --forcerun): no seed is left to train, so it trains none, keeps every
+    run as it is and succeeds (it used to call the algorithm with an empty --seed and fail)."""
+    clone = tmp_path / "clone"
+    shutil.copytree(smoke, clone / "results" / "smoke")
+    job = clone / "results" / "smoke" / "runs" / "ppo_gae_1" / "CartPole-v1"
+    kept = {f: f.read_bytes() for f in job.rglob("*") if f.is_file()}
+    target = "results/smoke/runs/ppo_gae_1/CartPole-v1/seed1/run.json"
+    proc = snakemake(clone, "--cores", "1", "--forcerun", target, target)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc).get("train") == 1
+    assert {f: f.read_bytes() for f in job.rglob("*") if f.is_file()} == kept
+    log = clone / "results" / "smoke" / "logs" / "train" / "ppo_gae_1" / "CartPole-v1.log"
+    assert log.read_text() == "every seed of this job is finished and current: nothing to train\n"
+
+
 def job_counts(proc):
     """Snakemake's 'Job stats' table of a dry run, as {rule: count} ({} when there is nothing to do)."""
     out = proc.stdout + proc.stderr

@@ -39,11 +39,13 @@ rule train:
     shell:
         # run from a scratch directory so MuJoCo's MUJOCO_LOG.TXT never lands in the repository;
         # torch and BLAS get exactly the rule's threads; experiments/job.py stops the run if the
-        # workflow dies; --overwrite: a rerun replaces the old files only once it is complete
-        "(cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "python {params.job:q} python {params.script:q} --env-id {wildcards.env:q} --seed {params.seeds} "
-        "--total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite --compress "
-        "{params.args}) > {log:q} 2>&1 && rm -f {input.stale:q}"
+        # workflow dies; --overwrite: a rerun replaces the old files only once it is complete. No seed to train:
+        # the job was stopped after its last run finished, before Snakemake saw it end; the runs stand as they are
+        "if [ -z '{params.seeds}' ]; then echo 'every seed of this job is finished and current: nothing to train' "
+        "> {log:q}; else (cd {resources.tmpdir} && OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "OPENBLAS_NUM_THREADS={threads} python {params.job:q} python {params.script:q} --env-id {wildcards.env:q} "
+        "--seed {params.seeds} --total-timesteps {params.steps} --threads {threads} --out {params.out:q} --overwrite "
+        "--compress {params.args}) > {log:q} 2>&1; fi && rm -f {input.stale:q}"
 
 
 rule random_policy:
