@@ -337,11 +337,27 @@ def adapt_beta(beta, kl, d_targ):
 
 
 # ---------------------------------------------------------------- several seeds at once
+class SeedsLinear(torch.autograd.Function):
+    """y_k = x_k W_kᵀ + b_k for K seeds at once (x (K, batch, in), W (K, out, in)), its backward written out with
+    g = ∂L/∂y: ∂x_k = g_k W_k, ∂W_k = g_kᵀ x_k, ∂b_k = Σ_batch g_k, in nn.Linear's own operand order. Autograd's
+    batched ∂W_k = (x_kᵀ g_k)ᵀ rounds differently on some CPUs (docs/NOTEBOOK.md); a seed's bits must be its own."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b.unsqueeze(1), x, w.mT)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g.bmm(w) if ctx.needs_input_grad[0] else None, g.mT.bmm(x), g.sum(1)
+
+
 class SeedsMLP(nn.Module):
     """K seeds' copies of one MLP as one: weights (K, out, in), x (K, batch, in) → (K, batch, out). Each seed's
-    numbers are exactly its own MLP's (tests/test_ppo_seeds.py): one batched matmul per layer, but seed by seed
-    for a layer of width 1 (V's head, a 1-D action's mean), which torch computes for one network as a
-    matrix-vector product, whose bits a batched matmul does not reproduce (docs/DESIGN.md §4)."""
+    numbers are exactly its own MLP's (tests/test_ppo_seeds.py): a SeedsLinear per layer, but seed by seed for a
+    layer of width 1 (V's head, a 1-D action's mean), which torch computes for one network as a matrix-vector
+    product, whose bits a batched matmul does not reproduce (docs/DESIGN.md §4)."""
 
     def __init__(self, weights):
         super().__init__()
@@ -349,7 +365,7 @@ class SeedsMLP(nn.Module):
 
     def forward(self, x):
         for i, (w, b) in enumerate(self.weights):
-            x = (torch.baddbmm(b.unsqueeze(1), x, w.mT) if w.shape[1] > 1
+            x = (SeedsLinear.apply(x, w, b) if w.shape[1] > 1
                  else torch.stack([F.linear(x_k, w_k, b_k) for x_k, w_k, b_k in zip(x, w, b)]))
             x = torch.tanh(x) if i < len(self.weights) - 1 else x
         return x
