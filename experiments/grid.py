@@ -333,9 +333,10 @@ def run_fingerprint(meta):
     return meta.get("code_sha256") or meta.get("script_sha256")
 
 
-def code_reason(name, made_by):
+def code_reason(name, made_by, cpu=None):
     """None when code with fingerprint `made_by` computes the same numbers as the current code (both in one
-    entry of code_versions.yaml), else why not."""
+    entry of code_versions.yaml, and on `cpu`, the CPU model that made the run, not told apart by its
+    `differs_on`), else why not."""
     entry = code_versions().get(name)
     now = fingerprint_now(name)
     file = "gradient_noise.py" if name == "gradient_noise" else f"{name}.py with run_contract.py"
@@ -346,12 +347,20 @@ def code_reason(name, made_by):
                 f"{entry.get('reference', 'any earlier code')}: run python -m experiments.equivalence --record")
     if not same_numbers(name, made_by, now):
         return f"made by other code (fingerprint {str(made_by)[:12]}), not shown to compute what {file} computes now"
+    if not same_numbers(name, made_by, now, cpu):
+        return (f"made on an {cpu} by code {str(made_by)[:12]}, which computes other numbers there than {file} "
+                f"now (experiments/code_versions.yaml, differs_on)")
     return None
 
 
-def same_numbers(name, a, b):
-    """Whether code fingerprints a and b compute the same numbers: the same code, or both listed under `name`."""
-    return a == b or {a, b} <= code_versions().get(name, {}).get("fingerprints", {}).keys()
+def same_numbers(name, a, b, cpu=None):
+    """Whether code fingerprints a and b compute the same numbers: the same code, or both listed under `name`
+    and, on CPU model `cpu`, both or neither among those its `differs_on` lists as differing there."""
+    entry = code_versions().get(name, {})
+    if a == b:
+        return True
+    differ = set(entry.get("differs_on", {}).get(cpu, {}).get("fingerprints", ()))
+    return {a, b} <= entry.get("fingerprints", {}).keys() and (a in differ) == (b in differ)
 
 
 def current_args(algo, args):
@@ -377,7 +386,7 @@ def stale_reason(config, scale, run, meta):
             have = repr(recorded[key]) if key in recorded else "no such argument"
             want = repr(expected[key]) if key in expected else "no such argument"
             return f"argument {key}: the run has {have}, the config and code give {want}"
-    return code_reason(algo, run_fingerprint(meta))
+    return code_reason(algo, run_fingerprint(meta), meta.get("cpu"))
 
 
 def _type_ok(field, value):

@@ -33,6 +33,20 @@ def test_a_known_difference_is_read_for_this_cpu_and_the_current_fingerprint_onl
     assert equivalence.known_difference("ppo") is None
 
 
+def test_a_run_made_on_a_cpu_where_its_code_is_known_to_differ_is_stale_there_only(monkeypatch):
+    """A run is current only where its code and the current code compute the same numbers on the CPU model
+    that made it: both listed, and both or neither among the fingerprints differs_on names for that CPU."""
+    versions = {"ppo": {"reference": "r", "fingerprints": {"old": "", "batched": "", "now": ""}, "differs_on": {
+        "CPU A": {"fingerprints": ["batched"], "why": "kernels round differently"}}}}
+    monkeypatch.setattr(grid, "code_versions", lambda: versions)
+    monkeypatch.setattr(grid, "fingerprint_now", lambda name: "now")
+    assert grid.code_reason("ppo", "batched", "CPU A").startswith("made on an CPU A by code batched, which computes other")
+    assert grid.code_reason("ppo", "batched", "CPU B") is None and grid.code_reason("ppo", "old", "CPU A") is None
+    monkeypatch.setattr(grid, "fingerprint_now", lambda name: "batched")  # the differing code is current: then
+    assert grid.code_reason("ppo", "batched", "CPU A") is None  # its own runs are current there, the others not
+    assert grid.code_reason("ppo", "old", "CPU A") is not None and grid.code_reason("ppo", "old", "CPU B") is None
+
+
 def test_every_recorded_difference_names_a_listed_fingerprint_and_its_cause():
     for name, entry in grid.code_versions().items():
         for cpu, known in entry.get("differs_on", {}).items():
