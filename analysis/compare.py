@@ -87,7 +87,7 @@ def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
             shared = meta_a["args"].keys() & meta_b["args"].keys()
             meta_a["args"], meta_b["args"] = ({k: m["args"][k] for k in shared} for m in (meta_a, meta_b))
         made_by = meta_a.pop("fingerprint"), meta_b.pop("fingerprint")
-        if reruns and not grid.same_numbers(meta_a["algo"], *made_by):
+        if reruns and not grid.same_numbers(meta_a["algo"], *made_by, json.loads((a / "run.json").read_text()).get("cpu")):
             found.append(f"{run}/run.json: code {made_by[1][:12]} is not shown to compute what {made_by[0][:12]} computed")
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
                   for key in meta_a if meta_a[key] != meta_b[key] and key not in ignored]

@@ -46,8 +46,8 @@ def code_text(runs):
     shown to compute what this checkout's code computes (experiments/code_versions.yaml); commits only say when."""
     files = []
     for (algo, sha), group in runs.groupby(["algo", "code_sha256"]):
-        other = (" the same numbers as this checkout's" if grid.code_reason(algo, sha) is None
-                 else " not shown to compute this checkout's numbers")
+        same = all(grid.code_reason(algo, sha, cpu) is None for cpu in group.cpu.unique())  # on the CPUs that made them
+        other = " the same numbers as this checkout's" if same else " not shown to compute this checkout's numbers"
         files.append(f"{algo}.py {sha[:12]} ({runs_count(len(group))},{other})")
     dirty = int(runs.git_dirty.eq(True).sum())  # None: not recorded
     dirty_text = f", {runs_count(dirty)} from a working tree with uncommitted changes" if dirty else ""

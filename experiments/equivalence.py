@@ -195,6 +195,9 @@ def main(argv=None):
     parser.add_argument("--record", action="store_true", help="record the current fingerprints if every case is identical")
     args = parser.parse_args(argv)
     results = check()
+    for name in {CASES[case][0] if case in CASES else case for case, (ok, _) in results.items() if not ok}:
+        if known := known_difference(name):
+            print(f"{name}: differs on {cpu_model()}, as experiments/code_versions.yaml records (differs_on): {known}")
     if not all(ok for ok, _ in results.values()):
         sys.exit("error: some numbers changed; nothing recorded (a change that alters numbers makes its runs stale)")
     if args.record:

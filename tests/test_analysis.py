@@ -971,7 +971,7 @@ def test_the_report_names_the_code_by_fingerprint_and_flags_code_not_shown_to_co
     runs = pd.DataFrame({"algo": ["ppo", "ppo", "ppo", "vpg"],
                          "code_sha256": [ppo_now, ppo_then, "f" * 64, "c" * 64],  # "f"*64 sorts last
                          "git_commit": ["1" * 40, "2" * 40, "2" * 40, "3" * 40],
-                         "git_dirty": [False, None, True, False]})
+                         "git_dirty": [False, None, True, False], "cpu": ["Intel(R) Xeon(R) Processor"] * 4})
     same, other = "the same numbers as this checkout's", "not shown to compute this checkout's numbers"
     first, second = sorted([ppo_now, ppo_then])
     assert code_text(runs) == (f"Code: by fingerprint (`experiments/code_versions.yaml`), ppo.py {first[:12]} (1 run, "
@@ -979,6 +979,10 @@ def test_the_report_names_the_code_by_fingerprint_and_flags_code_not_shown_to_co
                                f"vpg.py cccccccccccc (1 run, {other}); the runs were started at 3 git commit(s) "
                                f"(run.json's `git_commit`), 1 run from a working tree with uncommitted changes.")
     assert code_text(runs.assign(git_dirty=False)).endswith("(run.json's `git_commit`).")
+    # code known to compute other numbers on the CPU model that made its runs (code_versions.yaml, differs_on)
+    (cpu, known), = grid.code_versions()["ppo"]["differs_on"].items()
+    batched = runs.iloc[:1].assign(code_sha256=known["fingerprints"][0])
+    assert f"(1 run, {same})" in code_text(batched) and f"(1 run, {other})" in code_text(batched.assign(cpu=cpu))
 
 
 def test_late_per_run_takes_each_runs_own_late_iterations():

@@ -47,6 +47,19 @@ def test_a_run_made_on_a_cpu_where_its_code_is_known_to_differ_is_stale_there_on
     assert grid.code_reason("ppo", "old", "CPU A") is not None and grid.code_reason("ppo", "old", "CPU B") is None
 
 
+def test_the_command_names_a_known_difference_and_records_nothing(monkeypatch, capsys):
+    ppo_case = next(c for c, (algo, _) in equivalence.CASES.items() if algo == "ppo")
+    monkeypatch.setattr(equivalence, "check", lambda: {ppo_case: (False, "progress.csv differs from row 2"),
+                                                       "gradient_noise": (True, "identical")})
+    monkeypatch.setattr(equivalence, "known_difference", lambda name: "kernels round differently" if name == "ppo" else None)
+    monkeypatch.setattr(equivalence, "record", lambda results: pytest.fail("recorded a difference"))
+    with pytest.raises(SystemExit, match="some numbers changed; nothing recorded"):
+        equivalence.main(["--record"])
+    out = capsys.readouterr().out
+    assert f"ppo: differs on {equivalence.cpu_model()}, as experiments/code_versions.yaml records" in out
+    assert out.rstrip().endswith("kernels round differently")
+
+
 def test_every_recorded_difference_names_a_listed_fingerprint_and_its_cause():
     for name, entry in grid.code_versions().items():
         for cpu, known in entry.get("differs_on", {}).items():
