@@ -14,7 +14,7 @@ def test_the_current_code_computes_the_reference_commits_numbers(case, tmp_path)
     known = equivalence.known_difference(equivalence.CASES[case][0])
     if known and not identical:  # recorded in code_versions.yaml (differs_on) for this CPU model, with the cause
         pytest.xfail(f"{case}: {why} on {equivalence.cpu_model()}, as recorded: {known}")
-    assert identical, f"{case}: {why}"
+    assert identical, f"{case}: {why} on {equivalence.cpu_model()}"
 
 
 def test_a_known_difference_is_read_for_this_cpu_and_the_current_fingerprint_only(monkeypatch):
