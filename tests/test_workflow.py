@@ -335,6 +335,9 @@ def test_a_failed_rerun_leaves_the_run_another_writer_published(tmp_path):
     log = (tmp_path / "results/smoke/logs/train/ppo_gae_1/CartPole-v1.log").read_text()
     assert f"is in use by another run (pid {os.getpid()})" in log
     assert {f.name: f.read_bytes() for f in run_dir.iterdir()} == before
+    # and the run is still stale for the next plan: Snakemake records a failed job's input checksums too, so a
+    # marker written again with the same bytes would pass for one already seen, and the rerun would never come
+    assert job_counts(snakemake(tmp_path, "-n", target, overrides=[override])).get("train") == 1
 
 
 def processes_mentioning(text):

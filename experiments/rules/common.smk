@@ -6,6 +6,7 @@ import os
 import pathlib
 import re
 import sys
+import time
 
 sys.path.insert(0, workflow.basedir)
 from experiments import grid, repack
@@ -153,12 +154,16 @@ def stale_why(wildcards, seed):
 
 def write_marker(marker, why):
     """For a stale output, a file written now that says why: newer than the outputs, it makes the job
-    rerun by modification time, which needs no .snakemake/ metadata. [] for a fresh one (why is None)."""
+    rerun by modification time, which needs no .snakemake/ metadata. [] for a fresh one (why is None).
+    Its bytes are new at each write (the time, in ns): Snakemake ignores a newer input whose checksum it has
+    recorded for the outputs, and it records one even for a rerun that failed and whose outputs it put back
+    (update()); a marker with the same bytes would then hide the stale run from every later plan."""
     if why is None:
         return []
     os.makedirs(os.path.dirname(marker), exist_ok=True)
     with open(marker, "w") as f:
         print(why, file=f)
+        print(f"(marked {time.time_ns()})", file=f)
     return marker
 
 
