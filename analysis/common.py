@@ -1,6 +1,7 @@
 """What every experiment's analysis shares (docs/DESIGN.md §6-7): the runs and scores of one experiment (Data),
 per-cell means with their intervals, learning curves, the orderings a reading states, and where the files go.
 Each experiment's own table, figure and reading live in analysis/<experiment>.py."""
+import os
 import pathlib
 
 import matplotlib
@@ -205,11 +206,28 @@ def update_measures(progress, planned):
 
 
 def save_figure(fig, stem, **kwargs):
-    """stem.png and stem.pdf, then close the figure. The PDF gets no creation date, so the same runs
-    give the same bytes (the PNG has none by default)."""
-    fig.savefig(stem.parent / f"{stem.name}.png", dpi=130, **kwargs)
-    fig.savefig(stem.parent / f"{stem.name}.pdf", dpi=130, metadata={"CreationDate": None}, **kwargs)
+    """stem.png and stem.pdf, written unpublished (publish() puts them in place); close the figure and return
+    the two paths. The PDF gets no creation date, so the same runs give the same bytes (the PNG has none by
+    default)."""
+    png, pdf = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"
+    fig.savefig(unpublished(png), format="png", dpi=130, **kwargs)
+    fig.savefig(unpublished(pdf), format="pdf", dpi=130, metadata={"CreationDate": None}, **kwargs)
     plt.close(fig)
+    return png, pdf
+
+
+def unpublished(path):
+    """Where an output is written before publish() moves it into place."""
+    return path.with_name(path.name + ".partial")
+
+
+def publish(*paths):
+    """Move each output's unpublished file into place, once all of them are written: a crashed or killed analysis
+    leaves .partial files (ignored by git) beside its old outputs, never a half-written file that looks complete.
+    Snakemake deletes a job's outputs before it runs it and, with keep-incomplete (profiles/), takes whatever
+    a failed job left for finished, so a failed analysis job leaves its outputs missing, and it runs again."""
+    for path in paths:
+        os.replace(unpublished(path), path)
 
 
 def output_dir(scale_dir, subset=None):

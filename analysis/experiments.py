@@ -15,7 +15,7 @@ import importlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.common import Data, add_grid_flags, output_dir, save_figure, scoped
+from analysis.common import Data, add_grid_flags, output_dir, publish, save_figure, scoped, unpublished
 from analysis.load import GridStatus, RunContractError
 from experiments import grid
 
@@ -32,28 +32,29 @@ def build(scale_dir, config, scale, experiment, partial=False, allow_stale=False
     config, out = scoped(config, scale, subset), output_dir(scale_dir, subset)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    csv, md = out / "tables" / f"{experiment}.csv", out / "tables" / f"{experiment}.md"
     status = GridStatus(scale_dir, config, scale, [experiment]).check(partial, allow_stale)
     if not status.found():
-        pd.DataFrame(columns=["variant", "env"]).to_csv(out / "tables" / f"{experiment}.csv", index=False)
-        (out / "tables" / f"{experiment}.md").write_text(f"No runs yet: none of the {len(status.planned)} planned "
-                                                          "runs of this experiment is finished.\n")
+        pd.DataFrame(columns=["variant", "env"]).to_csv(unpublished(csv), index=False)
+        unpublished(md).write_text(f"No runs yet: none of the {len(status.planned)} planned runs of this "
+                                   "experiment is finished.\n")
         fig, ax = plt.subplots(figsize=(6, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{experiment} ({scale} scale): no runs yet", ha="center", va="center")
-        save_figure(fig, out / "figures" / experiment)
+        publish(csv, md, *save_figure(fig, out / "figures" / experiment))
         return None
     data = Data(scale_dir, config, scale, experiment, status)
     table, wide, fig = module(experiment).table(data)
-    table.to_csv(out / "tables" / f"{experiment}.csv", index=False)
+    table.to_csv(unpublished(csv), index=False)
     frames = wide if isinstance(wide, list) else [wide]  # a builder may split its table in several
     markdown = "\n\n".join(f.to_markdown() for f in frames) + (f"\n\n{data.note}" if getattr(data, "note", "") else "")
     markdown += "".join(f"\n\n{line}" for line in data.status.lines())
     markdown += "\n\n" + per_seed_scores(data)
-    (out / "tables" / f"{experiment}.md").write_text(markdown + "\n")
+    unpublished(md).write_text(markdown + "\n")
     partial = (f"; partial: {len(status.found())} of {len(status.planned)} planned runs" if status.missing else "")
     fig.suptitle(f"{experiment} ({scale} scale{f', {subset}' if subset else ''}{partial})", y=1.0,
                  fontsize=7)  # a figure seen alone says what it is, and that it is partial
-    save_figure(fig, out / "figures" / experiment, bbox_inches="tight")
+    publish(csv, md, *save_figure(fig, out / "figures" / experiment, bbox_inches="tight"))
     return data
 
 

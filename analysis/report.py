@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from analysis import stats
-from analysis.common import INTERVALS, add_grid_flags, output_dir, scoped
+from analysis.common import INTERVALS, add_grid_flags, output_dir, publish, scoped, unpublished
 from analysis.discussions import discussion
 from analysis.experiments import module
 from analysis.load import GridStatus, RunContractError, load_random, load_runs
@@ -196,7 +196,8 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
         "this scale, often at other step budgets: compare orderings, not decimals.",
         "- Table 1's absolute values are not reproducible: the paper does not publish its per-env random and best "
         "anchors; our normalisation uses our own.", ""]
-    (out / "REPORT.md").write_text("\n".join(parts))
+    unpublished(out / "REPORT.md").write_text("\n".join(parts))
+    publish(out / "REPORT.md")
 
 
 def subset_summaries(scale_dir, config, scale, runs, progress, scores):

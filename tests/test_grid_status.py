@@ -3,6 +3,7 @@ algorithm file) stop it unless asked for a partial or flagged report, which then
 fail in one line on bad input; a repeated config key is refused; config edits touch one scale."""
 import copy
 import json
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,32 @@ def test_a_missing_run_stops_the_analysis_unless_partial_and_is_then_reported(ti
     analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True)
     markdown = (scale_dir / "tables" / "ppo_objectives.md").read_text()
     assert "missing run" in markdown and "nan" not in markdown  # a cell without runs says so
+
+
+def test_an_analysis_that_fails_while_writing_leaves_its_old_outputs_whole(tiny, tmp_path, monkeypatch):
+    """Every output is written beside its place and moved there once all are written: a failure half-way
+    through the last one (the figure's PDF, here a full disk) leaves the outputs of the last good analysis,
+    byte for byte, and no output that looks complete (Snakemake, with keep-incomplete, would take it for one)."""
+    import matplotlib.figure
+    config, scale_dir = tiny
+    scale_dir = copy_of(scale_dir, tmp_path)
+    analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives")
+    outputs = [scale_dir / "tables" / "ppo_objectives.csv", scale_dir / "tables" / "ppo_objectives.md",
+               scale_dir / "figures" / "ppo_objectives.png", scale_dir / "figures" / "ppo_objectives.pdf"]
+    before = [p.read_bytes() for p in outputs]
+    shutil.rmtree(scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed2")  # the next analysis differs
+    savefig = matplotlib.figure.Figure.savefig
+
+    def disk_full_in_the_pdf(fig, fname, **kwargs):
+        if kwargs.get("format", pathlib.Path(fname).suffix[1:]) != "pdf":
+            return savefig(fig, fname, **kwargs)
+        pathlib.Path(fname).write_bytes(b"%PDF-1.4 half")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full_in_the_pdf)
+    with pytest.raises(OSError, match="No space left"):
+        analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True)
+    assert [p.read_bytes() for p in outputs] == before
+    assert "1 of the 4 planned runs are missing" in (scale_dir / "tables" / "ppo_objectives.md.partial").read_text()
 
 
 def test_the_missing_runs_are_summarised_per_variant_so_a_mostly_missing_grid_stays_readable():
