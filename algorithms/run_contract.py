@@ -712,10 +712,19 @@ def versions():
             "gymnasium": gymnasium.__version__, "mujoco": mujoco_version}
 
 
+def cpu_model():
+    """This machine's CPU model (run.json's `cpu`): /proc/cpuinfo's model name, else platform.processor()."""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+        if model:
+            return model
+    return platform.processor()
+
+
 def run_metadata(algo, args, code, start, end, steps_trained):
     import torch
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = cpu_model()
     return {"algo": algo, "args": dataclasses.asdict(args), "seed": args.seed, "steps_trained": steps_trained,
             "versions": versions(), **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
             "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),

@@ -34,6 +34,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+import run_contract
 import torch
 
 from experiments import grid
@@ -57,10 +58,7 @@ print("SPS", steps / (time.perf_counter() - start))
 
 
 def machine():
-    cpu = platform.processor()
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, 1 thread"
+    return f"{run_contract.cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, 1 thread"
 
 
 def env_alone_sps(env_id, steps, seed=0):

@@ -36,6 +36,7 @@ import tempfile
 import gymnasium as gym
 import run_contract
 import yaml
+from run_contract import cpu_model
 
 from experiments import grid
 
@@ -155,14 +156,6 @@ def check():
         results["gradient_noise"] = run_gradient_noise(scratch)
         print(f"{'same' if results['gradient_noise'][0] else 'DIFFERENT':9s} gradient_noise: {results['gradient_noise'][1]}")
     return results
-
-
-def cpu_model():
-    """This machine's CPU model, as run.json's `cpu` names it."""
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    return ""
 
 
 def known_difference(name):
