@@ -1,6 +1,7 @@
 """Off the happy path: one line, never a traceback, for every way a user can get input wrong; nothing
 run from data (docs/DESIGN.md §3, §9)."""
 import errno
+import pathlib
 import signal
 import subprocess
 import sys
@@ -44,7 +45,12 @@ def test_a_full_disk_is_one_line_and_publishes_nothing(tmp_path, capsys, monkeyp
 def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path):
     proc = subprocess.Popen([sys.executable, str(ROOT / "algorithms" / "trpo.py"), "--env-id", "CartPole-v1",
                              "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)  # inside the imports of torch and gymnasium
+    # inside the imports of torch and gymnasium: once torch's library is mapped (a fixed sleep can end before
+    # Python has run the script's first line on a loaded machine, where no handler of ours can be in place)
+    maps, deadline = pathlib.Path(f"/proc/{proc.pid}/maps"), time.time() + 60
+    while "libtorch" not in maps.read_text():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=120)[1].strip()
     assert proc.returncode == 130 and len(err.splitlines()) == 1 and err.startswith("interrupted"), err
