@@ -724,9 +724,9 @@ def cpu_model():
 
 def run_metadata(algo, args, code, start, end, steps_trained):
     import torch
-    cpu = cpu_model()
     return {"algo": algo, "args": dataclasses.asdict(args), "seed": args.seed, "steps_trained": steps_trained,
-            "versions": versions(), **code, "threads": torch.get_num_threads(), "cpu": cpu, "hostname": platform.node(),
+            "versions": versions(), **code, "threads": torch.get_num_threads(), "cpu": cpu_model(),
+            "hostname": platform.node(),
             "start_time": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).isoformat(),
             "end_time": datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(),
             "walltime_s": end - start, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

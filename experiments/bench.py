@@ -58,7 +58,8 @@ print("SPS", steps / (time.perf_counter() - start))
 
 
 def machine():
-    return f"{run_contract.cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, 1 thread"
+    return (f"{run_contract.cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, 1 thread")
 
 
 def env_alone_sps(env_id, steps, seed=0):

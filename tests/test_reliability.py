@@ -49,7 +49,7 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path):
     # Python has run the script's first line on a loaded machine, where no handler of ours can be in place)
     maps, deadline = pathlib.Path(f"/proc/{proc.pid}/maps"), time.time() + 60
     while "libtorch" not in maps.read_text():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        assert proc.poll() is None and time.time() < deadline, "trpo.py ended, or never reached `import torch`"
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=120)[1].strip()
