@@ -67,8 +67,14 @@ def per_seed_scores(data):
     seeds = sorted(scores.seed.unique())
     wide = cells.text.unstack("env").reindex(index=[v for v in data.variants if v in set(scores.variant)],
                                              columns=[e for e in data.envs if e in set(scores.env)])
-    short = cells[cells.seeds != ", ".join(map(str, seeds))]
-    note = "".join(f"\n\n{v} on {e}: seeds {c.seeds} only." for (v, e), c in short.iterrows())
+    short = cells[cells.seeds != ", ".join(map(str, seeds))].reset_index()
+    note = ""
+    for seeds_held, group in short.groupby("seeds", sort=False):  # one line per set of seeds, not one per cell
+        envs = group.groupby("variant", sort=False).env.agg(list).reindex(
+            [v for v in data.variants if v in set(group.variant)])
+        held = "; ".join(f"{v} on {'every env' if len(e) == len(wide.columns) else ', '.join(sorted(e, key=data.envs.index))}"
+                         for v, e in envs.items())
+        note += f"\n\n{'Seeds' if ',' in seeds_held else 'Seed'} {seeds_held} only: {held}."
     return (f"<details><summary>Final score of every run (seeds {', '.join(map(str, seeds))}, in that order)</summary>"
             f"\n\n{wide.fillna('').to_markdown()}{note}\n\n</details>")
 

@@ -7,7 +7,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import types
 
+import pandas as pd
 import pytest
 
 from analysis import experiments as analysis_experiments
@@ -99,6 +101,19 @@ def test_the_missing_runs_are_summarised_per_variant_so_a_mostly_missing_grid_st
     status.noise_missing, status.noise_stale = [], []
     assert status.lines() == ["**Partial:** 10 of the 12 planned runs are missing: a (all 6 runs); "
                               "b: E1 (all seeds), E2 seed 2."]
+
+
+def test_the_per_seed_scores_say_once_per_set_of_seeds_which_cells_hold_fewer():
+    """The paper report listed 77 cells one line each ("ppo1_none on Hopper-v5: seeds 1, 2, 3 only.")."""
+    scores = pd.DataFrame([dict(variant=v, env=e, seed=s, score=s * 1.0) for v in "abc" for e in ("E1", "E2")
+                           for s in range(1, 11) if v == "a" or (s <= 3 and (v, e, s > 1) != ("c", "E2", True))])
+    data = types.SimpleNamespace(scores=scores, variants=["c", "a", "b"], envs=["E2", "E1"])
+    text = analysis_experiments.per_seed_scores(data)
+    rows = [[cell.strip() for cell in line.split("|")[1:4]] for line in text.splitlines() if line.startswith("| ")]
+    ten, three = " / ".join(f"{s:.1f}" for s in range(1, 11)), "1.0 / 2.0 / 3.0"
+    assert rows[1:] == [["c", "1.0", three], ["a", ten, ten], ["b", three, three]]  # envs in the config's order
+    notes = [line for line in text.splitlines() if " only: " in line]
+    assert notes == ["Seeds 1, 2, 3 only: c on E1; b on every env.", "Seed 1 only: c on E2."]
 
 
 def test_a_stale_argument_or_algorithm_file_stops_the_analysis_naming_the_run_and_key(tiny, tmp_path):
