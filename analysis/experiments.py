@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.common import Data, add_grid_flags, output_dir, publish, save_figure, scoped, unpublished
-from analysis.load import GridStatus, RunContractError
+from analysis.load import GridStatus, RunContractError, seed_list
 from experiments import grid
 
 
@@ -69,12 +69,11 @@ def per_seed_scores(data):
                                              columns=[e for e in data.envs if e in set(scores.env)])
     short = cells[cells.seeds != ", ".join(map(str, seeds))].reset_index()
     note = ""
-    for seeds_held, group in short.groupby("seeds", sort=False):  # one line per set of seeds, not one per cell
-        envs = group.groupby("variant", sort=False).env.agg(list).reindex(
-            [v for v in data.variants if v in set(group.variant)])
-        held = "; ".join(f"{v} on {'every env' if len(e) == len(wide.columns) else ', '.join(sorted(e, key=data.envs.index))}"
-                         for v, e in envs.items())
-        note += f"\n\n{'Seeds' if ',' in seeds_held else 'Seed'} {seeds_held} only: {held}."
+    for held, group in short.groupby("seeds", sort=False):  # one line per set of seeds, not one per cell
+        envs = group.groupby("variant").env.agg(lambda e: sorted(e, key=data.envs.index))
+        where = "; ".join(f"{v} on {'every env' if len(envs[v]) == len(wide.columns) > 1 else ', '.join(envs[v])}"
+                          for v in data.variants if v in envs)
+        note += f"\n\n{seed_list(map(int, held.split(', '))).capitalize()} only: {where}."
     return (f"<details><summary>Final score of every run (seeds {', '.join(map(str, seeds))}, in that order)</summary>"
             f"\n\n{wide.fillna('').to_markdown()}{note}\n\n</details>")
 

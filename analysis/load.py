@@ -262,6 +262,18 @@ def load_random(scale_dir, envs=None):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["env"] + RANDOM_COLUMNS)
 
 
+def seed_list(seeds):
+    """'seed 2', 'seeds 1, 3', 'seeds 4-10': runs of three or more consecutive seeds as a range."""
+    seeds, parts = sorted(seeds), []
+    for seed in seeds:
+        if parts and seed == parts[-1][1] + 1:
+            parts[-1][1] = seed
+        else:
+            parts.append([seed, seed])
+    text = ", ".join(f"{a}-{b}" if b - a >= 2 else ", ".join(map(str, range(a, b + 1))) for a, b in parts)
+    return f"seed{'s' if len(seeds) > 1 else ''} {text}"
+
+
 class GridStatus:
     """The planned runs of some experiments of a scale, against the runs under scale_dir:
     `missing` (planned, no finished run) and `stale` ((run, reason): made with other arguments or
@@ -345,8 +357,9 @@ class GridStatus:
         return "; ".join(f"{n} {noun}: {why}" for why, n in counts.items())
 
     def _missing_by_variant(self):
-        """One phrase per variant, short enough for a grid that is mostly missing: 'v (all 21 runs)',
-        or 'v: Hopper-v5 (all seeds), Walker2d-v5 seeds 1, 3'."""
+        """One phrase per variant, short enough for a grid that is mostly missing: 'v (all 21 runs)', or
+        'v: seeds 4-10 on every env', or 'v: every seed on Hopper-v5, seeds 1, 3 on Walker2d-v5' (envs that miss
+        the same seeds named together)."""
         planned, missing = {}, {}
         for r in self.planned:
             planned.setdefault(r.variant, {}).setdefault(r.env, []).append(r.seed)
@@ -358,10 +371,13 @@ class GridStatus:
             if n == sum(map(len, planned[variant].values())):
                 phrases.append(f"{variant} (all {n} runs)")
                 continue
-            cells = [f"{env} (all seeds)" if len(seeds) == len(planned[variant][env]) and len(seeds) > 1 else
-                     f"{env} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))}"
-                     for env, seeds in envs.items()]
-            phrases.append(f"{variant}: {', '.join(cells)}")
+            by_seeds = {}  # the envs missing each set of seeds, in the order they come
+            for env, seeds in envs.items():
+                whole = len(seeds) == len(planned[variant][env]) and len(seeds) > 1
+                by_seeds.setdefault("every seed" if whole else seed_list(seeds), []).append(env)
+            phrases.append(f"{variant}: " + ", ".join(
+                f"{seeds} on {'every env' if len(group) == len(planned[variant]) > 1 else ' and '.join(group)}"
+                for seeds, group in by_seeds.items()))
         return phrases
 
     def found(self):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import experiments as analysis_experiments
-from analysis.load import GridStatus, RunContractError
+from analysis.load import GridStatus, RunContractError, seed_list
 from conftest import ROOT, load_algorithm
 from experiments import grid
 
@@ -59,7 +59,7 @@ def test_a_missing_run_stops_the_analysis_unless_partial_and_is_then_reported(ti
     analysis_experiments.build(scale_dir, config, "smoke", "ppo_objectives", partial=True)
     markdown = (scale_dir / "tables" / "ppo_objectives.md").read_text()
     assert "(1 of 2 seeds)" in markdown  # in the cell
-    assert "**Partial:** 1 of the 4 planned runs are missing: ppo1_clip_0.2: CartPole-v1 seed 2." in markdown
+    assert "**Partial:** 1 of the 4 planned runs are missing: ppo1_clip_0.2: seed 2 on CartPole-v1." in markdown
     shutil.rmtree(scale_dir / "runs" / "ppo1_clip_0.2" / "CartPole-v1" / "seed1")
     status = GridStatus(scale_dir, config, "smoke", ["ppo_objectives"])
     assert status.lines() == ["**Partial:** 2 of the 4 planned runs are missing: ppo1_clip_0.2 (all 2 runs)."]
@@ -100,7 +100,13 @@ def test_the_missing_runs_are_summarised_per_variant_so_a_mostly_missing_grid_st
     status.missing, status.stale = [r for r in status.planned if r.variant == "a" or r.env == "E1" or r.seed == 2], []
     status.noise_missing, status.noise_stale = [], []
     assert status.lines() == ["**Partial:** 10 of the 12 planned runs are missing: a (all 6 runs); "
-                              "b: E1 (all seeds), E2 seed 2."]
+                              "b: every seed on E1, seed 2 on E2."]
+    # the paper grid's usual case: the same new seeds missing on every env, named once
+    status.planned = [grid.Run(v, e, s) for v in ("a", "b") for e in ("E1", "E2", "E3") for s in range(1, 11)]
+    status.missing = [r for r in status.planned if r.seed >= 4 and (r.variant == "a" or r.env != "E2" or r.seed == 9)]
+    assert status.lines() == ["**Partial:** 36 of the 60 planned runs are missing: a: seeds 4-10 on every env; "
+                              "b: seeds 4-10 on E1 and E3, seed 9 on E2."]
+    assert [seed_list(s) for s in ([2], [3, 1], [1, 2, 4, 5, 6, 9])] == ["seed 2", "seeds 1, 3", "seeds 1, 2, 4-6, 9"]
 
 
 def test_the_per_seed_scores_say_once_per_set_of_seeds_which_cells_hold_fewer():
@@ -113,7 +119,7 @@ def test_the_per_seed_scores_say_once_per_set_of_seeds_which_cells_hold_fewer():
     ten, three = " / ".join(f"{s:.1f}" for s in range(1, 11)), "1.0 / 2.0 / 3.0"
     assert rows[1:] == [["c", "1.0", three], ["a", ten, ten], ["b", three, three]]  # envs in the config's order
     notes = [line for line in text.splitlines() if " only: " in line]
-    assert notes == ["Seeds 1, 2, 3 only: c on E1; b on every env.", "Seed 1 only: c on E2."]
+    assert notes == ["Seeds 1-3 only: c on E1; b on every env.", "Seed 1 only: c on E2."]
 
 
 def test_a_stale_argument_or_algorithm_file_stops_the_analysis_naming_the_run_and_key(tiny, tmp_path):
