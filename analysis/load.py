@@ -274,6 +274,25 @@ def seed_list(seeds):
     return f"seed{'s' if len(seeds) > 1 else ''} {text}"
 
 
+def seeds_on_envs(missing, planned):
+    """'seeds 4-10 on every env', 'every seed on Hopper-v5 and seed 2 on Ant-v5, Swimmer-v5': the missing seeds
+    {env: [seed]} against the planned ones, envs that miss the same seeds named together."""
+    by_seeds = {}  # the envs missing each set of seeds, in the order they come
+    for env, seeds in missing.items():
+        whole = len(seeds) == len(planned[env]) and len(seeds) > 1
+        by_seeds.setdefault("every seed" if whole else seed_list(seeds), []).append(env)
+    return " and ".join(f"{seeds} on {'every env' if len(envs) == len(planned) > 1 else ', '.join(envs)}"
+                       for seeds, envs in by_seeds.items())
+
+
+def by_env(pairs):
+    """{env: [seed]} of (env, seed) pairs, in their order."""
+    out = {}
+    for env, seed in pairs:
+        out.setdefault(env, []).append(seed)
+    return out
+
+
 class GridStatus:
     """The planned runs of some experiments of a scale, against the runs under scale_dir:
     `missing` (planned, no finished run) and `stale` ((run, reason): made with other arguments or
@@ -342,8 +361,8 @@ class GridStatus:
                        + self._by_reason(self.stale, "runs") + ".")
         if self.noise_missing:
             out.append(f"**Partial (gradient noise):** {len(self.noise_missing)} of the {len(self.noise_planned)} "
-                       "measurements are missing: " + ", ".join(f"{env} seed {seed}" for env, seed in self.noise_missing)
-                       + ".")
+                       "measurements are missing: " + seeds_on_envs(*(by_env(pairs) for pairs in (self.noise_missing,
+                                                                                      self.noise_planned))) + ".")
         if self.noise_stale:
             out.append(f"**Stale (gradient noise):** {len(self.noise_stale)} of the measurements were made with other "
                        "arguments or code than the config and the current code would use (`snakemake` remakes them): "
@@ -358,8 +377,7 @@ class GridStatus:
 
     def _missing_by_variant(self):
         """One phrase per variant, short enough for a grid that is mostly missing: 'v (all 21 runs)', or
-        'v: seeds 4-10 on every env', or 'v: every seed on Hopper-v5, seeds 1, 3 on Walker2d-v5' (envs that miss
-        the same seeds named together)."""
+        'v: seeds 4-10 on every env', or 'v: every seed on Hopper-v5 and seeds 1, 3 on Walker2d-v5'."""
         planned, missing = {}, {}
         for r in self.planned:
             planned.setdefault(r.variant, {}).setdefault(r.env, []).append(r.seed)
@@ -368,16 +386,8 @@ class GridStatus:
         phrases = []
         for variant, envs in missing.items():
             n = sum(map(len, envs.values()))
-            if n == sum(map(len, planned[variant].values())):
-                phrases.append(f"{variant} (all {n} runs)")
-                continue
-            by_seeds = {}  # the envs missing each set of seeds, in the order they come
-            for env, seeds in envs.items():
-                whole = len(seeds) == len(planned[variant][env]) and len(seeds) > 1
-                by_seeds.setdefault("every seed" if whole else seed_list(seeds), []).append(env)
-            phrases.append(f"{variant}: " + ", ".join(
-                f"{seeds} on {'every env' if len(group) == len(planned[variant]) > 1 else ' and '.join(group)}"
-                for seeds, group in by_seeds.items()))
+            whole = n == sum(map(len, planned[variant].values()))
+            phrases.append(f"{variant} (all {n} runs)" if whole else f"{variant}: {seeds_on_envs(envs, planned[variant])}")
         return phrases
 
     def found(self):

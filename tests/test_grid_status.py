@@ -100,12 +100,16 @@ def test_the_missing_runs_are_summarised_per_variant_so_a_mostly_missing_grid_st
     status.missing, status.stale = [r for r in status.planned if r.variant == "a" or r.env == "E1" or r.seed == 2], []
     status.noise_missing, status.noise_stale = [], []
     assert status.lines() == ["**Partial:** 10 of the 12 planned runs are missing: a (all 6 runs); "
-                              "b: every seed on E1, seed 2 on E2."]
+                              "b: every seed on E1 and seed 2 on E2."]
     # the paper grid's usual case: the same new seeds missing on every env, named once
     status.planned = [grid.Run(v, e, s) for v in ("a", "b") for e in ("E1", "E2", "E3") for s in range(1, 11)]
     status.missing = [r for r in status.planned if r.seed >= 4 and (r.variant == "a" or r.env != "E2" or r.seed == 9)]
     assert status.lines() == ["**Partial:** 36 of the 60 planned runs are missing: a: seeds 4-10 on every env; "
-                              "b: seeds 4-10 on E1 and E3, seed 9 on E2."]
+                              "b: seeds 4-10 on E1, E3 and seed 9 on E2."]
+    status.missing, status.noise_planned = [], [(e, s) for e in ("E1", "E2", "E3") for s in range(1, 11)]
+    status.noise_missing = [(e, s) for e, s in status.noise_planned if e == "E3" or s >= 4]
+    assert status.lines() == ["**Partial (gradient noise):** 24 of the 30 measurements are missing: seeds 4-10 on "
+                              "E1, E2 and every seed on E3."]
     assert [seed_list(s) for s in ([2], [3, 1], [1, 2, 4, 5, 6, 9])] == ["seed 2", "seeds 1, 3", "seeds 1, 2, 4-6, 9"]
 
 
