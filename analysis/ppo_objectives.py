@@ -63,6 +63,8 @@ RHO_COLUMNS = ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS + tuple(
 
 DRAW_COLUMNS = ("draw_rho", "draw_rho_low", "draw_rho_high", "draw_paper_rho", "draw_paper_below", "draws")
 DRAW_COLUMNS += tuple(c + "_without_none" for c in DRAW_COLUMNS)  # only in a table that measured them (6+ seeds)
+PAPER_RERUN_COLUMNS = ("paper_rerun_rho", "paper_rerun_rho_min", "paper_rerun_rho_max")  # our grid against a
+PAPER_RERUN_COLUMNS += tuple(c + "_without_none" for c in PAPER_RERUN_COLUMNS)  # 3-seed one: only with other seeds
 PAPER_SEEDS = 3  # Schulman et al. 2017, §6.1: each setting on 7 environments with 3 random seeds
 
 MIN_SETTINGS_FOR_RHO = 4  # fewer settings (a partial grid) give a rank correlation that means nothing; and all on the same envs
@@ -148,6 +150,9 @@ def objectives_one_regime(data, regime, paper):
             for name, r in (("rerun_rho", np.mean(pairs)), ("rerun_rho_min", min(pairs)),
                             ("rerun_rho_max", max(pairs))):
                 table[name + suffix] = stats.predicted_agreement(r, seeds, seeds)
+                if seeds != PAPER_SEEDS:  # ρ with the paper sets our grid against one of the paper's 3 seeds
+                    table[name.replace("rerun", "paper_rerun") + suffix] = stats.predicted_agreement(r, seeds,
+                                                                                                     PAPER_SEEDS)
             if held_out:  # the model's check: one seed against the others, observed and predicted
                 table["held_out_rho" + suffix] = np.mean(held_out)
                 table["held_out_rho_predicted" + suffix] = stats.predicted_agreement(np.mean(pairs), 1, seeds - 1)
@@ -374,6 +379,17 @@ def table_ppo_objectives(data):
     return table, [*wide, per_env], fig
 
 
+def paper_rerun_text(r, suffix=""):
+    """'; ours and a 3-seed grid drawn like ours, as the paper's was, at about ρ …' (Spearman–Brown for our k
+    seeds and 3, stats.predicted_agreement), or '' where ours has the paper's 3 seeds (a rerun of ours is that)."""
+    r = r.reindex(r.index.union(PAPER_RERUN_COLUMNS))
+    if pd.isna(r["paper_rerun_rho" + suffix]):
+        return ""
+    return (f"; ours and a {PAPER_SEEDS}-seed grid drawn like ours, as the paper's was, at about ρ "
+            f"{r['paper_rerun_rho' + suffix]:.2f} ({r['paper_rerun_rho_min' + suffix]:.2f} to "
+            f"{r['paper_rerun_rho_max' + suffix]:.2f})")
+
+
 def rho_checks_text(r):
     """How far seed noise lets a regime's ρ with the paper reach (a row of its table, a Series;
     stats.seed_split_agreement, stats.predicted_agreement), over all the settings and without No clipping;
@@ -388,14 +404,15 @@ def rho_checks_text(r):
         if pd.notna(r.held_out_rho):
             text += (f", which predicts {r.held_out_rho_predicted:.2f} for one seed against the others where we "
                      f"observe {r.held_out_rho:.2f}")
-        parts.append(text + ")")
+        parts.append(text + ")" + paper_rerun_text(r))
     if pd.notna(r.rho_without_none):
         text = (f"without No clipping or penalty, ρ with the paper over the other settings is "
                 f"{r.rho_without_none:.2f} [{r.rho_ci_low_without_none:.2f}, {r.rho_ci_high_without_none:.2f}]")
         if pd.notna(r.rerun_rho_without_none):
             text += (f", where two such grids would agree at about {r.rerun_rho_without_none:.2f} "
                      f"({r.rerun_rho_min_without_none:.2f} to {r.rerun_rho_max_without_none:.2f}, from pairs of seeds that "
-                     f"agree at ρ {r.seed_pair_rho_min_without_none:.2f} to {r.seed_pair_rho_max_without_none:.2f})")
+                     f"agree at ρ {r.seed_pair_rho_min_without_none:.2f} to {r.seed_pair_rho_max_without_none:.2f})"
+                     + paper_rerun_text(r, "_without_none"))
         parts.append(text)
     return "; ".join(parts) + "." if parts else ""
 
@@ -556,18 +573,21 @@ RERUN_CONCLUSIONS = {"reaches": "seed noise alone can explain the disagreement",
 def rerun_verdict(r, suffix=""):
     """Where ρ with the paper (over all the settings, or with suffix '_without_none' without No clipping) stands
     against what seed noise alone allows: (a RERUN_CONCLUSIONS key, the facts), or None where not measured."""
-    r = r.reindex(r.index.union(RHO_COLUMNS))  # a table without these columns has measured none of them
+    r = r.reindex(r.index.union(RHO_COLUMNS + PAPER_RERUN_COLUMNS))  # absent columns: not measured
     low, high = r["rho_ci_low" + suffix], r["rho_ci_high" + suffix]
-    rerun, rerun_min, rerun_max = r["rerun_rho" + suffix], r["rerun_rho_min" + suffix], r["rerun_rho_max" + suffix]
+    # the paper's grid had 3 seeds: with as many of ours, a rerun of ours is the yardstick; with more, ours
+    # against a 3-seed grid drawn like ours (a 3-seed rerun)
+    rerun_of = "paper_rerun" if pd.notna(r["paper_rerun_rho" + suffix]) else "rerun"
+    rerun, rerun_min, rerun_max = (r[f"{rerun_of}_rho{end}{suffix}"] for end in ("", "_min", "_max"))
     if pd.isna(r["rho" + suffix]) or pd.isna(rerun):
         return None
     what = f"{'without No clipping' if suffix else 'over all the settings'}, ρ's interval [{low:.2f}, {high:.2f}]"
     if high >= rerun:
-        return "reaches", f"{what} reaches a rerun's {rerun:.2f}"
+        return "reaches", f"{what} reaches {'a 3-seed' if rerun_of == 'paper_rerun' else 'a'} rerun's {rerun:.2f}"
     if high < rerun_min:
         return "below", f"{what} lies below even the least agreeing pair's {rerun_min:.2f}"
-    return "between", (f"{what} ends below a rerun's {rerun:.2f} but inside the pairs' range "
-                       f"{rerun_min:.2f}–{rerun_max:.2f}")
+    return "between", (f"{what} ends below {'a 3-seed' if rerun_of == 'paper_rerun' else 'a'} rerun's "
+                       f"{rerun:.2f} but inside the pairs' range {rerun_min:.2f}–{rerun_max:.2f}")
 
 
 def rerun_reading(r):
@@ -575,7 +595,7 @@ def rerun_reading(r):
     verdicts = [v for v in (rerun_verdict(r), rerun_verdict(r, "_without_none")) if v]
     if not verdicts:
         return ""
-    text = "So, if the paper's 3-seed grid is about as noisy as ours: "
+    text = "So, if the paper's seeds are about as noisy as ours: "
     if len({kind for kind, _ in verdicts}) == 1:
         return text + "; ".join(fact for _, fact in verdicts) + f". {RERUN_CONCLUSIONS[verdicts[0][0]].capitalize()}."
     return text + "; ".join(f"{fact}: {RERUN_CONCLUSIONS[kind]}" for kind, fact in verdicts) + "."
