@@ -156,12 +156,19 @@ def env_order(config, scale):
 
 
 def train_priority(config, scale, variant, env):
-    """A training job's start order among ready jobs, higher first: the variant's config priority
-    (default 0), then env by env in env_order. Table 1 normalises each env by its best setting, so a
-    partial grid is readable env by env; an interleaved one is readable only when complete. The env's
-    share stays below 1, so it never crosses a variant's integer priority. Orders jobs, never changes one."""
+    """A training job's start order among ready jobs, higher first: the variant's config priority (default 0),
+    capped by the priority of the experiments that plan this variant on this env (the highest of them counts;
+    an experiment without one caps nothing), then env by env in env_order. The cap keeps a variant that an early
+    experiment shares with a later one from running early on the later one's envs (PPO-clip ε = 0.2 on Ant-v5
+    is the algorithm comparison's, not Table 1's). Table 1 normalises each env by its best setting, so a partial
+    grid is readable env by env; an interleaved one is readable only when complete. The env's share stays below
+    1, so it never crosses an integer priority. Orders jobs, never changes one."""
+    own = config["variants"][variant].get("priority", 0)
+    capped = [min(own, config["experiments"][name].get("priority", own)) for name, chosen
+              in config["scales"][scale]["experiments"].items()
+              if env in chosen["envs"] and variant in experiment_variants(config, scale, name)]
     order = env_order(config, scale)
-    return config["variants"][variant].get("priority", 0) - order.index(env) / len(order)
+    return max(capped, default=own) - order.index(env) / len(order)
 
 
 def random_envs(config, scale):

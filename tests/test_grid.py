@@ -1,6 +1,7 @@
 """experiments/grid.py: the committed config validates; each kind of bad config is refused
 with one error naming the key; runs are shared between experiments."""
 import copy
+import math
 import subprocess
 import sys
 
@@ -28,21 +29,32 @@ def test_run_counts_per_scale_and_sharing(config):
     assert sum(r.variant == "ppo_clip_0.2" for r in quick) == 2 * 3  # 2 envs × 3 seeds, trained once
 
 
-def test_training_priority_is_the_variants_then_env_by_env(config):
-    # the paper scale names 11 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th
-    assert grid.env_order(config, "paper")[0] == "HalfCheetah-v5" and grid.env_order(config, "paper")[7] == "Ant-v5"
-    assert len(grid.env_order(config, "paper")) == 11
+def test_training_priority_is_the_variants_capped_by_their_experiments_then_env_by_env(config):
+    # the paper scale names 11 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th, CartPole 8th
+    order = grid.env_order(config, "paper")
+    assert (order[0], order[7], order[8], len(order)) == ("HalfCheetah-v5", "Ant-v5", "CartPole-v1", 11)
     assert grid.train_priority(config, "paper", "ppo_gae_0", "HalfCheetah-v5") == 1            # priority 1
     assert grid.train_priority(config, "paper", "ppo_gae_0", "Ant-v5") == 1 - 7 / 11
     assert grid.train_priority(config, "paper", "ppo_none", "Hopper-v5") == 3 - 1 / 11          # Table 1, ppo2
     assert grid.train_priority(config, "paper", "ppo1_none", "HalfCheetah-v5") == 2             # Table 1, ppo1
-    assert grid.train_priority(config, "paper", "ppo_clip_0.2_no_trunc_bootstrap", "Hopper-v5") == -1 / 11  # default 0
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2_no_trunc_bootstrap", "HalfCheetah-v5") == 0  # default 0
     assert grid.train_priority(config, "paper", "vpg_total_return", "HalfCheetah-v5") == -2     # baselines, last
-    # an env never lifts a run above a variant of higher priority
-    paper = [(r.variant, r.env) for r in grid.runs(config, "paper")]
-    by_variant = sorted(paper, key=lambda run: -grid.train_priority(config, "paper", *run))
-    assert [config["variants"][v].get("priority", 0) for v, _ in by_variant] == sorted(
-        (config["variants"][v].get("priority", 0) for v, _ in paper), reverse=True)
+    # Table 1's PPO-clip ε = 0.2 (priority 3) is also the GAE sweep's λ = 0.95 and the algorithm comparison's PPO:
+    # on their envs alone it starts with them, not with Table 1
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "Walker2d-v5") == 3 - 6 / 11
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "CartPole-v1") == 1 - 8 / 11   # gae_lambda
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "Ant-v5") == -1 - 7 / 11        # algorithms
+    # so the runs start in the issue's order of experiments: none before a run that an earlier one plans
+    caps = {name: config["experiments"][name].get("priority") for name in config["experiments"]}
+    first = {}  # each run's earliest experiment, by its cap
+    for name in config["scales"]["paper"]["experiments"]:
+        for run in grid.experiment_runs(config, "paper", name):
+            first[run.variant, run.env] = max(first.get((run.variant, run.env), caps[name]), caps[name])
+    by_priority = sorted(first, key=lambda run: -grid.train_priority(config, "paper", *run))
+    assert [first[run] for run in by_priority] == sorted(first.values(), reverse=True)
+    # an env never lifts a run above one of higher integer priority
+    assert [math.ceil(grid.train_priority(config, "paper", *run)) for run in by_priority] == sorted(
+        (math.ceil(grid.train_priority(config, "paper", *run)) for run in first), reverse=True)
 
 
 def test_cli_args_are_stable_and_complete(config):
@@ -98,6 +110,7 @@ BAD = [
      "scales.smoke.steps: --total-timesteps: 1536 is less than one batch (4096 steps)"),
     (("scales", "quick", "steps"), KeyError, "scales.quick: 'steps' is a required property"),
     (("variants", "ppo1_none", "priority"), "last", "variants.ppo1_none.priority: 'last' is not of type 'integer'"),
+    (("experiments", "algorithms", "priority"), 0.5, "experiments.algorithms.priority: 0.5 is not of type 'integer'"),
     (("scales", "paper", "gradient_noise", "batches"), 1, "scales.paper.gradient_noise.batches: 1 is less than the minimum of 2"),
     (("variants", "gradient_noise"), {"algo": "vpg", "args": {}}, "variants.gradient_noise: a reserved name"),
     # the time_limits experiment is a 2 × 2 of regime × time limit, read from each variant's resolved arguments
