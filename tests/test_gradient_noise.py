@@ -105,7 +105,7 @@ def test_the_provenance_record_makes_a_measurement_stale_when_its_arguments_or_c
                                                r"\(first: CartPole-v1 seed 2\)"):
         GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check()
     status = GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check(partial=True)
-    assert status.lines() == ["**Partial (gradient noise):** 1 of the 2 measurements are missing: CartPole-v1 seed 2."]
+    assert status.lines() == ["**Partial (gradient noise):** 1 of the 2 measurements are missing: seed 2 on CartPole-v1."]
     shutil.copy(out, out.with_name("seed2.csv"))  # a CSV without its record, as a run killed between the two leaves
     with pytest.raises(RunContractError, match=r"gradient_noise/CartPole-v1/seed2.csv: stale, no provenance record"):
         GridStatus(scale_dir, config, "smoke", [], gradient_noise=True).check()
