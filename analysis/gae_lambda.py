@@ -107,7 +107,12 @@ def reading_gae(table):
         return (f"λ = {best['lambda']:g} ({best[mean]:.1f}, best in {best[p_best]:.0%} of seed resamples{rivals}; "
                 f"{inside} the GAE paper's range)")
 
+    every = lambdas_with_runs(table)
     for env, g in table.groupby("env", sort=False):
+        if (held := lambdas_with_runs(g)) != every:  # a partial grid: a best of some λs is no best λ
+            lines.append(f"- {env}: {len(held)} of the {len(every)} λs have runs so far "
+                         f"(λ = {', '.join(f'{lam:g}' for lam in sorted(held))}); no best λ until every λ has one.")
+            continue
         lines.append(f"- {env}: best final score at {best_of(g, 'mean', 'p_best')}. Fastest learning (mean return "
                      f"over the whole run) at {best_of(g, 'speed_mean', 'speed_p_best')}. "
                      f"λ = 0 {score_at(g, 0)}, λ = 1 {score_at(g, 1)}.")
@@ -126,14 +131,22 @@ def reading(table, ctx):
     return reading_gae(table) + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
 
 
+def lambdas_with_runs(table):
+    """The λs that have a run in these rows (all envs' rows: the λs some env has a run of)."""
+    return set(table.loc[table["mean"].notna(), "lambda"])
+
+
 def best_lambdas(table):
-    """Per env, the λ with the best mean final score and the λ that learns fastest, with their shares of resamples."""
-    rows = []
+    """Per env, the λ with the best mean final score and the λ that learns fastest, with their shares of resamples;
+    only envs where every λ with a run anywhere has one here."""
+    rows, every = [], lambdas_with_runs(table)
     for env, g in table.groupby("env", sort=False):
+        if lambdas_with_runs(g) != every:
+            continue
         final, fast = g.loc[g["mean"].idxmax()], g.loc[g["speed_mean"].idxmax()]
         rows.append(dict(env=env, final=final["lambda"], final_p=final.p_best, final_mean=final["mean"],
                          fast=fast["lambda"], fast_p=fast.speed_p_best))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["env", "final", "final_p", "final_mean", "fast", "fast_p"])
 
 
 def summary(table, ctx):
@@ -143,6 +156,8 @@ def summary(table, ctx):
     text = (f"PPO-clip's best λ by final score ({seeds_text(ctx)}): " + ", ".join(
         f"{r.env} {r.final:g} (best in {r.final_p:.0%} of seed resamples)" for r in best.itertuples())
         + f"; {len(inside)} of {len(best)} inside the GAE paper's [{low:g}, {high:g}].")
+    if waiting := [env for env in dict.fromkeys(table.env) if env not in set(best.env)]:
+        text += f" Not every λ has a run yet on {', '.join(waiting)}."
     fast_low, fast_high = gae_paper_range("cart-pole at gamma 0.99")
     cartpole = best[best.env.str.startswith("CartPole")]
     if len(cartpole):
@@ -159,7 +174,7 @@ def cite(table, ctx):
              "best λ, learning speed": f"{r.fast:g} ({r.fast_p:.0%})",
              "final score at λ = 0 / best / 1": " / ".join(
                  [score_at(g, 0).replace("scores ", ""), f"{r.final_mean:.1f}", score_at(g, 1).replace("scores ", "")])}
-            for r, (_, g) in zip(best.itertuples(), table.groupby("env", sort=False))]
+            for r in best.itertuples() for g in [table[table.env == r.env]]]
     return pd.DataFrame(rows).to_markdown(index=False)
 
 

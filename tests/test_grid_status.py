@@ -215,3 +215,24 @@ def test_the_gae_reading_says_when_an_end_of_the_lambda_range_has_no_run_yet():
                           "speed_p_best": [float("nan"), 1.0, 0.0], "seeds": [0, 3, 3]})
     text = reading_gae(table[table.seeds > 0])
     assert "λ = 0 has no run yet, λ = 1 scores 900.0." in text and "nan" not in text
+
+
+def test_a_task_where_not_every_lambda_has_a_run_names_no_best_lambda():
+    """The paper report once named λ = 0.95 CartPole's best "in 100% of resamples", and inside the GAE paper's
+    cart-pole range, when 0.95 was the only λ with runs there."""
+    from types import SimpleNamespace
+    from analysis.gae_lambda import cite, reading_gae, summary
+    rows = [("Hopper-v5", "ppo_gae_0", 0.0, 600.0), ("Hopper-v5", "ppo_clip_0.2", 0.95, 2000.0),
+            ("Hopper-v5", "ppo_gae_1", 1.0, 900.0), ("CartPole-v1", "ppo_clip_0.2", 0.95, 497.6)]
+    table = pd.DataFrame([dict(env=e, variant=v, **{"lambda": lam}, mean=m, p_best=float(m == 2000.0) if e == "Hopper-v5"
+                               else 1.0, speed_mean=m / 2, speed_p_best=1.0 if lam == 0.95 else 0.0, seeds=3)
+                          for e, v, lam, m in rows])
+    text = reading_gae(table)
+    assert "- CartPole-v1: 1 of the 3 λs have runs so far (λ = 0.95); no best λ until every λ has one." in text
+    assert "- Hopper-v5: best final score at λ = 0.95 (2000.0" in text
+    planned = [grid.Run(v, e, s) for e, v, _, _ in rows for s in (1, 2, 3)]
+    ctx = SimpleNamespace(planned=planned, runs=pd.DataFrame(planned), config={}, scale="paper")
+    said = summary(table, ctx)
+    assert "CartPole-v1 0.95" not in said and "cart-pole range" not in said
+    assert said.endswith("Not every λ has a run yet on CartPole-v1.") and "1 of 1 inside" in said
+    assert "CartPole" not in cite(table, ctx)
