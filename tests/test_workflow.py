@@ -308,11 +308,29 @@ def test_an_interrupted_rerun_of_a_stale_run_keeps_the_finished_run(smoke, tmp_p
         assert (run_dir / "run.json").read_bytes() == before["run.json"]  # untouched while the rerun trains
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: Snakemake and its job
         proc.wait(timeout=120)
+        # Snakemake may exit before its job has finished cleaning up (removing its .lock): the run is read once
+        # every process of the group has ended (under load CI once read it a moment too early)
+        deadline = time.time() + 60
+        while group_alive(proc.pid):
+            assert time.time() < deadline, "the interrupted job did not end within 60 s of Snakemake"
+            time.sleep(0.2)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     after = {f.name: f.read_bytes() for f in run_dir.iterdir() if not f.name.endswith(".partial")}
     assert after == before, sorted(set(after) ^ set(before))
+
+
+def group_alive(pgid):
+    """Whether any process of the process group is still running (zombies count as ended)."""
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # after the name: state, ppid, pgrp
+            return True
+    return False
 
 
 def test_a_failed_rerun_leaves_the_run_another_writer_published(tmp_path):
