@@ -22,6 +22,7 @@ if os.path.dirname(os.path.abspath(sys.argv[0])) == os.path.dirname(os.path.absp
     signal.signal(signal.SIGINT, _interrupted_while_importing)
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -152,6 +153,9 @@ def main(train, validate, Args, argv=None, description="", seeds_at_once=False):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving: a second Ctrl-C must not interrupt the exit
         print("interrupted: nothing published (the .partial files show how far it got)", file=sys.stderr)
         sys.exit(130)
+    finally:
+        while HELD_LOCKS:  # a run stopped between taking its lock and entering its `with` (asking git, say)
+            HELD_LOCKS[-1].release()
 
 
 # ---------------------------------------------------------------- checks before any compute
@@ -476,18 +480,20 @@ class DirLock:
 
     def __init__(self, directory):
         self.path = os.path.join(directory, ".lock")
-        while True:  # lock the file that is at path now: an owner that finishes removes it
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            self.file = os.fdopen(fd, "r+")
-            try:
-                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                owner = self.file.read().strip() or "unknown"
-                self.file.close()
-                raise Busy(owner) from None
-            if self.holds_path():
-                break
-            self.file.close()  # we locked a file its owner had just removed: try again
+        with ctrl_c_deferred():  # made and held, or neither: a Ctrl-C here waits until HELD_LOCKS lists it
+            while True:  # lock the file that is at path now: an owner that finishes removes it
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+                self.file = os.fdopen(fd, "r+")
+                try:
+                    fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    owner = self.file.read().strip() or "unknown"
+                    self.file.close()
+                    raise Busy(owner) from None
+                if self.holds_path():
+                    break
+                self.file.close()  # we locked a file its owner had just removed: try again
+            HELD_LOCKS.append(self)
         self.file.truncate()
         self.file.write(f"{os.getpid()}\n")
         self.file.flush()
@@ -499,9 +505,31 @@ class DirLock:
             return False
 
     def release(self):
+        if self not in HELD_LOCKS:
+            return
         if self.holds_path():  # still holding the lock, so no one can be waiting on this file
             os.remove(self.path)
         self.file.close()  # releases the lock
+        HELD_LOCKS.remove(self)
+
+
+HELD_LOCKS = []  # this process's DirLocks: main() releases those of runs that Ctrl-C stopped before their `with`
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """Ctrl-C inside the block takes effect when it ends (Python runs signal handlers in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # now, to the handler it would have reached
 
 
 def exchange(a, b):

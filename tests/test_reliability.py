@@ -131,3 +131,26 @@ def test_ctrl_c_twice_in_a_run_is_one_line_and_leaves_no_lock(tmp_path):
     err = proc.communicate(timeout=120)[1].strip()
     assert proc.returncode == 130 and err == "interrupted: nothing published (the .partial files show how far it got)", err
     assert sorted(p.name for p in out.iterdir()) == ["episodes.csv.partial", "progress.csv.partial"]
+
+
+def test_ctrl_c_while_a_run_sets_up_leaves_no_lock(tmp_path):
+    """Ctrl-C after a run has taken its directory's lock but before it has entered its `with` (here: while
+    it asks git for the commit, which a loaded machine can make take seconds) must not leave the lock file."""
+    bin_dir, git_called = tmp_path / "bin", tmp_path / "git_called"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f"#!/bin/sh\ntouch {git_called}\nexec sleep 60\n")  # a git that takes a minute
+    (bin_dir / "git").chmod(0o755)
+    out = tmp_path / "run"
+    import os
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "algorithms" / "vpg.py"), "--env-id", "CartPole-v1",
+                             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not git_called.exists():
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.05)
+    assert (out / ".lock").exists()  # taken before the commit is asked for
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].strip()
+    assert proc.returncode == 130 and err == "interrupted: nothing published (the .partial files show how far it got)", err
+    assert sorted(p.name for p in out.iterdir()) == ["episodes.csv.partial", "progress.csv.partial"]

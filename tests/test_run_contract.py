@@ -125,3 +125,16 @@ def test_common_bad_input(algo, tmp_path, capsys, argv, flag):
         assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err
     else:
         assert_usage_error(module, tmp_path, capsys, argv, flag)
+
+
+def test_ctrl_c_deferred_holds_a_ctrl_c_until_the_block_ends():
+    import signal
+    import run_contract
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with run_contract.ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            for _ in range(1000):  # many chances for Python to run a handler
+                pass
+            reached_end = True
+    assert reached_end and signal.getsignal(signal.SIGINT) is signal.default_int_handler
