@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import MISSING, label, reading_curves, seeds_text, step_label, table_curves, two_groups_text
+from analysis.common import MISSING, budget_label, label, reading_curves, seeds_text, step_label, table_curves, two_groups_text
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -29,7 +29,7 @@ def table_algorithms(data):
                     f"{p.value:.0f}{f' ± {p.std:.0f}' if pd.notna(p.std) else ''} ({p.env_version}, "
                     f"{step_label(p.steps)} steps, [{p.tag}])" for p in hit.itertuples()) or "not published"
     wide = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=data.envs)
-    wide.index.name = f"final score, mean ± sample SD over seeds ({', '.join(step_label(data.steps[e]) for e in data.envs[:1])} steps)"
+    wide.index.name = f"final score, mean ± sample SD over seeds ({budget_label(data.steps, data.envs)})"
     return table, wide, fig
 
 

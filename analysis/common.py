@@ -121,6 +121,17 @@ def step_label(steps):
     return f"{steps / 1e3:g}k" if steps else "0"
 
 
+def budget_label(steps, envs):
+    """The step budget of a table's columns: '1M steps', or '1M steps; 500k on Acrobot-v1, CartPole-v1' where
+    tasks differ (the most common budget first, then each other one with its tasks)."""
+    by_budget = {}
+    for env in envs:
+        by_budget.setdefault(steps[env], []).append(env)
+    main, *others = sorted(by_budget, key=lambda n: (-len(by_budget[n]), -n))
+    return "; ".join([f"{step_label(main)} steps"] + [f"{step_label(n)} on {', '.join(sorted(by_budget[n]))}"
+                                                        for n in others])
+
+
 def table_curves(data):
     table = per_env_table(data)
     wide = table.pivot(index="variant", columns="env", values="text").reindex(data.variants).reindex(columns=data.envs)

@@ -1224,3 +1224,12 @@ def test_the_committed_paper_report_repeats_the_3_seed_reports_summary_word_for_
     own = findings(three, "## Summary")
     assert len(own) == 5  # one finding per experiment
     assert findings(ten, "## The same findings from seeds1-3") == own
+
+
+def test_a_table_header_names_every_step_budget_of_its_columns():
+    from analysis.common import budget_label
+    steps = {"Acrobot-v1": 500_000, "Ant-v5": 1_000_000, "CartPole-v1": 500_000, "Hopper-v5": 1_000_000,
+             "Walker2d-v5": 1_000_000}
+    assert budget_label(steps, list(steps)) == "1M steps; 500k on Acrobot-v1, CartPole-v1"
+    assert budget_label(steps, ["Hopper-v5", "Walker2d-v5"]) == "1M steps"
+    assert budget_label(steps, ["Acrobot-v1"]) == "500k steps"
