@@ -1,6 +1,7 @@
 """Off the happy path: one line, never a traceback, for every way a user can get input wrong; nothing
 run from data (docs/DESIGN.md §3, §9)."""
 import errno
+import os
 import pathlib
 import signal
 import subprocess
@@ -141,7 +142,6 @@ def test_ctrl_c_while_a_run_sets_up_leaves_no_lock(tmp_path):
     (bin_dir / "git").write_text(f"#!/bin/sh\ntouch {git_called}\nexec sleep 60\n")  # a git that takes a minute
     (bin_dir / "git").chmod(0o755)
     out = tmp_path / "run"
-    import os
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
     proc = subprocess.Popen([sys.executable, str(ROOT / "algorithms" / "vpg.py"), "--env-id", "CartPole-v1",
                              "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)

@@ -2,6 +2,7 @@
 environments, NaN handling, determinism, the CLI's files and columns, and bad input."""
 import math
 import os
+import signal
 import subprocess
 import sys
 
@@ -128,7 +129,6 @@ def test_common_bad_input(algo, tmp_path, capsys, argv, flag):
 
 
 def test_ctrl_c_deferred_holds_a_ctrl_c_until_the_block_ends():
-    import signal
     import run_contract
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
