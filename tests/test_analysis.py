@@ -723,7 +723,7 @@ def test_with_more_seeds_than_the_paper_rho_with_the_paper_is_held_against_a_3_s
     agreement of k seeds with 3 (Spearman–Brown: √(R_k R_3)), lower than two k-seed grids' R_k. With 3 seeds
     the two are the same and the table holds no extra column (the 3-seed discussions' fingerprints stay)."""
     from types import SimpleNamespace
-    from analysis.ppo_objectives import load_paper, objectives_one_regime, rerun_reading, rho_checks_text
+    from analysis.ppo_objectives import DRAW_COLUMNS, load_paper, objectives_one_regime, rerun_reading, rho_checks_text
     paper = load_paper()
     level = {"ppo_none": 10.0, "ppo_kl_fixed_0.3": 20.0, "ppo_clip_0.3": 30.0, "ppo_clip_0.1": 35.0, "ppo_clip_0.2": 40.0}
     swap = {"ppo_clip_0.1": 8.0, "ppo_clip_0.2": -8.0}  # seeds 3 and 6 swap the top two
@@ -742,13 +742,37 @@ def test_with_more_seeds_than_the_paper_rho_with_the_paper_is_held_against_a_3_s
         pytest.approx(math.sqrt(6 * 0.9 / 5.5 * 3 * 0.9 / 2.8)), pytest.approx(1.0))
     assert f"ours and a 3-seed grid drawn like ours, as the paper's was, at about ρ {row.paper_rerun_rho:.2f}" in \
         rho_checks_text(row)
-    # the verdict's yardstick is the 3-seed one: an interval that reaches it but not a 6-seed rerun reaches
-    between = row.copy()
+    # with 4 or 5 seeds (no 3-seed draws) the verdict's yardstick is the 3-seed one: an interval that reaches it
+    # but not a 6-seed rerun reaches
+    between = row.drop(list(DRAW_COLUMNS), errors="ignore")
     between["rho_ci_high"] = (row.paper_rerun_rho + row.rerun_rho) / 2
     assert f"reaches a 3-seed rerun's {row.paper_rerun_rho:.2f}" in rerun_reading(between)
     three = objectives_one_regime(SimpleNamespace(**{**vars(data), "scores": scores[scores.seed <= 3],
                                                      "planned_seeds": 3}), "ppo2", paper)
     assert not three.columns.str.startswith("paper_rerun").any() and "3-seed grid" not in rho_checks_text(three.iloc[0])
+
+
+def test_with_the_3_seed_draws_measured_the_reading_prints_no_range_of_extreme_seed_pairs_and_no_second_verdict():
+    """The least and the most agreeing of 10 seeds' 45 pairs map, through Spearman–Brown, to about 0 and 1: no
+    spread at all. Where the 3-seed draws measure the spread (6 or more seeds), the reading gives the expected
+    agreements alone and leaves the verdict to the draws; with fewer seeds it keeps the pairs' range."""
+    from analysis.ppo_objectives import DRAW_COLUMNS, rerun_reading, rho_checks_text
+    row = pd.Series(dict(rho=0.61, rho_ci_low=0.38, rho_ci_high=0.80, seed_pair_rho=0.53, seed_pair_rho_min=-0.10,
+                         seed_pair_rho_max=0.94, rerun_rho=0.92, rerun_rho_min=0.0, rerun_rho_max=0.99,
+                         held_out_rho=0.66, held_out_rho_predicted=0.70, paper_rerun_rho=0.85, paper_rerun_rho_min=0.0,
+                         paper_rerun_rho_max=0.99, draws=120, draw_rho=0.71, draw_rho_low=0.48, draw_rho_high=0.91,
+                         draw_paper_rho=0.59, draw_paper_below=0.78))
+    text = rho_checks_text(row)
+    assert "at about ρ 0.92 (from pairs of our single seeds, whose grids agree at ρ 0.53 on average; Spearman–Brown, " \
+           "which predicts 0.70 for one seed against the others where we observe 0.66); ours and a 3-seed grid drawn " \
+           "like ours, as the paper's was, at about ρ 0.85. These are the expected agreements" in text
+    assert "0.00" not in text and "0.99" not in text and "-0.10" not in text
+    assert rerun_reading(row) == ""
+    fewer = row.drop(list(DRAW_COLUMNS), errors="ignore")  # 4 or 5 seeds: no draws
+    assert "(0.00 to 0.99 from the least and the most agreeing pair of our seeds" in rho_checks_text(fewer)
+    assert "ours and a 3-seed grid drawn like ours, as the paper's was, at about ρ 0.85 (0.00 to 0.99)" in \
+        rho_checks_text(fewer)
+    assert "inside the pairs' range 0.00–0.99" in rerun_reading(fewer)
 
 
 def test_seeds_that_order_the_settings_oppositely_predict_no_agreement_and_never_print_nan():
