@@ -206,7 +206,8 @@ def regime_comparison(data, paper):
 
 
 COMMON_COLUMNS = ("common_envs", "common_mean", "common_ci_low", "common_ci_high", "common_rho", "common_rho_ci_low",
-                  "common_rho_ci_high", "regime_diff", "regime_diff_ci_low", "regime_diff_ci_high")
+                  "common_rho_ci_high", "common_delta_rho", "common_delta_rho_ci_low", "common_delta_rho_ci_high",
+                  "regime_diff", "regime_diff_ci_low", "regime_diff_ci_high")
 
 
 def common_scale(data, table, paper):
@@ -214,9 +215,10 @@ def common_scale(data, table, paper):
     envs both regimes aggregate. Each regime's own scale (Table 1's rule) says how its settings rank among
     themselves; this one says how far apart the regimes are, which their own scales hide (each regime's best is 1).
     Per variant, the mean normalised score with its stratified-bootstrap interval; per regime, ρ with the paper on
-    this scale with its seed-bootstrap interval; per Table 1 setting, ppo1 − ppo2 averaged over the envs with its
-    t-interval (stats.combination_interval over the per-env cells' seeds, the anchors held fixed). A dict of
-    COMMON_COLUMNS → {variant: value}, or {} with fewer than two regimes."""
+    this scale with its seed-bootstrap interval, and ρ(ppo1, paper) − ρ(ppo2, paper) with its interval from the
+    same replicates (each renormalised by its own best of either regime); per Table 1 setting, ppo1 − ppo2 averaged
+    over the envs with its t-interval (stats.combination_interval over the per-env cells' seeds, the anchors held
+    fixed). A dict of COMMON_COLUMNS → {variant: value}, or {} with fewer than two regimes."""
     regimes = list(dict.fromkeys(table.regime))
     if len(regimes) < 2:
         return {}
@@ -236,16 +238,23 @@ def common_scale(data, table, paper):
             point, low, high)
     replicates = stats.normalise_replicates(stats.bootstrap_cell_means(t1_scores), data.random_score)
     means = normalised.groupby("variant").normalised.mean()
+    rhos = {}  # regime → (ρ with the paper, ρ per replicate)
     for regime in regimes:
         rows = in_paper[in_paper.regime == regime].set_index("variant")
         rows = rows[rows.index.isin(replicates.columns)]
         if len(rows) < MIN_SETTINGS_FOR_RHO:
             continue
-        rho = stats.spearman(means[rows.index], rows.paper)
-        low, high = np.nanquantile(stats.spearman(replicates[rows.index], rows.paper), [0.025, 0.975])
+        rhos[regime] = stats.spearman(means[rows.index], rows.paper), stats.spearman(replicates[rows.index], rows.paper)
+        low, high = np.nanquantile(rhos[regime][1], [0.025, 0.975])
         for variant in table[table.regime == regime].variant:
-            columns["common_rho"][variant], columns["common_rho_ci_low"][variant] = rho, low
+            columns["common_rho"][variant], columns["common_rho_ci_low"][variant] = rhos[regime][0], low
             columns["common_rho_ci_high"][variant] = high
+    if {"ppo1", "ppo2"} <= set(rhos):  # is either regime closer to the paper on this scale?
+        delta = rhos["ppo1"][0] - rhos["ppo2"][0]
+        low, high = np.nanquantile(rhos["ppo1"][1] - rhos["ppo2"][1], [0.025, 0.975])
+        for variant in table.variant:
+            columns["common_delta_rho"][variant], columns["common_delta_rho_ci_low"][variant] = delta, low
+            columns["common_delta_rho_ci_high"][variant] = high
     cells = {key: g.normalised.to_numpy() for key, g in normalised.groupby(["variant", "env"])}
     for setting, g in in_paper.groupby("setting"):
         by_regime = g.set_index("regime").variant
@@ -475,7 +484,17 @@ def common_text(table):
     if len(rhos):
         text += " ρ with the paper on this scale: " + "; ".join(
             f"{r.regime} {r.common_rho:.2f} [{r.common_rho_ci_low:.2f}, {r.common_rho_ci_high:.2f}]"
-            for r in rhos.itertuples()) + "."
+            for r in rhos.itertuples())
+        if pd.notna((r := rhos.iloc[0]).common_delta_rho):
+            closer = ("excludes 0: on this scale the paper-era code orders the settings closer to the paper"
+                      if r.common_delta_rho_ci_low > 0 else
+                      "excludes 0: on this scale the paper-era code orders the settings further from the paper"
+                      if r.common_delta_rho_ci_high < 0 else
+                      "includes 0: on this scale, these seeds cannot tell which regime orders the settings closer "
+                      "to the paper")
+            text += (f"; the difference ppo1 − ppo2, {r.common_delta_rho:+.2f} [{r.common_delta_rho_ci_low:+.2f}, "
+                     f"{r.common_delta_rho_ci_high:+.2f}], {closer}")
+        text += "."
     return text + (" Each regime's own scale (its best setting 1, Table 1's rule) orders its settings and gives "
                    "the ρ and ranks above; the regimes' levels are compared on this one only.")
 

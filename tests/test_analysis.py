@@ -904,6 +904,35 @@ def test_both_regimes_on_one_common_scale_against_hand_values():
     assert "ρ with the paper on this scale: ppo2 1.00" in text  # 10 < 20 < 30 < 40 as the paper's −0.39 < 0.70 < 0.76 < 0.82
 
 
+def test_on_the_common_scale_the_regimes_rho_with_the_paper_is_differenced_replicate_by_replicate():
+    """ppo2 orders its four settings as the paper does (ρ 1); ppo1 puts ε = 0.3 above ε = 0.1, one adjacent swap:
+    ρ = 1 − 6·2 / (4·15) = 0.8. The cells' seeds never overlap across settings, so every replicate keeps both
+    orders and the interval of ρ(ppo1) − ρ(ppo2) is the point, −0.2."""
+    from types import SimpleNamespace
+    import matplotlib.pyplot as plt
+    from analysis.ppo_objectives import common_text, table_ppo_objectives
+    ppo2 = {"ppo_none": 10.0, "ppo_clip_0.1": 30.0, "ppo_clip_0.2": 40.0, "ppo_clip_0.3": 20.0}
+    ppo1 = {"ppo1_none": 5.0, "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": 28.0}
+    rows = [dict(variant=v, env=e, seed=s, score=x * k + s * k / 2) for v, x in {**ppo2, **ppo1}.items()
+            for e, k in (("A", 1), ("B", 2)) for s in (1, 2, 3)]
+    variants = [*ppo2, *ppo1]
+    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
+                           envs=["A", "B"], planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
+                           seeds_note=lambda n: "")
+    table, _, fig = table_ppo_objectives(data)
+    plt.close(fig)
+    t = table.set_index("variant")
+    assert t.loc["ppo1_clip_0.3", "common_rho"] == pytest.approx(0.8) and t.loc["ppo_none", "common_rho"] == 1.0
+    assert tuple(t.loc["ppo_none", ["common_delta_rho", "common_delta_rho_ci_low", "common_delta_rho_ci_high"]]) == \
+        pytest.approx((-0.2, -0.2, -0.2))
+    text = common_text(table)
+    assert "; the difference ppo1 − ppo2, -0.20 [-0.20, -0.20], excludes 0: on this scale the paper-era code orders " \
+           "the settings further from the paper." in text
+    # one regime only: no difference, and the text says nothing of it
+    one = table[table.regime == "ppo2"].drop(columns=["common_delta_rho"])
+    assert "the difference" not in common_text(one)
+
+
 def test_a_partial_table1_is_aggregated_over_the_envs_it_holds_whole_and_says_so():
     """Env A holds every planned setting with all 3 seeds, env B lacks one; the early-stopping variant
     has runs on B only. The table, its note and the figure aggregate over A and say so; B's runs stay
