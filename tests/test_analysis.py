@@ -866,23 +866,31 @@ def test_the_reading_says_whether_seed_noise_alone_explains_the_rank_correlation
     assert rerun_reading(pd.Series({"rho": 0.3, "rho_ci_low": 0.0, "rho_ci_high": 0.6})) == ""  # not measured
 
 
-def test_both_regimes_on_one_common_scale_against_hand_values():
-    """Each regime's own scale puts its best setting at 1; on the common scale the best of either regime is 1 per
-    env, so a regime that is lower everywhere shows it. ppo1 here is 5 below ppo2 in every setting but ε = 0.2,
-    where it is the best of all (50)."""
+def two_regimes_table(ppo1_clip_3):
+    """Table 1 (table_ppo_objectives: the table and its wide tables) of four settings under each regime on envs A
+    and B (B is A doubled: the same normalised scores), seeds 1-3 scoring 1 apart (2 on B) around each level. ppo1
+    is 5 below ppo2 in every setting but ε = 0.2, where it is the best of all (50), and ε = 0.3, at `ppo1_clip_3`."""
     from types import SimpleNamespace
     import matplotlib.pyplot as plt
-    from analysis.ppo_objectives import common_text, table_ppo_objectives
+    from analysis.ppo_objectives import table_ppo_objectives
     ppo2 = {"ppo_none": 10.0, "ppo_clip_0.1": 30.0, "ppo_clip_0.2": 40.0, "ppo_clip_0.3": 20.0}
-    ppo1 = {"ppo1_none": 5.0, "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": 15.0}
+    ppo1 = {"ppo1_none": 5.0, "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": ppo1_clip_3}
     rows = [dict(variant=v, env=e, seed=s, score=x * k + s * k) for v, x in {**ppo2, **ppo1}.items()
-            for e, k in (("A", 1), ("B", 2)) for s in (1, 2, 3)]  # B is A doubled: the same normalised scores
+            for e, k in (("A", 1), ("B", 2)) for s in (1, 2, 3)]
     variants = [*ppo2, *ppo1]
     data = SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
                            envs=["A", "B"], planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
                            seeds_note=lambda n: "")
     table, wides, fig = table_ppo_objectives(data)
     plt.close(fig)
+    return table, wides
+
+
+def test_both_regimes_on_one_common_scale_against_hand_values():
+    """Each regime's own scale puts its best setting at 1; on the common scale the best of either regime is 1 per
+    env, so a regime that is lower everywhere shows it (two_regimes_table: ppo1 5 below ppo2 but at ε = 0.2)."""
+    from analysis.ppo_objectives import common_text
+    table, wides = two_regimes_table(ppo1_clip_3=15.0)
     t = table.set_index("variant")
     # own scales: each regime's best is 1 (42 for ppo2, 52 for ppo1); the common scale divides both by 52
     assert t.loc["ppo_clip_0.2", "mean"] == pytest.approx(1.0) and t.loc["ppo1_clip_0.2", "mean"] == pytest.approx(1.0)
@@ -905,22 +913,11 @@ def test_both_regimes_on_one_common_scale_against_hand_values():
 
 
 def test_on_the_common_scale_the_regimes_rho_with_the_paper_is_differenced_replicate_by_replicate():
-    """ppo2 orders its four settings as the paper does (ρ 1); ppo1 puts ε = 0.3 above ε = 0.1, one adjacent swap:
-    ρ = 1 − 6·2 / (4·15) = 0.8. The cells' seeds never overlap across settings, so every replicate keeps both
-    orders and the interval of ρ(ppo1) − ρ(ppo2) is the point, −0.2."""
-    from types import SimpleNamespace
-    import matplotlib.pyplot as plt
-    from analysis.ppo_objectives import common_text, table_ppo_objectives
-    ppo2 = {"ppo_none": 10.0, "ppo_clip_0.1": 30.0, "ppo_clip_0.2": 40.0, "ppo_clip_0.3": 20.0}
-    ppo1 = {"ppo1_none": 5.0, "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": 28.0}
-    rows = [dict(variant=v, env=e, seed=s, score=x * k + s * k / 2) for v, x in {**ppo2, **ppo1}.items()
-            for e, k in (("A", 1), ("B", 2)) for s in (1, 2, 3)]
-    variants = [*ppo2, *ppo1]
-    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
-                           envs=["A", "B"], planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
-                           seeds_note=lambda n: "")
-    table, _, fig = table_ppo_objectives(data)
-    plt.close(fig)
+    """ppo2 orders its four settings as the paper does (ρ 1); ppo1 puts ε = 0.3 (28) above ε = 0.1 (25), one
+    adjacent swap: ρ = 1 − 6·2 / (4·15) = 0.8. The cells' seeds never overlap across settings (29-31 against 26-28
+    on A), so every replicate keeps both orders and the interval of ρ(ppo1) − ρ(ppo2) is the point, −0.2."""
+    from analysis.ppo_objectives import common_text
+    table, _ = two_regimes_table(ppo1_clip_3=28.0)
     t = table.set_index("variant")
     assert t.loc["ppo1_clip_0.3", "common_rho"] == pytest.approx(0.8) and t.loc["ppo_none", "common_rho"] == 1.0
     assert tuple(t.loc["ppo_none", ["common_delta_rho", "common_delta_rho_ci_low", "common_delta_rho_ci_high"]]) == \
