@@ -36,7 +36,6 @@ import run_contract as rc  # first: a Ctrl-C during the slow imports below then 
 from run_contract import NonFiniteError, UsageError, arg  # noqa: F401 (callers catch the errors from here)
 
 import contextlib
-import copy
 import dataclasses
 import math
 import time
@@ -336,57 +335,6 @@ def adapt_beta(beta, kl, d_targ):
     return beta
 
 
-# ---------------------------------------------------------------- several seeds at once
-class SeedsLinear(torch.autograd.Function):
-    """y_k = x_k W_kᵀ + b_k for K seeds at once (x (K, batch, in), W (K, out, in)), its backward written out with
-    g = ∂L/∂y: ∂x_k = g_k W_k, ∂W_k = g_kᵀ x_k, ∂b_k = Σ_batch g_k, in nn.Linear's own operand order. Autograd's
-    batched ∂W_k = (x_kᵀ g_k)ᵀ rounds differently on some CPUs (docs/NOTEBOOK.md); a seed's bits must be its own."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        return torch.baddbmm(b.unsqueeze(1), x, w.mT)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g.bmm(w) if ctx.needs_input_grad[0] else None, g.mT.bmm(x), g.sum(1)
-
-
-class SeedsMLP(nn.Module):
-    """K seeds' copies of one MLP as one: weights (K, out, in), x (K, batch, in) → (K, batch, out). Each seed's
-    numbers are exactly its own MLP's (tests/test_ppo_seeds.py): a SeedsLinear per layer, but seed by seed for a
-    layer of width 1 (V's head, a 1-D action's mean), which torch computes for one network as a matrix-vector
-    product, whose bits a batched matmul does not reproduce (docs/DESIGN.md §4)."""
-
-    def __init__(self, weights):
-        super().__init__()
-        self.weights = weights
-
-    def forward(self, x):
-        for i, (w, b) in enumerate(self.weights):
-            x = (SeedsLinear.apply(x, w, b) if w.shape[1] > 1
-                 else torch.stack([F.linear(x_k, w_k, b_k) for x_k, w_k, b_k in zip(x, w, b)]))
-            x = torch.tanh(x) if i < len(self.weights) - 1 else x
-        return x
-
-
-def seeds_as_one(nets):
-    """(module, (K, P) parameters) computing K seeds' copies of a network (an MLP or a policy) at once, the seed
-    axis first: a copy of nets[0] whose MLPs are SeedsMLPs and whose log σ is (K, 1, ·). Each copy keeps acting
-    on its own row of the parameters (rc.seed_parameters)."""
-    flat, stacked = rc.seed_parameters(nets, batch_axis=("log_std",))
-    mlp = lambda prefix: SeedsMLP(tuple((stacked[f"{prefix}{i}.weight"], stacked[f"{prefix}{i}.bias"]) for i in (0, 2, 4)))
-    if isinstance(nets[0], MLP):
-        return mlp(""), flat
-    one = copy.deepcopy(nets[0])
-    for name, _ in nets[0].named_children():
-        setattr(one, name, mlp(name + "."))
-    for name, _ in nets[0].named_parameters(recurse=False):
-        setattr(one, name, stacked[name])
-    return one, flat
-
-
 # ---------------------------------------------------------------- training
 def train(args, quiet=False, on_batch=None):
     """Train PPO as configured; returns the run directory. args: one Args, or a list of Args that differ only
@@ -414,7 +362,7 @@ def train(args, quiet=False, on_batch=None):
             act_rngs.append(act_rng)
             shuffle_rngs.append(shuffle_rng)
         # the update computes every seed at once: tensors (K, ...), seed first; each seed's numbers its own
-        (policy, pi_params), (value_fn, v_params) = seeds_as_one(policies), seeds_as_one(value_fns)
+        (policy, pi_params), (value_fn, v_params) = rc.seeds_as_one(policies), rc.seeds_as_one(value_fns)
         pi_opt, v_opt = rc.Adam(pi_params, args.learning_rate, args.adam_eps), rc.Adam(v_params, args.learning_rate, args.adam_eps)
         betas, num_iterations = [args.beta] * K, [run.iterations(batch_size) for run in runs][0]
         seed_axis = torch.arange(K).unsqueeze(1)

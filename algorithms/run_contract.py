@@ -23,6 +23,7 @@ if os.path.dirname(os.path.abspath(sys.argv[0])) == os.path.dirname(os.path.absp
 
 import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import datetime
@@ -462,6 +463,70 @@ def numpy_mlp(weights):
         return x @ layers[-1][0] + layers[-1][1]
     return forward
 
+
+# ---------------------------------------------------------------- several seeds at once (docs/DESIGN.md §4)
+@functools.cache
+def _seed_axis_modules():
+    """SeedsMLP, made on first use (this module imports torch only inside functions)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class SeedsLinear(torch.autograd.Function):
+        """y_k = x_k W_kᵀ + b_k for K seeds at once (x (K, batch, in), W (K, out, in)), its backward written out
+        with g = ∂L/∂y: ∂x_k = g_k W_k, ∂W_k = g_kᵀ x_k, ∂b_k = Σ_batch g_k, in nn.Linear's own operand order.
+        Autograd's batched ∂W_k = (x_kᵀ g_k)ᵀ rounds differently on some CPUs (docs/NOTEBOOK.md); a seed's bits
+        must be its own."""
+
+        @staticmethod
+        def forward(ctx, x, w, b):
+            ctx.save_for_backward(x, w)
+            return torch.baddbmm(b.unsqueeze(1), x, w.mT)
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            return g.bmm(w) if ctx.needs_input_grad[0] else None, g.mT.bmm(x), g.sum(1)
+
+    class SeedsMLP(nn.Module):
+        """K seeds' copies of one tanh MLP as one: weights (K, out, in), x (K, batch, in) → (K, batch, out). Each
+        seed's numbers are exactly its own MLP's (tests/test_ppo_seeds.py): a SeedsLinear per layer, but seed by
+        seed for a layer of width 1 (V's head, a 1-D action's mean), which torch computes for one network as a
+        matrix-vector product, whose bits a batched matmul does not reproduce."""
+
+        def __init__(self, weights):
+            super().__init__()
+            self.weights = weights
+
+        def forward(self, x):
+            for i, (w, b) in enumerate(self.weights):
+                x = (SeedsLinear.apply(x, w, b) if w.shape[1] > 1
+                     else torch.stack([F.linear(x_k, w_k, b_k) for x_k, w_k, b_k in zip(x, w, b)]))
+                x = torch.tanh(x) if i < len(self.weights) - 1 else x
+            return x
+    return SeedsMLP
+
+
+def seeds_as_one(nets):
+    """(module, (K, P) parameters) computing K seeds' copies of a network at once, the seed axis first. nets:
+    K copies of a tanh MLP (an nn.Sequential of Linear and Tanh layers), or of a policy whose children are such
+    MLPs and whose own parameters (log σ) broadcast over the batch; for a policy, a copy of nets[0] whose MLPs
+    are SeedsMLPs and whose log σ is (K, 1, ·). Each copy keeps acting on its own row of the parameters."""
+    import torch.nn as nn
+    SeedsMLP = _seed_axis_modules()
+    flat, stacked = seed_parameters(nets, batch_axis=[name for name, _ in nets[0].named_parameters(recurse=False)])
+
+    def mlp(module, prefix):
+        return SeedsMLP(tuple((stacked[f"{prefix}{i}.weight"], stacked[f"{prefix}{i}.bias"])
+                              for i, layer in enumerate(module) if isinstance(layer, nn.Linear)))
+    if isinstance(nets[0], nn.Sequential):
+        return mlp(nets[0], ""), flat
+    one = copy.deepcopy(nets[0])
+    for name, child in nets[0].named_children():
+        setattr(one, name, mlp(child, name + "."))
+    for name, _ in nets[0].named_parameters(recurse=False):
+        setattr(one, name, stacked[name])
+    return one, flat
 
 # ---------------------------------------------------------------- the run directory
 class Busy(Exception):
