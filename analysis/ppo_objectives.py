@@ -650,7 +650,8 @@ def regime_steps(table, progress, planned, identities):
     """How far each update moves the policy, and how broad it ends, per Table 1 setting and env, the two regimes
     side by side ('ppo2 / ppo1'): the KL from the old to the new policy per update (approx_kl, median over the
     second half of each run) and the policy's σ over its last 10% (stats.gaussian_sigma of the logged entropy,
-    mean). Cells: mean over seeds. Then ppo1's KL per update as a multiple of ppo2's, per family of settings.
+    mean). Cells: mean over seeds. Then ppo1's KL per update as a multiple of ppo2's, per family of settings,
+    over the second half of the runs and over their first and last tenth (phase_text).
     `identities`: the planned variants' Identity (identify), to tell a cell without runs from one not planned."""
     regimes = list(dict.fromkeys(table.regime))
     if len(regimes) < 2:
@@ -680,19 +681,60 @@ def regime_steps(table, progress, planned, identities):
                              for env in envs}, index=pd.Index(settings, name=" / ".join(regimes)))
         parts += [f"{title}; mean over seeds ({' / '.join(regimes)}):", "", wide.to_markdown(disable_numparse=True), ""]
     # ppo1 against ppo2, cell by cell where both have runs, as a median per family of objectives
-    kl = measured["approx_kl"]["mean"]
     in_paper = table[table.paper.notna()].drop_duplicates("setting").set_index("setting").objective
-    ratio = pd.Series({(setting, env): kl.get((variant_at.get((setting, "ppo1")), env), np.nan)
-                       / kl.get((variant_at.get((setting, "ppo2")), env), np.nan)
-                       for setting in in_paper.index for env in envs}).dropna()
-    found = [(name, r) for objective, name in OBJECTIVE_FAMILIES.items()
-             if len(r := ratio[[in_paper[setting] == objective for setting, _ in ratio.index]])]
+
+    def ratios(kl):  # kl: mean over seeds per (variant, env) → [(family, ppo1 / ppo2 per cell)]
+        ratio = pd.Series({(setting, env): kl.get((variant_at.get((setting, "ppo1")), env), np.nan)
+                           / kl.get((variant_at.get((setting, "ppo2")), env), np.nan)
+                           for setting in in_paper.index for env in envs}).dropna()
+        return [(name, r) for objective, name in OBJECTIVE_FAMILIES.items()
+                if len(r := ratio[[in_paper[setting] == objective for setting, _ in ratio.index]])]
+    found = ratios(measured["approx_kl"]["mean"])
     if found:
         parts.append("- ppo1's KL per update as a multiple of ppo2's, setting by setting on each env (Table 1 settings "
                      "with runs in both regimes): " + "; ".join(
                          f"{name} median {r.median():.2f}× (range {r.min():.2f}–{r.max():.2f}, {len(r)} cell{'s' * (len(r) > 1)})"
                          for name, r in found) + ".")
+    parts.append(phase_text(kl_phases(progress, planned), ratios, {v: identities[v].regime for v in variants}))
     return "\n".join(parts).strip()
+
+
+PHASE = 0.1  # kl_phases: the first and the last tenth of a run's steps
+
+
+def kl_phases(progress, planned):
+    """Per planned run that logs a learning rate, for the first and the last PHASE of its steps: the median KL per
+    update (approx_kl) there, and the mean learning rate there as a fraction of the run's first (ppo2 anneals it
+    to 0, ppo1 keeps it). {"first"/"last": frame indexed by variant, env, seed with columns kl and lr}."""
+    keys = ["variant", "env", "seed"]
+    if not {"approx_kl", "learning_rate"} <= set(progress.columns):
+        return {}
+    progress = stats.planned_rows(progress, planned).dropna(subset=["approx_kl", "learning_rate"])
+    runs = progress.groupby(keys)
+    fraction = progress.global_step / runs.global_step.transform("max")
+    progress = progress.assign(lr=progress.learning_rate / runs.learning_rate.transform("max"))  # never rises
+    return {phase: progress[rows].groupby(keys).agg(kl=("approx_kl", "median"), lr=("lr", "mean"))
+            for phase, rows in (("first", fraction <= PHASE), ("last", fraction > 1 - PHASE))}
+
+
+def phase_text(phases, ratios, regime_of):
+    """The sentence on when in a run ppo1's updates outgrow ppo2's: ratios(KL per cell) in the first and in the
+    last PHASE of the runs, beside each regime's learning rate there (mean over its runs, a fraction of its start)."""
+    if not phases or any(frame.empty for frame in phases.values()):
+        return ""
+    found = {phase: dict(ratios(frame.kl.groupby(["variant", "env"]).mean())) for phase, frame in phases.items()}
+    families = [name for name in OBJECTIVE_FAMILIES.values() if all(name in f for f in found.values())]
+    if not families:
+        return ""
+    lr = {phase: frame.lr.groupby(frame.index.get_level_values("variant").map(regime_of)).mean()
+          for phase, frame in phases.items()}
+    share = lambda phase: " and ".join(f"{regime}'s {lr[phase][regime]:.2f}×" for regime in REGIMES  # noqa: E731
+                                       if regime in lr[phase])
+    cell = lambda r: f"{r.median():.2f}× ({r.min():.2f}–{r.max():.2f})"  # noqa: E731
+    return (f"- The same multiple in the first and in the last {PHASE:.0%} of each run's steps (median KL per update "
+            f"there), where the learning rate is on average {share('first')} its start, then {share('last')}: "
+            + "; ".join(f"{name} {cell(found['first'][name])}, then {cell(found['last'][name])}" for name in families)
+            + " (median over cells, with the range).")
 
 
 table = table_ppo_objectives

@@ -1146,6 +1146,32 @@ def test_the_regimes_update_sizes_side_by_side_against_hand_values():
     assert regime_steps(table[table.regime == "ppo2"], progress, planned, identities) == ""  # one regime
 
 
+
+def test_when_in_a_run_ppo1s_updates_outgrow_ppo2s_against_hand_values():
+    from analysis.ppo_objectives import regime_steps
+    from experiments.grid import Run
+    identities = table1_identities(["ppo_clip_0.2", "ppo1_clip_0.2", "ppo_kl_adaptive_0.01", "ppo1_kl_adaptive_0.01"])
+    table = pd.DataFrame([{"regime": i.regime, "variant": v, "setting": i.setting, "objective": i.objective,
+                           "paper": 0.8} for v, i in identities.items()])
+    planned = [Run(v, "Hopper-v5", s) for v in table.variant for s in (1, 2)]
+    # 10 iterations of 100 steps: the first 10% is iteration 1, the last 10% iteration 10; ppo2 anneals its
+    # learning rate by a tenth per iteration (1.0 at the first, 0.1 at the last), ppo1 keeps it
+    kl = {"ppo_clip_0.2": [(0.01, 0.002), (0.01, 0.004)], "ppo1_clip_0.2": [(0.02, 0.03), (0.01, 0.03)],
+          "ppo_kl_adaptive_0.01": [(0.01, 0.01), (0.01, 0.01)], "ppo1_kl_adaptive_0.01": [(0.01, 0.02), (0.01, 0.02)],
+          "other": [(9.0, 9.0)]}  # not planned: left out
+    progress = pd.DataFrame([{"variant": v, "env": "Hopper-v5", "seed": seed, "global_step": 100 * i, "entropy": 1.0,
+                              "approx_kl": first if i == 1 else last if i == 10 else 50.0,
+                              "learning_rate": 3e-4 * (1 - (i - 1) / 10 if v.startswith("ppo_") else 1.0)}
+                             for v, values in kl.items() for seed, (first, last) in enumerate(values, 1)
+                             for i in range(1, 11)])
+    text = regime_steps(table, progress, planned, identities)
+    # clipping: ppo1 (0.02 + 0.01) / 2 = 0.015 against 0.01 first, 0.03 against (0.002 + 0.004) / 2 = 0.003 last
+    assert text.endswith("- The same multiple in the first and in the last 10% of each run's steps (median KL per "
+                         "update there), where the learning rate is on average ppo2's 1.00× and ppo1's 1.00× its start, "
+                         "then ppo2's 0.10× and ppo1's 1.00×: clipping 1.50× (1.50–1.50), then 10.00× (10.00–10.00); "
+                         "adaptive KL 1.00× (1.00–1.00), then 2.00× (2.00–2.00) (median over cells, with the range).")
+    assert "The same multiple" not in regime_steps(table, progress.drop(columns="learning_rate"), planned, identities)
+
 def test_fixed_policy_noise_tables_against_hand_computed_ratios(tmp_path):
     from analysis.baselines import fixed_policy_noise
     config = {"scales": {"s": {"gradient_noise": {"warmup_batches": 1, "batches": 4},
