@@ -706,15 +706,17 @@ def kl_phases(progress, planned):
     """Per planned run that logs a learning rate, for the first and the last PHASE of its steps: the median KL per
     update (approx_kl) there, and the mean learning rate there as a fraction of the run's first (ppo2 anneals it
     to 0, ppo1 keeps it). {"first"/"last": frame indexed by variant, env, seed with columns kl and lr}."""
-    keys = ["variant", "env", "seed"]
     if not {"approx_kl", "learning_rate"} <= set(progress.columns):
         return {}
-    progress = stats.planned_rows(progress, planned).dropna(subset=["approx_kl", "learning_rate"])
-    runs = progress.groupby(keys)
-    fraction = progress.global_step / runs.global_step.transform("max")
-    progress = progress.assign(lr=progress.learning_rate / runs.learning_rate.transform("max"))  # never rises
-    return {phase: progress[rows].groupby(keys).agg(kl=("approx_kl", "median"), lr=("lr", "mean"))
-            for phase, rows in (("first", fraction <= PHASE), ("last", fraction > 1 - PHASE))}
+    keys = ["variant", "env", "seed"]
+    progress = stats.planned_rows(progress, planned)
+    progress = progress.assign(lr=progress.learning_rate / progress.groupby(keys).learning_rate.transform("max"))  # never rises
+
+    def window(start, end):  # one row per run: kl (median), lr (mean)
+        kl = stats.late_per_run(progress, "approx_kl", start, end=end).set_index(keys).approx_kl
+        lr = stats.late_per_run(progress, "lr", start, "mean", end).set_index(keys).lr
+        return pd.DataFrame({"kl": kl, "lr": lr}).dropna()
+    return {"first": window(0.0, PHASE), "last": window(1 - PHASE, 1.0)}
 
 
 def phase_text(phases, ratios, regime_of):

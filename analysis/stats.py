@@ -44,12 +44,12 @@ def planned_rows(frame, planned):
     return frame[frame.set_index(["variant", "env", "seed"]).index.isin(keys)]
 
 
-def late_per_run(progress, column, start, statistic="median"):
+def late_per_run(progress, column, start, statistic="median", end=1.0):
     """Per run, the `statistic` ('median' or 'mean') of a progress.csv column over the iterations logged after
-    `start` (a fraction) of that run's steps; NaN entries (a column a variant does not log) are skipped.
-    One row per (variant, env, seed) with the value in `column`."""
+    `start` and up to `end` (fractions) of that run's steps; NaN entries (a column a variant does not log) are
+    skipped. One row per (variant, env, seed) with the value in `column`."""
     total = progress.groupby(["variant", "env", "seed"]).global_step.transform("max")
-    late = progress[progress.global_step > start * total]
+    late = progress[(progress.global_step > start * total) & (progress.global_step <= end * total)]
     return late.groupby(["variant", "env", "seed"])[column].agg(statistic).reset_index()
 
 
