@@ -56,8 +56,7 @@ def csv_without_clock(path):
     return [[significant(row[i]) for i in keep] for row in rows]
 
 
-def meta_without_machine(path):
-    meta = json.loads(path.read_text())
+def meta_without_machine(meta):
     args = {k: v for k, v in grid.current_args(meta["algo"], meta["args"]).items() if k not in NOT_RUN_ARGS}
     return {"args": args, **{k: meta.get(k) for k in SAME_META}, "fingerprint": grid.run_fingerprint(meta)}
 
@@ -82,12 +81,13 @@ def differences(dir_a, dir_b, code_may_differ=False, reruns=False):
             if rows_a != rows_b:
                 line = next((i for i, (x, y) in enumerate(zip(rows_a, rows_b)) if x != y), min(len(rows_a), len(rows_b)))
                 found.append(f"{run}/{name}.csv: differs from line {line + 1}")
-        meta_a, meta_b = meta_without_machine(a / "run.json"), meta_without_machine(b / "run.json")
+        raw_a = json.loads((a / "run.json").read_text())
+        meta_a, meta_b = meta_without_machine(raw_a), meta_without_machine(json.loads((b / "run.json").read_text()))
         if code_may_differ:  # a flag that only one version of the code has is not a difference
             shared = meta_a["args"].keys() & meta_b["args"].keys()
             meta_a["args"], meta_b["args"] = ({k: m["args"][k] for k in shared} for m in (meta_a, meta_b))
         made_by = meta_a.pop("fingerprint"), meta_b.pop("fingerprint")
-        if reruns and not grid.same_numbers(meta_a["algo"], *made_by, json.loads((a / "run.json").read_text()).get("cpu")):
+        if reruns and not grid.same_numbers(meta_a["algo"], *made_by, raw_a.get("cpu")):
             found.append(f"{run}/run.json: code {made_by[1][:12]} is not shown to compute what {made_by[0][:12]} computed")
         found += [f"{run}/run.json: {key} differs ({meta_a[key]!r} vs {meta_b[key]!r})"
                   for key in meta_a if meta_a[key] != meta_b[key] and key not in ignored]
