@@ -207,7 +207,8 @@ def regime_comparison(data, paper):
 
 COMMON_COLUMNS = ("common_envs", "common_mean", "common_ci_low", "common_ci_high", "common_rho", "common_rho_ci_low",
                   "common_rho_ci_high", "common_delta_rho", "common_delta_rho_ci_low", "common_delta_rho_ci_high",
-                  "regime_diff", "regime_diff_ci_low", "regime_diff_ci_high")
+                  "regime_diff", "regime_diff_ci_low", "regime_diff_ci_high", "regime_diff_family_low",
+                  "regime_diff_family_high")
 
 
 def common_scale(data, table, paper):
@@ -218,7 +219,9 @@ def common_scale(data, table, paper):
     this scale with its seed-bootstrap interval, and ρ(ppo1, paper) − ρ(ppo2, paper) with its interval from the
     same replicates (each renormalised by its own best of either regime); per Table 1 setting, ppo1 − ppo2 averaged
     over the envs with its t-interval (stats.combination_interval over the per-env cells' seeds, the anchors held
-    fixed). A dict of COMMON_COLUMNS → {variant: value}, or {} with fewer than two regimes."""
+    fixed), and the same interval at Bonferroni's level 1 − 0.05/m for the m settings compared, so that all m
+    hold their true differences together with 95% probability (regime_diff_family_*). A dict of COMMON_COLUMNS →
+    {variant: value}, or {} with fewer than two regimes."""
     regimes = list(dict.fromkeys(table.regime))
     if len(regimes) < 2:
         return {}
@@ -256,17 +259,22 @@ def common_scale(data, table, paper):
             columns["common_delta_rho"][variant], columns["common_delta_rho_ci_low"][variant] = delta, low
             columns["common_delta_rho_ci_high"][variant] = high
     cells = {key: g.normalised.to_numpy() for key, g in normalised.groupby(["variant", "env"])}
+    compared = {}  # setting → (its variants, the cells and weights of ppo1 − ppo2 averaged over the envs)
     for setting, g in in_paper.groupby("setting"):
         by_regime = g.set_index("regime").variant
         if not {"ppo1", "ppo2"} <= set(by_regime.index):
             continue
         pair = [(by_regime["ppo1"], 1.0), (by_regime["ppo2"], -1.0)]
-        if not all((v, env) in cells for v, _ in pair for env in envs):
-            continue
-        diff = stats.combination_interval([cells[(v, env)] for v, _ in pair for env in envs],
-                                          [sign / len(envs) for _, sign in pair for _ in envs])
-        for variant in g.variant:
-            for name, value in zip(("regime_diff", "regime_diff_ci_low", "regime_diff_ci_high"), diff):
+        if all((v, env) in cells for v, _ in pair for env in envs):
+            compared[setting] = (g.variant, [cells[(v, env)] for v, _ in pair for env in envs],
+                                 [sign / len(envs) for _, sign in pair for _ in envs])
+    for variants, diff_cells, weights in compared.values():
+        point, low, high = stats.combination_interval(diff_cells, weights)
+        _, family_low, family_high = stats.combination_interval(diff_cells, weights, 1 - 0.05 / len(compared))
+        for variant in variants:
+            for name, value in zip(("regime_diff", "regime_diff_ci_low", "regime_diff_ci_high",
+                                    "regime_diff_family_low", "regime_diff_family_high"),
+                                   (point, low, high, family_low, family_high)):
                 columns[name][variant] = value
     return columns
 
@@ -467,6 +475,16 @@ def draw_text(r):
             "and the paper's each against the grid of the seeds left: " + "; ".join(parts) + ".")
 
 
+def family_text(diffs):
+    """How many ppo1 − ppo2 intervals exclude 0 once widened to hold all the settings at once (Bonferroni)."""
+    below = diffs[diffs.regime_diff_family_high < 0]
+    above = diffs[diffs.regime_diff_family_low > 0]
+    return (f"Corrected for comparing {len(diffs)} settings at once (Bonferroni: each interval at the "
+            f"{100 * (1 - 0.05 / len(diffs)):.2f}% level, so that together they hold with 95% probability), it lies "
+            f"below 0 in {len(below)}" + (f" ({', '.join(below.setting)})" if 0 < len(below) < len(diffs) else "")
+            + f" and above 0 in {len(above)}" + (f" ({', '.join(above.setting)})" if len(above) else "") + ".")
+
+
 def common_text(table):
     """The regimes on one common scale (common_scale): how far ppo1 lies from ppo2 setting by setting, and ρ with the
     paper on this scale; '' where not computed."""
@@ -479,7 +497,8 @@ def common_text(table):
             f"ppo1 − ppo2 is below 0 in {(diffs.regime_diff < 0).sum()} of {len(diffs)} settings "
             f"({diffs.regime_diff.min():+.2f} to {diffs.regime_diff.max():+.2f}); its 95% t-interval lies below 0 in "
             f"{len(below)}" + (f" ({', '.join(below.setting)})" if 0 < len(below) < len(diffs) else "")
-            + f" and above 0 in {len(above)}" + (f" ({', '.join(above.setting)})" if len(above) else "") + ".")
+            + f" and above 0 in {len(above)}" + (f" ({', '.join(above.setting)})" if len(above) else "") + ". "
+            + family_text(diffs))
     rhos = table.dropna(subset=["common_rho"]).drop_duplicates("regime")
     if len(rhos):
         text += " ρ with the paper on this scale: " + "; ".join(
@@ -767,7 +786,9 @@ def summary(table, ctx):
                   else f"ppo1 − ppo2 from {diffs.regime_diff.min():+.2f} to {diffs.regime_diff.max():+.2f}")
         text += (f" On one common scale ppo1 (the paper-era code) scores below ppo2 in {(diffs.regime_diff < 0).sum()} of "
                  f"{len(diffs)} settings ({spread}), with the 95% interval below 0 in "
-                 f"{(diffs.regime_diff_ci_high < 0).sum()} and above 0 in {(diffs.regime_diff_ci_low > 0).sum()}.")
+                 f"{(diffs.regime_diff_ci_high < 0).sum()} and above 0 in {(diffs.regime_diff_ci_low > 0).sum()} "
+                 f"({(diffs.regime_diff_family_high < 0).sum()} and {(diffs.regime_diff_family_low > 0).sum()} with "
+                 f"the {len(diffs)} intervals corrected to hold together, Bonferroni).")
     return text
 
 

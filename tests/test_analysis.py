@@ -902,14 +902,29 @@ def test_both_regimes_on_one_common_scale_against_hand_values():
     half = 2.306 * math.sqrt(1 / 3) / 52
     assert tuple(diff) == pytest.approx((-5 / 52, -5 / 52 - half, -5 / 52 + half), abs=1e-4)
     assert t.loc["ppo_clip_0.1", "regime_diff"] == t.loc["ppo1_clip_0.1", "regime_diff"]  # on both rows
+    # corrected for the 4 settings compared (Bonferroni): each interval at 1 − 0.05/4, t(0.99375, 8) = 3.206
+    family = t.loc["ppo1_clip_0.1", ["regime_diff_family_low", "regime_diff_family_high"]]
+    half = 3.206 * math.sqrt(1 / 3) / 52
+    assert tuple(family) == pytest.approx((-5 / 52 - half, -5 / 52 + half), abs=1e-4)
     common = next(w for w in wides if w.index.name == "setting: both regimes on one scale")
     assert common.loc["Clipping, eps = 0.1", "ppo1 − ppo2 [95% t-interval]"] == "-0.10 [-0.12, -0.07]"
     text = common_text(table)
     assert text.startswith("per env, random 0 and the best Table 1 setting of either regime 1, over A, B. ppo1 − ppo2 "
                            "is below 0 in 3 of 4 settings (-0.10 to +0.19); its 95% t-interval lies below 0 in 3 "
                            "(No clipping or penalty, Clipping, eps = 0.1, Clipping, eps = 0.3) and above 0 in 1 "
-                           "(Clipping, eps = 0.2).")
+                           "(Clipping, eps = 0.2). Corrected for comparing 4 settings at once (Bonferroni: each "
+                           "interval at the 98.75% level, so that together they hold with 95% probability), it lies "
+                           "below 0 in 3 (No clipping or penalty, Clipping, eps = 0.1, Clipping, eps = 0.3) and above "
+                           "0 in 1 (Clipping, eps = 0.2).")
     assert "ρ with the paper on this scale: ppo2 1.00" in text  # 10 < 20 < 30 < 40 as the paper's −0.39 < 0.70 < 0.76 < 0.82
+    from types import SimpleNamespace
+    from analysis.ppo_objectives import summary
+    runs = pd.DataFrame([dict(variant=v, env=e, seed=s) for v in table.variant for e in "AB" for s in (1, 2, 3)])
+    ctx = SimpleNamespace(planned=[SimpleNamespace(**r) for r in runs.to_dict("records")], runs=runs)
+    assert summary(table, ctx).endswith("On one common scale ppo1 (the paper-era code) scores below ppo2 in 3 of 4 "
+                                        "settings (ppo1 − ppo2 from -0.10 to +0.19), with the 95% interval below 0 "
+                                        "in 3 and above 0 in 1 (3 and 1 with the 4 intervals corrected to hold "
+                                        "together, Bonferroni).")
 
 
 def test_on_the_common_scale_the_regimes_rho_with_the_paper_is_differenced_replicate_by_replicate():
