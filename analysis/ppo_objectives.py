@@ -54,7 +54,8 @@ def variant_of(data, setting, regime):
 
 
 RHO_CHECKS = ("seed_pair_rho", "seed_pair_rho_min", "seed_pair_rho_max", "rerun_rho", "rerun_rho_min", "rerun_rho_max",
-              "held_out_rho", "held_out_rho_predicted")  # how far seed noise lets ρ reach (objectives_one_regime)
+              "held_out_rho", "held_out_rho_predicted", "half_seeds", "half_other_seeds", "half_rho",
+              "half_rho_predicted")  # how far seed noise lets ρ reach (objectives_one_regime)
 
 
 RHO_COLUMNS = ("rho", "rho_ci_low", "rho_ci_high") + RHO_CHECKS + tuple(
@@ -156,23 +157,32 @@ def objectives_one_regime(data, regime, paper):
             if held_out:  # the model's check: one seed against the others, observed and predicted
                 table["held_out_rho" + suffix] = np.mean(held_out)
                 table["held_out_rho_predicted" + suffix] = stats.predicted_agreement(np.mean(pairs), 1, seeds - 1)
+            halves = stats.half_split_agreement({regime: t1_scores}, data.random_score, ranked) if not suffix else None
+            if halves and halves[0] > 1:  # and with as many seeds on each side as the seeds allow
+                k, agreement = halves
+                table["half_seeds"], table["half_other_seeds"] = k, seeds - k
+                table["half_rho"] = agreement[regime].mean()
+                table["half_rho_predicted"] = stats.predicted_agreement(np.mean(pairs), k, seeds - k)
     return table
 
 
 REGIMES_COLUMNS = ("regimes_envs", "regimes_rho", "regimes_rho_ci_low", "regimes_rho_ci_high", "regimes_rho_ceiling",
                    "regimes_rho_paper_ppo1", "regimes_rho_paper_ppo2", "delta_rho", "delta_rho_ci_low",
-                   "delta_rho_ci_high")  # ppo1 against ppo2 (regime_comparison): the same in every row
+                   "delta_rho_ci_high", "regimes_half_seeds", "regimes_half_other_seeds", "regimes_half_ppo1",
+                   "regimes_half_ppo2", "regimes_half_across")  # ppo1 against ppo2 (regime_comparison): in every row
+OVERPREDICTED = 0.05  # a Spearman–Brown prediction this far above the ρ observed between halves is called out
 
 
 def regime_comparison(data, paper):
     """Does the paper-era code (ppo1) order the 11 Table 1 settings differently from ppo2, and closer to the
     paper? Over the envs where both regimes hold every setting with all its seeds, each regime normalised on
     its own (Table 1's rule): Spearman's ρ between the two regimes' orderings with its seed-bootstrap interval;
-    the ρ seed noise alone would leave if both regimes had the same true ordering, √(R₁ R₂) with R each
-    regime's Spearman–Brown reliability of a 3-seed grid (Spearman's attenuation, 1904); and ρ(ppo1, paper) −
-    ρ(ppo2, paper) with its interval. The two regimes' runs are resampled independently (different RNG
-    streams): a conservative choice, since runs that share a seed number also share their reset streams.
-    A dict of REGIMES_COLUMNS, or {} until both regimes hold some env whole."""
+    the ρ seed noise alone would leave if both regimes had the same true ordering, modelled (√(R₁ R₂) with R each
+    regime's Spearman–Brown reliability of a grid of its seeds; Spearman's attenuation, 1904) and measured
+    (stats.half_split_agreement: disjoint halves of the seeds, each regime against itself and against the other,
+    both directions averaged); and ρ(ppo1, paper) − ρ(ppo2, paper) with its interval. The two regimes' runs are
+    resampled independently (different RNG streams): a conservative choice, since runs that share a seed number
+    also share their reset streams. A dict of REGIMES_COLUMNS, or {} until both regimes hold some env whole."""
     settings = paper_settings(paper)
     paper_t1 = paper.paper_normalised_score.reindex(settings)
     regime_scores, envs = {}, None
@@ -187,8 +197,8 @@ def regime_comparison(data, paper):
     if not envs:
         return {}
     means, replicates, reliability = {}, {}, {}
+    regime_scores = {regime: scores[scores.env.isin(envs)] for regime, scores in regime_scores.items()}
     for seed_offset, (regime, scores) in enumerate(regime_scores.items()):
-        scores = scores[scores.env.isin(envs)]
         means[regime] = stats.normalised_means(scores, data.random_score)
         replicates[regime] = stats.normalise_replicates(
             stats.bootstrap_cell_means(scores, seed=stats.BOOTSTRAP_SEED + seed_offset), data.random_score)
@@ -198,11 +208,17 @@ def regime_comparison(data, paper):
     rho_reps = stats.spearman_rows(replicates["ppo1"][settings], replicates["ppo2"])
     rho_paper = {regime: stats.spearman(means[regime], paper_t1) for regime in means}
     delta_reps = stats.spearman(replicates["ppo1"], paper_t1) - stats.spearman(replicates["ppo2"], paper_t1)
+    halves = stats.half_split_agreement(regime_scores, data.random_score, settings)
+    k, agreement = halves if halves and halves[0] > 1 else (np.nan, {})
+    measured = (k, regime_scores["ppo1"].seed.nunique() - k, *(
+        np.mean(agreement[key]) if agreement else np.nan
+        for key in ("ppo1", "ppo2")), np.mean([*agreement.get(("ppo1", "ppo2"), []), *agreement.get(("ppo2", "ppo1"), [])])
+        if agreement else np.nan)
     return dict(zip(REGIMES_COLUMNS, (
         ", ".join(sorted(envs)), stats.spearman(means["ppo1"], means["ppo2"][settings]),
         *np.nanquantile(rho_reps, [0.025, 0.975]), np.sqrt(reliability["ppo1"] * reliability["ppo2"]),
         rho_paper["ppo1"], rho_paper["ppo2"], rho_paper["ppo1"] - rho_paper["ppo2"],
-        *np.nanquantile(delta_reps, [0.025, 0.975]))))
+        *np.nanquantile(delta_reps, [0.025, 0.975]), *measured)))
 
 
 COMMON_COLUMNS = ("common_envs", "common_mean", "common_ci_low", "common_ci_high", "common_rho", "common_rho_ci_low",
@@ -432,6 +448,11 @@ def rho_checks_text(r):
         if pd.notna(r.held_out_rho):
             text += (f", which predicts {r.held_out_rho_predicted:.2f} for one seed against the others where we "
                      f"observe {r.held_out_rho:.2f}")
+        if pd.notna(r.half_rho):
+            text += (f", and {r.half_rho_predicted:.2f} for {r.half_seeds:.0f} seeds against the other "
+                     f"{r.half_other_seeds:.0f} where we observe {r.half_rho:.2f}"
+                     + (": the model runs ahead of the seeds as they are added, so read its figures for whole grids "
+                        "as upper estimates" if r.half_rho < r.half_rho_predicted - OVERPREDICTED else ""))
         parts.append(text + ")" + paper_rerun_text(r, spread=spread))
     if pd.notna(r.rho_without_none):
         text = (f"without No clipping or penalty, ρ with the paper over the other settings is "
@@ -526,8 +547,24 @@ def regimes_text(r):
     text = (f"over {r.regimes_envs} (the envs both regimes hold whole), the two order the "
             f"{len(paper_settings(load_paper()))} settings alike at ρ {r.regimes_rho:.2f} [95% seed-bootstrap interval "
             f"{r.regimes_rho_ci_low:.2f}, {r.regimes_rho_ci_high:.2f}]")
-    if pd.notna(r.regimes_rho_ceiling):
-        text += (f"; with the same true ordering, seed noise alone would leave about {r.regimes_rho_ceiling:.2f}, so "
+    if pd.notna(r.regimes_half_across):
+        noise = float(np.sqrt(max(r.regimes_half_ppo1, 0) * max(r.regimes_half_ppo2, 0)))
+        text += (f". Measured at equal seeds, over every split of the seeds into disjoint halves "
+                 f"({r.regimes_half_seeds:.0f} and {r.regimes_half_other_seeds:.0f}): one regime's half orders the "
+                 f"settings like the other regime's other half at ρ {r.regimes_half_across:.2f} on average, and like "
+                 f"its own other half at ppo1 {r.regimes_half_ppo1:.2f}, ppo2 {r.regimes_half_ppo2:.2f}; with the "
+                 f"same true ordering the regimes would agree at about their geometric mean, {noise:.2f}, so "
+                 + ("seed noise alone can explain why the two orderings differ" if r.regimes_half_across >= noise else
+                    f"the regimes agree with each other less than with themselves (disattenuated, their true "
+                    f"orderings correlate at about {r.regimes_half_across / noise:.2f})" if noise > 0 else
+                    "the halves share no ordering to compare"))
+        if pd.notna(r.regimes_rho_ceiling):
+            text += (f" (Spearman–Brown, from single seeds, would put the ceiling for whole grids at "
+                     f"{r.regimes_rho_ceiling:.2f}; each regime's reading sets its predictions beside what halves of its "
+                     "seeds measure)")
+    elif pd.notna(r.regimes_rho_ceiling):
+        text += (f"; with the same true ordering, seed noise alone would leave about {r.regimes_rho_ceiling:.2f} "
+                 f"(Spearman–Brown), so "
                  + ("these seeds cannot tell the two orderings apart" if r.regimes_rho_ci_high >= r.regimes_rho_ceiling
                     else "the regimes order the settings differently, beyond seed noise"))
     closer = ("excludes 0: the paper-era code orders the settings closer to the paper" if r.delta_rho_ci_low > 0 else

@@ -1,6 +1,7 @@
 """Scores and statistics (docs/DESIGN.md §7): final scores, normalisation, mean and IQM with 95%
 stratified-bootstrap intervals (rliable's definitions, Agarwal et al. 2021), learning curves
 on a fixed step grid."""
+import functools
 import itertools
 import math
 
@@ -227,6 +228,34 @@ def seed_split_agreement(scores, random_score, ranked=None):
     held_out = ([spearman(ordering([s]), ordering([t for t in seeds if t != s])) for s in seeds]
                 if len(seeds) > 2 else [])
     return pairs, held_out
+
+
+def half_split_agreement(grids, random_score, ranked=None):
+    """Seed noise measured, not modelled: over every way to split the seeds into two disjoint halves (k = n // 2
+    seeds and the other n − k), Spearman's ρ between the orderings of the two halves' grids, each normalised on
+    its own (normalised_means), over the variants in `ranked` (default: all). `grids`: {name: scores}, every cell
+    of every grid holding the same seeds, e.g. one Table 1 per code regime with the variants named by setting.
+    Returns (k, {name: ρ per split} within each grid, and {(a, b): ρ per split} across each pair of grids, a's k
+    seeds against b's other n − k: disjoint seeds, so no random stream is shared). Were two grids' true orderings
+    the same, across them ρ would be about the geometric mean of their within ρ (Spearman's attenuation). None
+    unless every cell holds the same 2 or more seeds."""
+    seed_sets = pd.concat([g.groupby(["variant", "env"]).seed.agg(frozenset) for g in grids.values()])
+    if seed_sets.nunique() != 1 or len(seed_sets.iloc[0]) < 2:
+        return None
+    seeds = sorted(seed_sets.iloc[0])
+    k = len(seeds) // 2
+
+    @functools.cache
+    def ordering(name, kept):
+        means = normalised_means(grids[name][grids[name].seed.isin(kept)], random_score)
+        return means if ranked is None else means[list(ranked)]
+
+    splits = [(half, tuple(s for s in seeds if s not in half)) for half in itertools.combinations(seeds, k)]
+    agreement = {name: np.array([spearman(ordering(name, h), ordering(name, rest)) for h, rest in splits])
+                 for name in grids}
+    for a, b in itertools.permutations(grids, 2):
+        agreement[(a, b)] = np.array([spearman(ordering(a, h), ordering(b, rest)) for h, rest in splits])
+    return k, agreement
 
 
 def draw_agreement(scores, random_score, reference, k=3):

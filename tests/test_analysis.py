@@ -164,6 +164,29 @@ def test_seed_split_agreement_by_hand():
     assert pairs == [pytest.approx(0.8)] and held_out == []
 
 
+def test_half_split_agreement_by_hand():
+    """Four seeds, halves of two, all 6 ways. Grid g: seeds 1 and 2 order x > y > z, seeds 3 and 4 mildly the other
+    way, so a half holding one of each still orders x > y > z. Grid h: every seed x > y > z."""
+    rows = {1: (30, 20, 10), 2: (30, 20, 10), 3: (12, 20, 26), 4: (12, 20, 26)}
+    g = pd.DataFrame([dict(variant=v, env="A", seed=s, score=float(x)) for s, xs in rows.items() for v, x in zip("xyz", xs)])
+    h = g.assign(score=g.variant.map({"x": 30.0, "y": 20.0, "z": 10.0}))
+    k, agreement = stats.half_split_agreement({"g": g, "h": h}, pd.Series({"A": 0.0}))
+    assert k == 2
+    # splits in order (1,2|3,4) (1,3|2,4) (1,4|2,3) (2,3|1,4) (2,4|1,3) (3,4|1,2): only {1,2} against {3,4}
+    # reverses the three (ρ −1); the mixed halves agree (1)
+    np.testing.assert_allclose(agreement["g"], [-1, 1, 1, 1, 1, -1])
+    np.testing.assert_allclose(agreement["h"], [1] * 6)
+    # g's half against h's other half: only g's {3,4} (the last split) reverses; h's half against g's other
+    # half: only g's {3,4} (the first split's other half)
+    np.testing.assert_allclose(agreement[("g", "h")], [1, 1, 1, 1, 1, -1])
+    np.testing.assert_allclose(agreement[("h", "g")], [-1, 1, 1, 1, 1, 1])
+    # only the variants ranked: x and z alone, the same pattern
+    _, two = stats.half_split_agreement({"g": g}, pd.Series({"A": 0.0}), ranked=["x", "z"])
+    np.testing.assert_allclose(two["g"], [-1, 1, 1, 1, 1, -1])
+    assert stats.half_split_agreement({"g": g, "h": h[h.seed < 4]}, pd.Series({"A": 0.0})) is None  # unlike seeds
+    assert stats.half_split_agreement({"g": g[g.seed == 1]}, pd.Series({"A": 0.0})) is None
+
+
 def test_draw_agreement_by_hand_and_against_a_naive_loop():
     # every seed orders a > b > c on one env: every 3-seed draw agrees with the rest at ρ 1
     scores = pd.DataFrame([dict(variant=v, env="A", seed=s, score=x + s) for s in range(1, 7)
@@ -742,6 +765,17 @@ def test_with_more_seeds_than_the_paper_rho_with_the_paper_is_held_against_a_3_s
         pytest.approx(math.sqrt(6 * 0.9 / 5.5 * 3 * 0.9 / 2.8)), pytest.approx(1.0))
     assert f"ours and a 3-seed grid drawn like ours, as the paper's was, at about ρ {row.paper_rerun_rho:.2f}" in \
         rho_checks_text(row)
+    # halves of 3 seeds, all 20 ways: a half holding both 3 and 6 (4 ways) swaps the top two (40.33 against 34.67)
+    # and its other half does not: ρ 0.9; so does a half holding neither (4 ways); one each (12 ways): ρ 1
+    assert (row.half_seeds, row.half_other_seeds) == (3, 3)
+    assert row.half_rho == pytest.approx((8 * 0.9 + 12 * 1.0) / 20)
+    assert row.half_rho_predicted == pytest.approx(reliability(3))
+    assert (f"and {reliability(3):.2f} for 3 seeds against the other 3 where we observe 0.96" in rho_checks_text(row)
+            and "upper estimates" not in rho_checks_text(row))
+    ahead = row.copy()
+    ahead["half_rho"] = reliability(3) - 0.06
+    assert "the model runs ahead of the seeds as they are added, so read its figures for whole grids as upper " \
+           "estimates" in rho_checks_text(ahead)
     # with 4 or 5 seeds (no 3-seed draws) the verdict's yardstick is the 3-seed one: an interval that reaches it
     # but not a 6-seed rerun reaches
     between = row.drop(list(DRAW_COLUMNS), errors="ignore")
@@ -844,6 +878,39 @@ def test_the_regimes_are_compared_over_the_envs_both_hold_whole_against_hand_com
     # no env whole in both regimes yet: nothing to compare
     assert regime_comparison(SimpleNamespace(**{**vars(data), "scores": scores[scores.env == "B"]}), paper) == {}
     assert regimes_text(pd.Series({"rho": 0.4})) == ""
+
+
+def test_the_regimes_noise_ceiling_is_measured_on_disjoint_halves_of_the_seeds_against_hand_values():
+    """Four seeds on one env. ppo2: every seed orders the settings as the paper does. ppo1: seeds 1 and 2 as well,
+    seeds 3 and 4 the other way at half the spread, so only their half of two reverses the order (a mixed half's
+    mean still ascends). By hand over the 6 splits: ppo2 against itself 1; ppo1 against itself (4 − 2) / 6 = 1/3;
+    across, in either direction, only the split with ppo1's {3, 4} reverses: 4/6."""
+    from types import SimpleNamespace
+    from analysis.ppo_objectives import load_paper, paper_settings, regime_comparison, regimes_text
+    paper = load_paper()
+    settings = paper_settings(paper)
+    position = dict(zip(paper.paper_normalised_score.reindex(settings).sort_values(kind="stable").index, range(11)))
+    identities = table1_identities(grid.experiment_variants(grid.load(), "paper", "ppo_objectives"))
+    variant = {(i.setting, i.regime): v for v, i in identities.items()}
+    rows = []
+    for name in settings:
+        i = position[name]
+        rows += [(variant[(name, "ppo2")], "A", s, i + 1.0) for s in (1, 2, 3, 4)]
+        rows += [(variant[(name, "ppo1")], "A", s, i + 1.0 if s < 3 else (11.0 - i) / 2) for s in (1, 2, 3, 4)]
+    scores = pd.DataFrame(rows, columns=["variant", "env", "seed", "score"])
+    data = SimpleNamespace(scores=scores, variants=list(scores.variant.unique()), table1=identities, planned_seeds=4,
+                           random_score=pd.Series({"A": 0.0}))
+    c = regime_comparison(data, paper)
+    assert (c["regimes_half_seeds"], c["regimes_half_other_seeds"]) == (2, 2)
+    assert c["regimes_half_ppo2"] == pytest.approx(1.0) and c["regimes_half_ppo1"] == pytest.approx(1 / 3)
+    assert c["regimes_half_across"] == pytest.approx(2 / 3)
+    text = regimes_text(pd.Series(c))
+    assert ("one regime's half orders the settings like the other regime's other half at ρ 0.67 on average, and like "
+            "its own other half at ppo1 0.33, ppo2 1.00; with the same true ordering the regimes would agree at about "
+            "their geometric mean, 0.58, so seed noise alone can explain why the two orderings differ") in text
+    below = pd.Series({**c, "regimes_half_across": 0.29})
+    assert "the regimes agree with each other less than with themselves (disattenuated, their true orderings " \
+           "correlate at about 0.50)" in regimes_text(below)
 
 
 def test_the_reading_says_whether_seed_noise_alone_explains_the_rank_correlation():
