@@ -161,7 +161,7 @@ def objectives_one_regime(data, regime, paper):
             if halves and halves[0] > 1:  # and with as many seeds on each side as the seeds allow
                 k, agreement = halves
                 table["half_seeds"], table["half_other_seeds"] = k, seeds - k
-                table["half_rho"] = agreement[regime].mean()
+                table["half_rho"] = np.nanmean(agreement[regime])
                 table["half_rho_predicted"] = stats.predicted_agreement(np.mean(pairs), k, seeds - k)
     return table
 
@@ -209,11 +209,12 @@ def regime_comparison(data, paper):
     rho_paper = {regime: stats.spearman(means[regime], paper_t1) for regime in means}
     delta_reps = stats.spearman(replicates["ppo1"], paper_t1) - stats.spearman(replicates["ppo2"], paper_t1)
     halves = stats.half_split_agreement(regime_scores, data.random_score, settings)
-    k, agreement = halves if halves and halves[0] > 1 else (np.nan, {})
-    measured = (k, regime_scores["ppo1"].seed.nunique() - k, *(
-        np.mean(agreement[key]) if agreement else np.nan
-        for key in ("ppo1", "ppo2")), np.mean([*agreement.get(("ppo1", "ppo2"), []), *agreement.get(("ppo2", "ppo1"), [])])
-        if agreement else np.nan)
+    measured = (np.nan,) * 5  # halves of one seed each would only repeat the single-seed pairs
+    if halves and halves[0] > 1:
+        k, agreement = halves
+        across = np.concatenate([agreement[("ppo1", "ppo2")], agreement[("ppo2", "ppo1")]])  # both directions
+        measured = (k, regime_scores["ppo1"].seed.nunique() - k, np.nanmean(agreement["ppo1"]),
+                    np.nanmean(agreement["ppo2"]), np.nanmean(across))
     return dict(zip(REGIMES_COLUMNS, (
         ", ".join(sorted(envs)), stats.spearman(means["ppo1"], means["ppo2"][settings]),
         *np.nanquantile(rho_reps, [0.025, 0.975]), np.sqrt(reliability["ppo1"] * reliability["ppo2"]),
