@@ -158,7 +158,7 @@ def objectives_one_regime(data, regime, paper):
                 table["held_out_rho" + suffix] = np.mean(held_out)
                 table["held_out_rho_predicted" + suffix] = stats.predicted_agreement(np.mean(pairs), 1, seeds - 1)
             halves = stats.half_split_agreement({regime: t1_scores}, data.random_score, ranked) if not suffix else None
-            if halves and halves[0] > 1:  # and with as many seeds on each side as the seeds allow
+            if halves:  # and with as many seeds on each side as the seeds allow
                 k, agreement = halves
                 table["half_seeds"], table["half_other_seeds"] = k, seeds - k
                 table["half_rho"] = np.nanmean(agreement[regime])
@@ -209,8 +209,8 @@ def regime_comparison(data, paper):
     rho_paper = {regime: stats.spearman(means[regime], paper_t1) for regime in means}
     delta_reps = stats.spearman(replicates["ppo1"], paper_t1) - stats.spearman(replicates["ppo2"], paper_t1)
     halves = stats.half_split_agreement(regime_scores, data.random_score, settings)
-    measured = (np.nan,) * 5  # halves of one seed each would only repeat the single-seed pairs
-    if halves and halves[0] > 1:
+    measured = (np.nan,) * 5  # fewer than 4 seeds: no halves
+    if halves:
         k, agreement = halves
         across = np.concatenate([agreement[("ppo1", "ppo2")], agreement[("ppo2", "ppo1")]])  # both directions
         measured = (k, regime_scores["ppo1"].seed.nunique() - k, np.nanmean(agreement["ppo1"]),

@@ -209,16 +209,22 @@ def normalised_means(scores, random_score):
     return normalised.groupby(scores.variant, sort=False).mean()
 
 
+def shared_seeds(grids, at_least):
+    """The seeds, sorted, when every (variant, env) cell of every grid (score frames) holds the same set of
+    `at_least` or more; else None (the splits below need every cell split alike)."""
+    seed_sets = pd.concat([g.groupby(["variant", "env"]).seed.agg(frozenset) for g in grids])
+    return sorted(seed_sets.iloc[0]) if seed_sets.nunique() == 1 and len(seed_sets.iloc[0]) >= at_least else None
+
+
 def seed_split_agreement(scores, random_score, ranked=None):
     """How well a grid's own seeds agree on the ordering of its variants: Spearman's ρ between the Table 1
     orderings of grids made from disjoint seed sets, each normalised on its own (normalised_means), over the
     variants in `ranked` (default: all). Returns (pairs, held_out): ρ for every pair of single seeds, and for
     each seed, ρ between its grid and the grid of the other seeds (empty with 2 seeds); None unless every cell
     holds the same 2 or more seeds."""
-    seed_sets = scores.groupby(["variant", "env"]).seed.agg(frozenset)
-    if seed_sets.nunique() != 1 or len(seed_sets.iloc[0]) < 2:
+    seeds = shared_seeds([scores], 2)
+    if seeds is None:
         return None
-    seeds = sorted(seed_sets.iloc[0])
 
     def ordering(kept):
         means = normalised_means(scores[scores.seed.isin(kept)], random_score)
@@ -238,11 +244,11 @@ def half_split_agreement(grids, random_score, ranked=None):
     Returns (k, {name: ρ per split} within each grid, and {(a, b): ρ per split} across each pair of grids, a's k
     seeds against b's other n − k: disjoint seeds, so no random stream is shared). Were two grids' true orderings
     the same, across them ρ would be about the geometric mean of their within ρ (Spearman's attenuation). None
-    unless every cell holds the same 2 or more seeds."""
-    seed_sets = pd.concat([g.groupby(["variant", "env"]).seed.agg(frozenset) for g in grids.values()])
-    if seed_sets.nunique() != 1 or len(seed_sets.iloc[0]) < 2:
+    unless every cell holds the same 4 or more seeds (halves of one seed would only repeat seed_split_agreement's
+    pairs)."""
+    seeds = shared_seeds(grids.values(), 4)
+    if seeds is None:
         return None
-    seeds = sorted(seed_sets.iloc[0])
     k = len(seeds) // 2
 
     @functools.cache
@@ -266,10 +272,9 @@ def draw_agreement(scores, random_score, reference, k=3):
     same other seeds' grid, over reference's variants. Were `reference` such a draw, its ρ would be exchangeable
     with the draws'. Returns (draws, reference_rhos), arrays over the splits; None unless every cell holds the
     same 2k or more seeds (so the rest is at least as many seeds as a draw)."""
-    seed_sets = scores.groupby(["variant", "env"]).seed.agg(frozenset)
-    if seed_sets.nunique() != 1 or len(seed_sets.iloc[0]) < 2 * k:
+    seeds = shared_seeds([scores], 2 * k)
+    if seeds is None:
         return None
-    seeds = sorted(seed_sets.iloc[0])
     scores = scores[scores.variant.isin(reference.index)]
     ordering = lambda kept: normalised_means(scores[scores.seed.isin(kept)], random_score)  # noqa: E731
     draws, reference_rhos = [], []
