@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import MISSING, budget_label, label, reading_curves, seeds_text, step_label, table_curves, two_groups_text
+from analysis.common import (MISSING, budget_label, improvement_table, label, reading_curves, seeds_text, step_label,
+                             table_curves, two_groups_text)
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -122,9 +123,19 @@ def reading_algorithms(table, runs, progress, config, scale):
 table = table_algorithms
 
 
+# The comparisons the papers make: TRPO over the vanilla policy gradient (Schulman et al. 2015, §8), PPO-clip over
+# TRPO and over the adaptive KL penalty (Schulman et al. 2017, §6.1-6.2), and KL early stopping added to PPO-clip.
+ALGORITHM_PAIRS = (("trpo", "vpg_gae"), ("ppo_clip_0.2", "trpo"), ("ppo_clip_0.2", "ppo_kl_adaptive_0.01"),
+                   ("ppo_clip_0.2_es_0.01", "ppo_clip_0.2"))
+
+
 def reading(table, ctx):
-    return (reading_algorithms(table, ctx.runs, ctx.progress, ctx.config, ctx.scale)
-            + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
+    text = reading_algorithms(table, ctx.runs, ctx.progress, ctx.config, ctx.scale)
+    variants = set(grid.experiment_variants(ctx.config, ctx.scale, "algorithms"))
+    pairs = [(x, y) for x, y in ALGORITHM_PAIRS if x in variants and y in variants]
+    if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
+        text += f"\n\n**Which algorithm's runs end higher.** {improvement}"
+    return text + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
 
 
 def summary(table, ctx):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.common import label, ordering, reading_curves, seed_range_table, seeds_text, table_curves
+from analysis.common import improvement_table, label, ordering, reading_curves, seed_range_table, seeds_text, table_curves
 from experiments import grid
 
 table = table_curves
@@ -117,8 +117,19 @@ def reading_baselines(table, runs, progress, config, scale, scale_dir):
                        + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 
+# Each weight against the one before it (what each step of the policy-gradient derivation buys), and the first
+# against the last: reward-to-go drops past rewards, V(s) subtracts a baseline, GAE(λ) trades bias for variance.
+WEIGHT_PAIRS = (("reward_to_go", "total_return"), ("value_baseline", "reward_to_go"), ("gae", "value_baseline"),
+                ("gae", "total_return"))
+
+
 def reading(table, ctx):
-    return reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)
+    text = reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)
+    weights = weights_of(ctx.config, ctx.scale, ctx.planned)
+    pairs = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS if x in weights and y in weights]
+    if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
+        text += f"\n\n**Which weight's runs end higher.** {improvement}"
+    return text
 
 
 def weights_of(config, scale, planned):

@@ -156,7 +156,62 @@ INTERVALS = ("A cell (one setting on one task) is the mean of its seeds with its
              "bootstrap over n seeds sees only those seeds' spread (variance (n − 1)/n of s²/n; with 3 seeds its "
              "'95%' interval of one cell is exactly the range of the seeds, which holds the mean only 75% of the time), "
              "so read a rank interval or a share of 100% as what these seeds show, and an ordering as settled only where "
-             "the intervals are disjoint. ± is a sample SD.")
+             "the intervals are disjoint. P(X > Y), the probability that a run of X ends above a run of Y on the same "
+             "task, is rliable's (Agarwal et al. 2021): averaged over tasks, with a percentile interval that resamples "
+             "each cell's seeds on its own. ± is a sample SD.")
+
+
+def improvement_rows(scores, pairs, envs=None, level=0.95):
+    """One row per pair (x, y) of variants with runs: the probability that a run of x ends above a run of y on the
+    same task (stats.probability_of_improvement) over the envs (of `envs`, default every env) where both have two or
+    more runs; with the envs, the fewest and most seeds of a cell, and the lowest and highest env's own value."""
+    rows = []
+    for x, y in pairs:
+        cells = {v: {env: g.score.to_numpy(float) for env, g in scores[scores.variant == v].groupby("env", sort=False)}
+                 for v in (x, y)}
+        shared = [e for e in cells[x] if e in cells[y] and (envs is None or e in envs)
+                  and min(len(cells[x][e]), len(cells[y][e])) >= 2]
+        if not shared:
+            continue
+        xs, ys = [cells[x][e] for e in shared], [cells[y][e] for e in shared]
+        point, low, high = stats.probability_of_improvement(xs, ys, level=level)
+        per_env = [stats.improvement(a, b) for a, b in zip(xs, ys)]
+        seeds = [len(c) for c in xs + ys]
+        rows.append(dict(x=x, y=y, envs=shared, p=point, p_low=low, p_high=high, env_min=min(per_env),
+                         env_max=max(per_env), seeds_min=min(seeds), seeds_max=max(seeds)))
+    return pd.DataFrame(rows)
+
+
+def improvement_text(row, digits=2):
+    """'0.62 [0.51, 0.73]' for a row of improvement_rows."""
+    return f"{row.p:.{digits}f} [{row.p_low:.{digits}f}, {row.p_high:.{digits}f}]"
+
+
+def improvement_table(ctx, pairs, name, envs=None):
+    """Markdown: improvement_rows of the experiment's runs (a report's context) as a table, each variant by
+    name(variant), with which way each interval points; '' when no pair has runs on a shared env."""
+    planned_seeds = len({r.seed for r in ctx.planned})
+    rows = improvement_rows(stats.planned_rows(ctx.scores, ctx.planned), pairs, envs)
+    if not len(rows):
+        return ""
+    every_env = len({len(r.envs) for r in rows.itertuples()}) == 1 and len(set(map(tuple, rows.envs))) == 1
+    table = pd.DataFrame({
+        "X over Y": [f"{name(r.x)} over {name(r.y)}" for r in rows.itertuples()],
+        "P(X > Y) [95% CI]": [improvement_text(r) for r in rows.itertuples()],
+        "lowest / highest task": [f"{r.env_min:.2f} / {r.env_max:.2f}" for r in rows.itertuples()],
+        "reads": [f"{name(r.x)} higher" if r.p_low > 0.5 else f"{name(r.y)} higher" if r.p_high < 0.5 else
+                  "not told apart" for r in rows.itertuples()]})
+    if not every_env:
+        table.insert(1, "tasks", [", ".join(r.envs) for r in rows.itertuples()])
+    if rows.seeds_min.min() < planned_seeds:
+        table.insert(1, "seeds a cell", [f"{r.seeds_min}-{r.seeds_max} of {planned_seeds}" if r.seeds_min < r.seeds_max
+                                         else f"{r.seeds_min} of {planned_seeds}" for r in rows.itertuples()])
+    tasks = rows.envs.iloc[0]
+    return ((f"Over {len(tasks)} tasks ({', '.join(tasks)}), " if every_env else "Over the tasks where both have runs, ")
+            + "the chance that a run of X ends above a run of Y on the same task (P(X > Y), a tie counting half; 0.5: "
+            "neither tends higher). It compares runs by their order alone, so each task weighs the same whatever its "
+            "scale or spread:\n\n"
+            + table.to_markdown(index=False))
 
 
 def reading_curves(table, higher_than=None):

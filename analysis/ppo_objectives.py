@@ -9,8 +9,9 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import setups, stats
-from analysis.common import (FIGURE_STYLE, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text, seed_caveat,
-                             seeds_text, two_groups_text, update_measures)
+from analysis.common import (FIGURE_STYLE, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text,
+                             improvement_rows, improvement_text, seed_caveat, seeds_text, two_groups_text,
+                             update_measures)
 from experiments import grid
 
 REGIMES = ("ppo2", "ppo1")  # ppo.py --regime: the code-level regimes Table 1 runs under (ppo.py's REGIMES table)
@@ -799,10 +800,57 @@ def phase_text(phases, ratios, regime_of):
 table = table_ppo_objectives
 
 
+REFERENCE_SETTING = "Clipping, eps = 0.2"  # the paper's best and today's default, which every other setting meets
+
+
+def improvement_objectives(table, scores):
+    """Probability of improvement (common.improvement_rows) per setting: over REFERENCE_SETTING in each regime, on
+    the envs that regime's aggregates are over, and ppo1 over ppo2 on the envs both hold whole, with how many
+    intervals exclude 0.5 alone and corrected for the settings compared at once (Bonferroni); '' without pairs."""
+    settings = list(dict.fromkeys(table.setting))
+    variant = table.set_index(["setting", "regime"]).variant
+    columns, notes = {}, []
+    for regime, rt in table.groupby("regime", sort=False):
+        if (REFERENCE_SETTING, regime) not in variant.index:
+            continue
+        reference = variant[(REFERENCE_SETTING, regime)]
+        rows = improvement_rows(scores, [(v, reference) for v in rt.variant if v != reference], aggregated_envs(rt))
+        if len(rows):
+            columns[f"{regime}: over {REFERENCE_SETTING} ({len(rows.envs.iloc[0])} tasks)"] = {
+                table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
+    common = table.reindex(columns=table.columns.union(COMMON_COLUMNS)).common_envs.dropna()
+    if len(common) and set(REGIMES) <= set(table.regime):
+        envs = common.iloc[0].split(", ")
+        pairs = [(variant[(s, "ppo1")], variant[(s, "ppo2")]) for s in settings
+                 if (s, "ppo1") in variant.index and (s, "ppo2") in variant.index]
+        rows = improvement_rows(scores, pairs, envs)
+        if len(rows):
+            family = improvement_rows(scores, pairs, envs, level=1 - 0.05 / len(rows))
+            columns[f"ppo1 over ppo2 ({len(envs)} tasks)"] = {
+                table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
+            notes.append(
+                f"ppo1 over ppo2, over {', '.join(envs)}: a ppo1 run ends below a ppo2 run of the same setting more "
+                f"often than not in {(rows.p < 0.5).sum()} of {len(rows)} settings; the interval lies below 0.5 in "
+                f"{(rows.p_high < 0.5).sum()} and above in {(rows.p_low > 0.5).sum()}, and corrected for the "
+                f"{len(rows)} at once (Bonferroni) below in {(family.p_high < 0.5).sum()} and above in "
+                f"{(family.p_low > 0.5).sum()}.")
+    if not columns:
+        return ""
+    wide = pd.DataFrame(columns).reindex([s for s in settings if any(s in c for c in columns.values())]).fillna("")
+    wide.index.name = "P(X > Y) [95% CI], X the setting or ppo1"
+    return ("**Which setting's runs end higher.** The chance that a run of one setting ends above a run of another "
+            "on the same task (P(X > Y), a tie counting half; 0.5: neither tends higher), averaged over the tasks. It "
+            "compares runs by their order alone, so it needs no normalisation, and no one task can dominate it as a task "
+            "with two far-apart groups of runs (HalfCheetah) can dominate a mean of normalised scores. "
+            + " ".join(notes) + "\n\n" + wide.to_markdown())
+
+
 def reading(table, ctx):
     variants = list(dict.fromkeys(r.variant for r in ctx.planned))
     identities = identify(ctx.config, ctx.scale, variants, load_paper())
     text = reading_objectives(table, regime_steps(table, ctx.progress, ctx.planned, identities))
+    if improvement := improvement_objectives(table, stats.planned_rows(ctx.scores, ctx.planned)):
+        text += "\n\n" + improvement
     return text + two_groups_text(ctx.scores, ctx.planned, lambda v: identities[v].setting,
                                   lambda v: identities[v].regime, order=REGIMES)
 

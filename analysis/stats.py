@@ -125,6 +125,29 @@ def stratified_bootstrap_ci(values, strata, statistic, reps=BOOTSTRAP_REPS, seed
     return float(statistic(values[None, :], axis=1)[0]), *map(float, np.quantile(estimates, [alpha, 1 - alpha]))
 
 
+def improvement(x, y):
+    """P(X > Y) + ½ P(X = Y) on one task: the share of the pairs (a run of X, a run of Y) in which X's run ends
+    higher, a tie counted half; the Mann–Whitney U statistic over n_X·n_Y. Leading axes are batches (resamples)."""
+    x, y = np.asarray(x, float)[..., :, None], np.asarray(y, float)[..., None, :]
+    return ((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(xs, ys, reps=BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED, level=0.95):
+    """(point, low, high): the probability that a run of X ends above a run of Y on the same task, a task drawn
+    at random (Agarwal et al. 2021; rliable's metrics.probability_of_improvement): `improvement` on each task,
+    averaged over tasks with equal weight. xs and ys hold each task's runs, in the same task order. It uses only
+    each task's order of runs, so no normalisation enters, and a task counts as much as any other whatever its
+    scale. Interval: percentile, over `reps` resamples that redraw, task by task, X's runs and then Y's with
+    replacement, independently (rliable's StratifiedIndependentBootstrap)."""
+    xs, ys = [np.asarray(x, float) for x in xs], [np.asarray(y, float) for y in ys]
+    point = float(np.mean([improvement(x, y) for x, y in zip(xs, ys)]))
+    rng = np.random.default_rng(seed)
+    per_task = [improvement(x[rng.integers(0, len(x), (reps, len(x)))], y[rng.integers(0, len(y), (reps, len(y)))])
+                for x, y in zip(xs, ys)]
+    alpha = (1 - level) / 2
+    return point, *map(float, np.quantile(np.mean(per_task, axis=0), [alpha, 1 - alpha]))
+
+
 def curves(episodes, points=50, total_steps=None):
     """Each run's return on a fixed grid of `points` steps: the mean return of the episodes that
     finished in each grid interval, carried forward through intervals with none."""

@@ -93,6 +93,59 @@ def test_bootstrap_is_reproducible_and_covers_the_mean():
     assert low < point < high and low < 10.0 < high and high - low < 2.0
 
 
+def test_improvement_by_hand_and_against_mann_whitney():
+    # x = 1, 2, 3 against y = 2, 2: the six pairs give 0, 0, ½, ½, 1, 1
+    assert stats.improvement([1.0, 2.0, 3.0], [2.0, 2.0]) == 0.5
+    # x = 3, 4 against y = 1, 3, 5: 1, ½, 0, 1, 1, 0 → 3.5 / 6
+    assert stats.improvement([3.0, 4.0], [1.0, 3.0, 5.0]) == pytest.approx(3.5 / 6)
+    from scipy import stats as scipy_stats
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # scipy's U over n_x·n_y, ties among the draws included
+        x, y = rng.integers(0, 6, rng.integers(2, 11)).astype(float), rng.integers(0, 6, rng.integers(2, 11)).astype(float)
+        u = scipy_stats.mannwhitneyu(x, y, alternative="two-sided").statistic
+        assert stats.improvement(x, y) == pytest.approx(u / (len(x) * len(y)))
+        assert stats.improvement(x, y) + stats.improvement(y, x) == pytest.approx(1.0)
+
+
+def test_probability_of_improvement_weighs_tasks_equally_and_resamples_each_cell_alone():
+    xs, ys = [[10.0, 11.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]], [[1.0, 2.0], [2.5] * 3]
+    point, low, high = stats.probability_of_improvement(xs, ys, reps=2_000)
+    assert point == pytest.approx((1.0 + 0.5) / 2)  # task 1: X always above; task 2: half of X's runs above
+    assert low <= point <= high and low >= 0.5  # task 1 gives 1 in every resample: never below (1 + 0) / 2
+    # the same resamples written as loops: per task, X's runs drawn, then Y's, from one generator
+    rng, estimates = np.random.default_rng(stats.BOOTSTRAP_SEED), np.zeros(300)
+    draws = []
+    for x, y in zip(xs, ys):
+        ix, iy = rng.integers(0, len(x), (300, len(x))), rng.integers(0, len(y), (300, len(y)))
+        draws.append((x, y, ix, iy))
+    for rep in range(300):
+        per_task = []
+        for x, y, ix, iy in draws:
+            pairs = [(x[i] > y[j]) + 0.5 * (x[i] == y[j]) for i in ix[rep] for j in iy[rep]]
+            per_task.append(sum(pairs) / len(pairs))
+        estimates[rep] = np.mean(per_task)
+    expected = np.quantile(estimates, [0.025, 0.975])
+    assert stats.probability_of_improvement(xs, ys, reps=300)[1:] == pytest.approx(tuple(expected))
+    # identical cells: 0.5 exactly, and an interval around it
+    same = [[1.0, 2.0, 3.0]]
+    point, low, high = stats.probability_of_improvement(same, same)
+    assert point == 0.5 and low < 0.5 < high
+
+
+def test_improvement_rows_pair_cells_on_the_envs_both_hold_with_two_runs():
+    from analysis.common import improvement_rows
+    scores = pd.DataFrame({"variant": ["a"] * 5 + ["b"] * 5, "env": ["X", "X", "Y", "Y", "Z", "X", "X", "Y", "Y", "Z"],
+                           "seed": [1, 2, 1, 2, 1] * 2, "score": [5.0, 6.0, 0.0, 1.0, 9.0, 1.0, 2.0, 1.0, 1.0, 0.0]})
+    rows = improvement_rows(scores, [("a", "b"), ("b", "a"), ("a", "c")])
+    assert list(rows.x) == ["a", "b"]  # c has no runs: no row
+    a_b = rows.iloc[0]
+    assert a_b.envs == ["X", "Y"]  # Z: one run each, no pairs to resample
+    # X: a above b in all 4 pairs; Y: (0, 1) → 0, 0 and (1, 1) → ½, ½
+    assert a_b.p == pytest.approx((1.0 + 0.25) / 2) and (a_b.env_min, a_b.env_max) == (0.25, 1.0)
+    assert rows.iloc[1].p == pytest.approx(1 - a_b.p) and (a_b.seeds_min, a_b.seeds_max) == (2, 2)
+    assert improvement_rows(scores, [("a", "b")], envs=["Y"]).iloc[0].p == 0.25
+
+
 def test_bootstrap_cell_means_resamples_each_cells_own_seeds():
     scores = pd.DataFrame({"variant": ["a", "a", "b", "b"], "env": "X", "seed": [1, 2, 1, 2],
                            "score": [7.0, 7.0, 0.0, 1.0]})

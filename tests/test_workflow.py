@@ -91,6 +91,8 @@ def test_smoke_produces_every_run_figure_table_and_report(smoke):
     for name in EXPERIMENTS:
         assert f"![{name}](figures/{name}.png)" in report
     assert "**Reading.**" in report and "Random-policy scores" in report
+    for heading in ("weight's", "setting's", "algorithm's"):  # 2 seeds a cell: enough for P(X > Y)
+        assert f"**Which {heading} runs end higher.**" in report
     measured = grid.gradient_noise_runs(config, "smoke")
     assert measured  # the smoke scale measures VPG's gradient noise on the baselines' envs and seeds
     for env, seed in measured:
