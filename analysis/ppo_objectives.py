@@ -803,6 +803,21 @@ table = table_ppo_objectives
 REFERENCE_SETTING = "Clipping, eps = 0.2"  # the paper's best and today's default, which every other setting meets
 
 
+def regime_improvement(table, scores):
+    """(rows, rows at the Bonferroni level for them all, envs): P(ppo1 run > ppo2 run) of each Table 1 setting
+    (common.improvement_rows) over the envs both regimes hold whole (the common scale's); None before there are."""
+    common = table.reindex(columns=table.columns.union(COMMON_COLUMNS)).common_envs.dropna()
+    if not len(common) or not set(REGIMES) <= set(table.regime):
+        return None
+    variant, envs = table.set_index(["setting", "regime"]).variant, common.iloc[0].split(", ")
+    pairs = [(variant[(s, "ppo1")], variant[(s, "ppo2")]) for s in dict.fromkeys(table.setting)
+             if (s, "ppo1") in variant.index and (s, "ppo2") in variant.index]
+    rows = improvement_rows(scores, pairs, envs)
+    if not len(rows):
+        return None
+    return rows, improvement_rows(scores, pairs, envs, level=1 - 0.05 / len(rows)), envs
+
+
 def improvement_objectives(table, scores):
     """Probability of improvement (common.improvement_rows) per setting: over REFERENCE_SETTING in each regime, on
     the envs that regime's aggregates are over, and ppo1 over ppo2 on the envs both hold whole, with how many
@@ -818,22 +833,16 @@ def improvement_objectives(table, scores):
         if len(rows):
             columns[f"{regime}: over {REFERENCE_SETTING} ({len(rows.envs.iloc[0])} tasks)"] = {
                 table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
-    common = table.reindex(columns=table.columns.union(COMMON_COLUMNS)).common_envs.dropna()
-    if len(common) and set(REGIMES) <= set(table.regime):
-        envs = common.iloc[0].split(", ")
-        pairs = [(variant[(s, "ppo1")], variant[(s, "ppo2")]) for s in settings
-                 if (s, "ppo1") in variant.index and (s, "ppo2") in variant.index]
-        rows = improvement_rows(scores, pairs, envs)
-        if len(rows):
-            family = improvement_rows(scores, pairs, envs, level=1 - 0.05 / len(rows))
-            columns[f"ppo1 over ppo2 ({len(envs)} tasks)"] = {
-                table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
-            notes.append(
-                f"ppo1 over ppo2, over {', '.join(envs)}: a ppo1 run ends below a ppo2 run of the same setting more "
-                f"often than not in {(rows.p < 0.5).sum()} of {len(rows)} settings; the interval lies below 0.5 in "
-                f"{(rows.p_high < 0.5).sum()} and above in {(rows.p_low > 0.5).sum()}, and corrected for the "
-                f"{len(rows)} at once (Bonferroni) below in {(family.p_high < 0.5).sum()} and above in "
-                f"{(family.p_low > 0.5).sum()}.")
+    if (found := regime_improvement(table, scores)) is not None:
+        rows, family, envs = found
+        columns[f"ppo1 over ppo2 ({len(envs)} tasks)"] = {
+            table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
+        notes.append(
+            f"ppo1 over ppo2, over {', '.join(envs)}: a ppo1 run ends below a ppo2 run of the same setting more "
+            f"often than not in {(rows.p < 0.5).sum()} of {len(rows)} settings; the interval lies below 0.5 in "
+            f"{(rows.p_high < 0.5).sum()} and above in {(rows.p_low > 0.5).sum()}, and corrected for the "
+            f"{len(rows)} at once (Bonferroni) below in {(family.p_high < 0.5).sum()} and above in "
+            f"{(family.p_low > 0.5).sum()}.")
     if not columns:
         return ""
     wide = pd.DataFrame(columns).reindex([s for s in settings if any(s in c for c in columns.values())]).fillna("")
@@ -875,6 +884,12 @@ def summary(table, ctx):
                  f"{(diffs.regime_diff_ci_high < 0).sum()} and above 0 in {(diffs.regime_diff_ci_low > 0).sum()} "
                  f"({(diffs.regime_diff_family_high < 0).sum()} and {(diffs.regime_diff_family_low > 0).sum()} with "
                  f"the {len(diffs)} intervals corrected to hold together, Bonferroni).")
+    if ctx.scores is not None and (found := regime_improvement(table, stats.planned_rows(ctx.scores, ctx.planned))):
+        rows, family, _ = found
+        text += (f" Compared by order alone (P(X > Y), no scale), a ppo1 run ends below a ppo2 run of the same "
+                 f"setting more often than not in {(rows.p < 0.5).sum()} of {len(rows)} settings, the 95% interval "
+                 f"below 0.5 in {(rows.p_high < 0.5).sum()} and above in {(rows.p_low > 0.5).sum()} "
+                 f"({(family.p_high < 0.5).sum()} and {(family.p_low > 0.5).sum()} corrected).")
     return text
 
 

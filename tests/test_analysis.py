@@ -1040,11 +1040,18 @@ def test_both_regimes_on_one_common_scale_against_hand_values():
     from types import SimpleNamespace
     from analysis.ppo_objectives import summary
     runs = pd.DataFrame([dict(variant=v, env=e, seed=s) for v in table.variant for e in "AB" for s in (1, 2, 3)])
-    ctx = SimpleNamespace(planned=[SimpleNamespace(**r) for r in runs.to_dict("records")], runs=runs)
+    ctx = SimpleNamespace(planned=[grid.Run(**r) for r in runs.to_dict("records")], runs=runs, scores=None)
     assert summary(table, ctx).endswith("On one common scale ppo1 (the paper-era code) scores below ppo2 in 3 of 4 "
                                         "settings (ppo1 − ppo2 from -0.10 to +0.19), with the 95% interval below 0 "
                                         "in 3 and above 0 in 1 (3 and 1 with the 4 intervals corrected to hold "
                                         "together, Bonferroni).")
+    # by order alone: every ppo1 run below every ppo2 run of its setting, but at ε = 0.2 (50 against 40) above
+    level = {"ppo_none": 10.0, "ppo_clip_0.1": 30.0, "ppo_clip_0.2": 40.0, "ppo_clip_0.3": 20.0, "ppo1_none": 5.0,
+             "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": 15.0}
+    ctx.scores = runs.assign(score=[level[v] * (1 + (e == "B")) + s for v, e, s in zip(runs.variant, runs.env, runs.seed)])
+    assert summary(table, ctx).endswith("Compared by order alone (P(X > Y), no scale), a ppo1 run ends below a ppo2 "
+                                        "run of the same setting more often than not in 3 of 4 settings, the 95% "
+                                        "interval below 0.5 in 3 and above in 1 (3 and 1 corrected).")
 
 
 def test_on_the_common_scale_the_regimes_rho_with_the_paper_is_differenced_replicate_by_replicate():
