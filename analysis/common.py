@@ -194,7 +194,7 @@ def improvement_table(ctx, pairs, name, envs=None):
     rows = improvement_rows(stats.planned_rows(ctx.scores, ctx.planned), pairs, envs)
     if not len(rows):
         return ""
-    every_env = len({len(r.envs) for r in rows.itertuples()}) == 1 and len(set(map(tuple, rows.envs))) == 1
+    every_env = len(set(map(tuple, rows.envs))) == 1  # every pair over the same tasks: name them once
     table = pd.DataFrame({
         "X over Y": [f"{name(r.x)} over {name(r.y)}" for r in rows.itertuples()],
         "P(X > Y) [95% CI]": [improvement_text(r) for r in rows.itertuples()],

@@ -849,8 +849,8 @@ def improvement_objectives(table, scores):
     wide.index.name = "P(X > Y) [95% CI], X the setting or ppo1"
     return ("**Which setting's runs end higher.** The chance that a run of one setting ends above a run of another "
             "on the same task (P(X > Y), a tie counting half; 0.5: neither tends higher), averaged over the tasks. It "
-            "compares runs by their order alone, so it needs no normalisation, and no one task can dominate it as a task "
-            "with two far-apart groups of runs (HalfCheetah) can dominate a mean of normalised scores. "
+            "compares runs by their order alone, so it needs no normalisation, and no one task's spread swamps it, as "
+            "HalfCheetah's two far-apart groups of runs swamp the intervals of a mean of normalised scores. "
             + " ".join(notes) + "\n\n" + wide.to_markdown())
 
 
