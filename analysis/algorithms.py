@@ -123,8 +123,9 @@ def reading_algorithms(table, runs, progress, config, scale):
 table = table_algorithms
 
 
-# The comparisons the papers make: TRPO over the vanilla policy gradient (Schulman et al. 2015, §8), PPO-clip over
-# TRPO and over the adaptive KL penalty (Schulman et al. 2017, §6.1-6.2), and KL early stopping added to PPO-clip.
+# The PPO paper's comparisons: PPO-clip against TRPO and a vanilla policy gradient (Schulman et al. 2017, §6.2,
+# Fig. 3; here TRPO over VPG-GAE, the trust region's own gain) and against the adaptive KL penalty (§6.1, Table 1);
+# and KL early stopping (Spinning Up's) added to PPO-clip.
 ALGORITHM_PAIRS = (("trpo", "vpg_gae"), ("ppo_clip_0.2", "trpo"), ("ppo_clip_0.2", "ppo_kl_adaptive_0.01"),
                    ("ppo_clip_0.2_es_0.01", "ppo_clip_0.2"))
 
