@@ -161,6 +161,10 @@ INTERVALS = ("A cell (one setting on one task) is the mean of its seeds with its
              "each cell's seeds on its own. ± is a sample SD.")
 
 
+# What P(X > Y) is, as each table of it says (improvement_table; ppo_objectives.improvement_objectives)
+IMPROVEMENT_MEANS = "on the same task (P(X > Y), a tie counting half; 0.5: neither tends higher)"
+
+
 def improvement_rows(scores, pairs, envs=None, level=0.95):
     """One row per pair (x, y) of variants with runs: the probability that a run of x ends above a run of y on the
     same task (stats.probability_of_improvement) over the envs (of `envs`, default every env) where both have two or
@@ -208,9 +212,8 @@ def improvement_table(ctx, pairs, name, envs=None):
                                          else f"{r.seeds_min} of {planned_seeds}" for r in rows.itertuples()])
     tasks = rows.envs.iloc[0]
     return ((f"Over {len(tasks)} tasks ({', '.join(tasks)}), " if every_env else "Over the tasks where both have runs, ")
-            + "the chance that a run of X ends above a run of Y on the same task (P(X > Y), a tie counting half; 0.5: "
-            "neither tends higher). It compares runs by their order alone, so each task weighs the same whatever its "
-            "scale or spread:\n\n"
+            + f"the chance that a run of X ends above a run of Y {IMPROVEMENT_MEANS}. It compares runs by their order "
+            "alone, so each task weighs the same whatever its scale or spread:\n\n"
             + table.to_markdown(index=False))
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import setups, stats
-from analysis.common import (FIGURE_STYLE, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES, ci_text,
-                             improvement_rows, improvement_text, seed_caveat, seeds_text, two_groups_text,
+from analysis.common import (FIGURE_STYLE, IMPROVEMENT_MEANS, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES,
+                             ci_text, improvement_rows, improvement_text, seed_caveat, seeds_text, two_groups_text,
                              update_measures)
 from experiments import grid
 
@@ -823,7 +823,7 @@ def improvement_objectives(table, scores):
     the envs that regime's aggregates are over, and ppo1 over ppo2 on the envs both hold whole, with how many
     intervals exclude 0.5 alone and corrected for the settings compared at once (Bonferroni); '' without pairs."""
     settings = list(dict.fromkeys(table.setting))
-    variant = table.set_index(["setting", "regime"]).variant
+    variant, setting_of = table.set_index(["setting", "regime"]).variant, table.set_index("variant").setting
     columns, notes = {}, []
     for regime, rt in table.groupby("regime", sort=False):
         if (REFERENCE_SETTING, regime) not in variant.index:
@@ -832,11 +832,11 @@ def improvement_objectives(table, scores):
         rows = improvement_rows(scores, [(v, reference) for v in rt.variant if v != reference], aggregated_envs(rt))
         if len(rows):
             columns[f"{regime}: over {REFERENCE_SETTING} ({len(rows.envs.iloc[0])} tasks)"] = {
-                table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
+                setting_of[r.x]: improvement_text(r) for r in rows.itertuples()}
     if (found := regime_improvement(table, scores)) is not None:
         rows, family, envs = found
         columns[f"ppo1 over ppo2 ({len(envs)} tasks)"] = {
-            table.set_index("variant").setting[r.x]: improvement_text(r) for r in rows.itertuples()}
+            setting_of[r.x]: improvement_text(r) for r in rows.itertuples()}
         notes.append(
             f"ppo1 over ppo2, over {', '.join(envs)}: a ppo1 run ends below a ppo2 run of the same setting more "
             f"often than not in {(rows.p < 0.5).sum()} of {len(rows)} settings; the interval lies below 0.5 in "
@@ -848,7 +848,7 @@ def improvement_objectives(table, scores):
     wide = pd.DataFrame(columns).reindex([s for s in settings if any(s in c for c in columns.values())]).fillna("")
     wide.index.name = "P(X > Y) [95% CI], X the setting or ppo1"
     return ("**Which setting's runs end higher.** The chance that a run of one setting ends above a run of another "
-            "on the same task (P(X > Y), a tie counting half; 0.5: neither tends higher), averaged over the tasks. It "
+            f"{IMPROVEMENT_MEANS}, averaged over the tasks. It "
             "compares runs by their order alone, so it needs no normalisation, and no one task's spread swamps it, as "
             "HalfCheetah's two far-apart groups of runs swamp the intervals of a mean of normalised scores. "
             + " ".join(notes) + "\n\n" + wide.to_markdown())
