@@ -229,6 +229,22 @@ COMMON_COLUMNS = ("common_envs", "common_mean", "common_ci_low", "common_ci_high
                   "regime_diff_family_high")
 
 
+def common_normalised(data, table):
+    """Every run's score on the common scale (common_scale): per env, random → 0 and the best Table 1 setting of
+    either regime → 1, over the envs both regimes aggregate: (those envs, the scores frame with a `normalised`
+    column), or None with fewer than two regimes or no Table 1 run on those envs."""
+    regimes = list(dict.fromkeys(table.regime))
+    if len(regimes) < 2:
+        return None
+    envs = sorted(set.intersection(*(set(aggregated_envs(table[table.regime == r])) for r in regimes)))
+    scores = data.scores[data.scores.env.isin(envs) & data.scores.variant.isin(table.variant)]
+    t1_scores = scores[scores.variant.isin(table[table.paper.notna()].variant)]
+    if t1_scores.empty:
+        return None
+    best = stats.best_of_sweep(t1_scores)  # per env, over both regimes' Table 1 settings
+    return envs, scores.assign(normalised=stats.normalise(scores, data.random_score, best))
+
+
 def common_scale(data, table, paper):
     """Both regimes on one scale: per env, random → 0 and the best Table 1 setting of either regime → 1, over the
     envs both regimes aggregate. Each regime's own scale (Table 1's rule) says how its settings rank among
@@ -241,16 +257,11 @@ def common_scale(data, table, paper):
     hold their true differences together with 95% probability (regime_diff_family_*). A dict of COMMON_COLUMNS →
     {variant: value}, or {} with fewer than two regimes."""
     regimes = list(dict.fromkeys(table.regime))
-    if len(regimes) < 2:
+    if (common := common_normalised(data, table)) is None:
         return {}
-    envs = sorted(set.intersection(*(set(aggregated_envs(table[table.regime == r])) for r in regimes)))
+    envs, normalised = common
     in_paper = table[table.paper.notna()]
-    scores = data.scores[data.scores.env.isin(envs) & data.scores.variant.isin(table.variant)]
-    t1_scores = scores[scores.variant.isin(in_paper.variant)]
-    if t1_scores.empty:
-        return {}
-    best = stats.best_of_sweep(t1_scores)  # per env, over both regimes' Table 1 settings
-    normalised = scores.assign(normalised=stats.normalise(scores, data.random_score, best))
+    t1_scores = normalised[normalised.variant.isin(in_paper.variant)]
     columns = {c: {} for c in COMMON_COLUMNS}
     for variant, g in normalised.groupby("variant", sort=False):
         point, low, high = stats.stratified_bootstrap_ci(g.normalised, g.env, stats.aggregate_mean)
@@ -295,6 +306,56 @@ def common_scale(data, table, paper):
                                    (point, low, high, family_low, family_high)):
                 columns[name][variant] = value
     return columns
+
+
+PROFILE_WIDTH = 6.4  # inches: the performance profiles beside Table 1's means, four small panels to a row
+PROFILE_TAUS = 201  # thresholds τ, evenly over the range of the runs' common-scale scores
+
+
+def regime_profiles(data, table, settings, names):
+    """Performance profiles (stats.performance_profile) on the common scale: each Table 1 setting that has runs
+    under both regimes, then all of those settings' runs together, each regime's runs of it. Where the means
+    say how far apart the regimes are, a profile says where in the spread of runs (a lower tail, a lost upper
+    group, or the whole distribution shifted). {panel title: {regime: (τ, profile, low, high)}}, in the order
+    of `settings`, or {} without a common scale (one regime)."""
+    if (common := common_normalised(data, table)) is None:
+        return {}
+    _, normalised = common
+    t1 = table[table.paper.notna()]
+    paired = [s for s in settings if t1[t1.setting == s].regime.nunique() == 2]
+    runs = normalised[normalised.variant.isin(t1[t1.setting.isin(paired)].variant)]
+    if runs.empty:
+        return {}
+    taus = np.linspace(0, max(runs.normalised.max(), 1), PROFILE_TAUS)  # from the random policy's score up
+    regime_of, setting_of = t1.set_index("variant").regime, t1.set_index("variant").setting
+    runs = runs.assign(regime=runs.variant.map(regime_of), setting=runs.variant.map(setting_of))
+    panels = [(names[s], runs[runs.setting == s]) for s in paired]
+    panels.append((f"all {len(paired)} settings", runs))
+    return {title: {regime: (taus, *stats.performance_profile(g.normalised, g.env, taus))
+                    for regime in REGIMES if len(g := runs_of[runs_of.regime == regime])}
+            for title, runs_of in panels}
+
+
+def draw_profiles(subfigure, profiles, colours):
+    """The profiles of regime_profiles as small multiples, four to a row, sharing both axes: each regime's share
+    of runs above τ, with its pointwise 95% band."""
+    rows = -(-len(profiles) // 4)
+    axes = subfigure.subplots(rows, 4, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax, (title, by_regime) in zip(axes, profiles.items()):
+        for regime, (taus, point, low, high) in by_regime.items():
+            ax.plot(taus, point, color=colours[regime], label=regime)
+            ax.fill_between(taus, low, high, color=colours[regime], alpha=0.2, linewidth=0)
+        ax.set_title(title, pad=2)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.axvline(1, color="grey", lw=0.5, ls=":")
+        ax.grid(alpha=0.3, linewidth=0.4)
+    for ax in axes[len(profiles):]:
+        ax.axis("off")
+    for ax in axes[::4]:
+        ax.set_ylabel("share of runs > τ")
+    axes[len(profiles) - 1].legend(loc="lower left", frameon=False)
+    subfigure.supxlabel("τ, normalised score on one scale for both regimes (random 0, the best setting of either 1)",
+                        fontsize=7)
 
 
 def whole_envs(t1_scores, t1, planned_seeds):
@@ -373,11 +434,16 @@ def table_ppo_objectives(data):
                                    else absent(s, r) for r in regimes) for s in settings]
     # a partial grid aggregates each regime over the envs it holds whole (whole_envs): say which, where fewer
     scope = {regime: ", ".join(envs) for regime, t in table.groupby("regime") if (envs := narrowed_envs(t))}
+    profiles = regime_profiles(data, table, settings, {s: paper.short.get(s, s) for s in settings})
+    height = 0.22 * len(settings) + 1.5
+    colours = dict(zip(regimes, sns.color_palette("colorblind", len(regimes))))
     with plt.rc_context(FIGURE_STYLE):
-        fig, ax = plt.subplots(figsize=(3.4, 0.22 * len(settings) + 1.5))
+        fig = plt.figure(figsize=(3.4 + PROFILE_WIDTH * bool(profiles), height), layout="constrained")
+        fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.15 / height))  # room for build()'s title above
+        means, right = fig.subfigures(1, 2, width_ratios=(3.4, PROFILE_WIDTH)) if profiles else (fig, None)
+        ax = means.subplots()
         y = np.arange(len(settings))
         offsets = dict(zip(regimes, np.linspace(-0.15, 0.15, len(regimes))))
-        colours = dict(zip(regimes, sns.color_palette("colorblind", len(regimes))))
         for regime, marker in zip(regimes, "os"):
             t = table[table.regime == regime].set_index("setting").reindex(settings)
             rho = t.rho.dropna()
@@ -390,9 +456,10 @@ def table_ppo_objectives(data):
         ax.invert_yaxis()
         ax.axvline(0, color="grey", lw=0.5)
         ax.grid(axis="x", alpha=0.3, linewidth=0.4)
-        ax.set_xlabel("normalised score (random 0, the regime's best setting 1)")
-        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=1, frameon=False)
-        fig.tight_layout(rect=(0, 0.6 / (0.22 * len(settings) + 1.5), 1, 1))
+        ax.set_xlabel("normalised score\n(random 0, the regime's best setting 1)")
+        means.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=1, frameon=False)
+        if profiles:
+            draw_profiles(right, profiles, colours)
     data.note = ""  # ρ, what seed noise allows it and the regimes' comparison are in the report's reading, once
     data.note += "".join(f"\n\nPartial: the {regime} regime's means, ranks and ρ are over {envs} only, the envs that "
                          "hold every setting with all its seeds so far." for regime, envs in scope.items())
@@ -919,6 +986,10 @@ def cite(table, ctx):
 
 
 def caption(ctx):
-    return (f"Table 1 under the two code-level regimes: each setting's mean normalised score over the tasks (random "
+    return (f"Left, Table 1 under the two code-level regimes: each setting's mean normalised score over the tasks (random "
             f"policy 0, the regime's own best setting per task 1), mean over {seeds_text(ctx)} per task with rliable's "
-            "stratified-bootstrap 95% interval; crosses, the paper's Table 1.")
+            "stratified-bootstrap 95% interval; crosses, the paper's Table 1. Right, where both regimes have runs: "
+            "performance profiles (Agarwal et al. 2021), the share of runs scoring above τ per task averaged over the "
+            "tasks, on one scale for both regimes (random 0, the best Table 1 setting of either regime 1), with a "
+            "pointwise 95% stratified-bootstrap band; a profile lower at every τ is a worse setting over the whole "
+            "spread of runs, not only in the mean.")

@@ -125,6 +125,30 @@ def stratified_bootstrap_ci(values, strata, statistic, reps=BOOTSTRAP_REPS, seed
     return float(statistic(values[None, :], axis=1)[0]), *map(float, np.quantile(estimates, [alpha, 1 - alpha]))
 
 
+def performance_profile(values, strata, taus, reps=BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED, level=0.95):
+    """The run-score distribution (Agarwal et al. 2021, §4.1; rliable's create_performance_profile): at each τ,
+    the share of runs that score above τ, taken per task and averaged over the tasks, each weighing the same.
+    Returns (profile, low, high), arrays over `taus`; the band is pointwise, percentile, from resampling each
+    task's runs with replacement (rliable's StratifiedBootstrap). A resample of a task's n runs scores above τ
+    in (Σᵢ cᵢ·[xᵢ > τ]) / n of its runs, cᵢ the times run i is drawn, so each task costs one product of
+    (reps × n) counts with (n × τ) indicators."""
+    values, strata, taus = np.asarray(values, float), np.asarray(strata), np.asarray(taus, float)
+    rng = np.random.default_rng(seed)
+    point, resampled = np.zeros(len(taus)), np.zeros((reps, len(taus)))
+    tasks = pd.unique(strata)
+    for task in tasks:
+        x = values[strata == task]
+        above = (x[:, None] > taus[None, :]).astype(float)  # n × τ
+        drawn = rng.integers(0, len(x), (reps, len(x)))
+        counts = np.bincount((drawn + len(x) * np.arange(reps)[:, None]).ravel(),  # reps × n: how often each run
+                             minlength=reps * len(x)).reshape(reps, len(x))  # is drawn
+        point += above.mean(axis=0) / len(tasks)
+        resampled += counts @ above / len(x) / len(tasks)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(resampled, [alpha, 1 - alpha], axis=0)
+    return point, low, high
+
+
 def improvement(x, y):
     """P(X > Y) + ½ P(X = Y) on one task: the share of the pairs (a run of X, a run of Y) in which X's run ends
     higher, a tie counted half; the Mann–Whitney U statistic over n_X·n_Y. Leading axes are batches (resamples)."""

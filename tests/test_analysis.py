@@ -132,6 +132,30 @@ def test_probability_of_improvement_weighs_tasks_equally_and_resamples_each_cell
     assert point == 0.5 and low < 0.5 < high
 
 
+def test_performance_profile_by_hand_and_its_band_against_a_loop():
+    # task A runs 0, 1, 2 and task B one run at 5: above τ = 0.5, A 2/3 and B 1; above 1.5, A 1/3 and B 1;
+    # above 5, none (strictly above, as rliable counts); each task weighs ½ whatever its number of runs
+    values, strata, taus = [0.0, 1.0, 2.0, 5.0], ["A", "A", "A", "B"], [0.5, 1.5, 5.0]
+    point, low, high = stats.performance_profile(values, strata, taus, reps=500)
+    assert point == pytest.approx([(2 / 3 + 1) / 2, (1 / 3 + 1) / 2, 0.0])
+    assert np.all(low <= point) and np.all(point <= high) and high[2] == 0.0
+    assert low[1] >= 0.5  # task B's one run is above 1.5 in every resample
+    # the same resamples as a loop: per task in order, its runs drawn with replacement from one generator
+    values, strata = np.array([3.0, 1.0, 2.0, 0.5, 4.0, 2.5, 1.5]), np.array(["A", "A", "A", "A", "B", "B", "B"])
+    taus = np.linspace(0, 4, 9)
+    rng, reps = np.random.default_rng(stats.BOOTSTRAP_SEED), 300
+    draws = {task: rng.integers(0, (strata == task).sum(), (reps, (strata == task).sum())) for task in ("A", "B")}
+    resampled = np.zeros((reps, len(taus)))
+    for rep in range(reps):
+        for k, tau in enumerate(taus):
+            shares = [np.mean([values[strata == task][i] > tau for i in draws[task][rep]]) for task in ("A", "B")]
+            resampled[rep, k] = np.mean(shares)
+    point, low, high = stats.performance_profile(values, strata, taus, reps=reps)
+    assert low == pytest.approx(np.quantile(resampled, 0.025, axis=0))
+    assert high == pytest.approx(np.quantile(resampled, 0.975, axis=0))
+    assert np.all(np.diff(point) <= 0)  # a share above τ never grows with τ
+
+
 def test_improvement_rows_pair_cells_on_the_envs_both_hold_with_two_runs():
     from analysis.common import improvement_rows
     scores = pd.DataFrame({"variant": ["a"] * 5 + ["b"] * 5, "env": ["X", "X", "Y", "Y", "Z", "X", "X", "Y", "Y", "Z"],
@@ -990,20 +1014,53 @@ def two_regimes_table(ppo1_clip_3):
     """Table 1 (table_ppo_objectives: the table and its wide tables) of four settings under each regime on envs A
     and B (B is A doubled: the same normalised scores), seeds 1-3 scoring 1 apart (2 on B) around each level. ppo1
     is 5 below ppo2 in every setting but ε = 0.2, where it is the best of all (50), and ε = 0.3, at `ppo1_clip_3`."""
-    from types import SimpleNamespace
     import matplotlib.pyplot as plt
     from analysis.ppo_objectives import table_ppo_objectives
+    table, wides, fig = table_ppo_objectives(two_regimes_data(ppo1_clip_3))
+    plt.close(fig)
+    return table, wides
+
+
+def two_regimes_data(ppo1_clip_3):
+    """The runs two_regimes_table is made from, as analysis.common.Data holds them."""
+    from types import SimpleNamespace
     ppo2 = {"ppo_none": 10.0, "ppo_clip_0.1": 30.0, "ppo_clip_0.2": 40.0, "ppo_clip_0.3": 20.0}
     ppo1 = {"ppo1_none": 5.0, "ppo1_clip_0.1": 25.0, "ppo1_clip_0.2": 50.0, "ppo1_clip_0.3": ppo1_clip_3}
     rows = [dict(variant=v, env=e, seed=s, score=x * k + s * k) for v, x in {**ppo2, **ppo1}.items()
             for e, k in (("A", 1), ("B", 2)) for s in (1, 2, 3)]
     variants = [*ppo2, *ppo1]
-    data = SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
+    return SimpleNamespace(scores=pd.DataFrame(rows), variants=variants, table1=table1_identities(variants),
                            envs=["A", "B"], planned_seeds=3, random_score=pd.Series({"A": 0.0, "B": 0.0}),
                            seeds_note=lambda n: "")
-    table, wides, fig = table_ppo_objectives(data)
-    plt.close(fig)
-    return table, wides
+
+
+def test_performance_profiles_of_both_regimes_on_the_common_scale():
+    """regime_profiles on two_regimes_table's runs: on the common scale (52 = 1 on A, 104 on B) a run of ppo1 is 5
+    below its ppo2 twin in every setting but ε = 0.2 (10 above) and ε = 0.3 (here 5 below too), so its profile is
+    the ppo2 one moved left by 5/52, except at ε = 0.2; and the pooled panel holds every setting's runs."""
+    from analysis.ppo_objectives import regime_profiles, table_ppo_objectives
+    data = two_regimes_data(ppo1_clip_3=15.0)
+    table, _, fig = table_ppo_objectives(data)
+    assert len(fig.axes) == 1 + 8  # Table 1's means, then 4 settings and the pooled panel, four to a row
+    settings = list(dict.fromkeys(table.setting))
+    profiles = regime_profiles(data, table, settings, {s: s for s in settings})
+    assert list(profiles) == settings + ["all 4 settings"]
+    for title, by_regime in profiles.items():
+        assert list(by_regime) == ["ppo2", "ppo1"]
+        (taus, ppo2, low, high), (_, ppo1, _, _) = by_regime["ppo2"], by_regime["ppo1"]
+        assert taus[0] == 0 and np.all(low <= ppo2) and np.all(ppo2 <= high)
+        if title == "Clipping, eps = 0.2":
+            assert np.all(ppo1 >= ppo2) and np.any(ppo1 > ppo2)
+        elif title != "all 4 settings":
+            assert np.all(ppo1 <= ppo2) and np.any(ppo1 < ppo2)
+    # by hand: no clipping under ppo2 scores 11, 12, 13 on A (22, 24, 26 on B), so (11/52, 12/52, 13/52) on both
+    taus, ppo2, _, _ = profiles["No clipping or penalty"]["ppo2"]
+    for tau, share in zip(taus, ppo2):
+        assert share == pytest.approx(np.mean([x / 52 > tau for x in (11, 12, 13)]))
+    # pooled: each task's 12 runs of a regime together, the tasks averaged
+    ppo2_runs = data.scores[data.scores.variant.str.startswith("ppo_") & (data.scores.env == "A")].score / 52
+    taus, pooled, _, _ = profiles["all 4 settings"]["ppo2"]
+    assert pooled == pytest.approx([np.mean(ppo2_runs > tau) for tau in taus])
 
 
 def test_both_regimes_on_one_common_scale_against_hand_values():
