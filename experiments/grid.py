@@ -85,10 +85,11 @@ def algorithm(algo):
 
 def scale_config(config, scale):
     """The part of the config that one scale's runs and analyses depend on (so that editing another
-    scale, a variant this scale does not use, or the order jobs start in (priority) does not make
+    scale, a variant this scale does not use, or the order jobs start in (priority, start_first) does not make
     Snakemake redo this scale's analyses)."""
     used = sorted({r.variant for r in runs(config, scale)})
-    return {"scale": scale, "experiments": config["experiments"], "scales": {scale: config["scales"][scale]},
+    own = {k: x for k, x in config["scales"][scale].items() if k != "start_first"}
+    return {"scale": scale, "experiments": config["experiments"], "scales": {scale: own},
             "variants": {v: {k: x for k, x in config["variants"][v].items() if k != "priority"} for v in used}}
 
 
@@ -155,10 +156,18 @@ def env_order(config, scale):
     return order
 
 
+def start_order(config, scale):
+    """The order envs start in within one job priority: the scale's `start_first` envs, then the others in
+    env_order. A scale names its cheapest envs there (classic control: a seed in about a minute, against several
+    on MuJoCo), so that a partial grid answers the most for the compute it has had."""
+    first = config["scales"][scale].get("start_first", [])
+    return list(first) + [env for env in env_order(config, scale) if env not in first]
+
+
 def train_priority(config, scale, variant, env):
     """A training job's start order among ready jobs, higher first: the variant's config priority (default 0),
     capped by the priority of the experiments that plan this variant on this env (the highest of them counts;
-    an experiment without one caps nothing), then env by env in env_order. The cap keeps a variant that an early
+    an experiment without one caps nothing), then env by env in start_order. The cap keeps a variant that an early
     experiment shares with a later one from running early on the later one's envs (PPO-clip ε = 0.2 on Ant-v5
     is the algorithm comparison's, not Table 1's). Table 1 normalises each env by its best setting, so a partial
     grid is readable env by env; an interleaved one is readable only when complete. The env's share stays below
@@ -167,7 +176,7 @@ def train_priority(config, scale, variant, env):
     capped = [min(own, config["experiments"][name].get("priority", own)) for name, chosen
               in config["scales"][scale]["experiments"].items()
               if env in chosen["envs"] and variant in experiment_variants(config, scale, name)]
-    order = env_order(config, scale)
+    order = start_order(config, scale)
     return max(capped, default=own) - order.index(env) / len(order)
 
 
@@ -477,6 +486,10 @@ def check(config):
                                   f"{training[0][0]}: a scale's experiments train the same seeds, each once (one job "
                                   "trains a variant × env's seeds together)")
         envs_run = {env for chosen in sc["experiments"].values() for env in chosen["envs"]}
+        for i, env in enumerate(sc.get("start_first", [])):
+            if env not in envs_run:
+                raise ConfigError(f"scales.{scale}.start_first[{i}]: no experiment of this scale runs {env} "
+                                  f"(it runs {', '.join(sorted(envs_run))})")
         for env in sc.get("env_steps", {}):
             if env not in envs_run:
                 raise ConfigError(f"scales.{scale}.env_steps.{env}: no experiment of this scale runs {env} "

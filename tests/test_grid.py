@@ -30,20 +30,29 @@ def test_run_counts_per_scale_and_sharing(config):
 
 
 def test_training_priority_is_the_variants_capped_by_their_experiments_then_env_by_env(config):
-    # the paper scale names 11 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th, CartPole 8th
+    # the paper scale names 11 envs, first in its random experiment: HalfCheetah is 0th, Ant 7th, CartPole 8th;
+    # its start_first puts classic control (cheap seeds) first: CartPole, Acrobot, Pendulum, then HalfCheetah ...
     order = grid.env_order(config, "paper")
     assert (order[0], order[7], order[8], len(order)) == ("HalfCheetah-v5", "Ant-v5", "CartPole-v1", 11)
-    assert grid.train_priority(config, "paper", "ppo_gae_0", "HalfCheetah-v5") == 1            # priority 1
-    assert grid.train_priority(config, "paper", "ppo_gae_0", "Ant-v5") == 1 - 7 / 11
-    assert grid.train_priority(config, "paper", "ppo_none", "Hopper-v5") == 3 - 1 / 11          # Table 1, ppo2
-    assert grid.train_priority(config, "paper", "ppo1_none", "HalfCheetah-v5") == 2             # Table 1, ppo1
-    assert grid.train_priority(config, "paper", "ppo_clip_0.2_no_trunc_bootstrap", "HalfCheetah-v5") == 0  # default 0
-    assert grid.train_priority(config, "paper", "vpg_total_return", "HalfCheetah-v5") == -2     # baselines, last
+    start = grid.start_order(config, "paper")
+    assert start == ["CartPole-v1", "Acrobot-v1", "Pendulum-v1"] + [e for e in order if e not in start[:3]]
+    assert grid.train_priority(config, "paper", "ppo_gae_0", "CartPole-v1") == 1               # priority 1
+    assert grid.train_priority(config, "paper", "ppo_gae_0", "HalfCheetah-v5") == 1 - 3 / 11
+    assert grid.train_priority(config, "paper", "ppo_gae_0", "Ant-v5") == 1 - 10 / 11
+    assert grid.train_priority(config, "paper", "ppo_none", "Hopper-v5") == 3 - 4 / 11          # Table 1, ppo2
+    assert grid.train_priority(config, "paper", "ppo1_none", "HalfCheetah-v5") == 2 - 3 / 11    # Table 1, ppo1
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2_no_trunc_bootstrap", "HalfCheetah-v5") == -3 / 11  # 0
+    assert grid.train_priority(config, "paper", "vpg_total_return", "HalfCheetah-v5") == -2 - 3 / 11  # baselines
     # Table 1's PPO-clip ε = 0.2 (priority 3) is also the GAE sweep's λ = 0.95 and the algorithm comparison's PPO:
     # on their envs alone it starts with them, not with Table 1
-    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "Walker2d-v5") == 3 - 6 / 11
-    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "CartPole-v1") == 1 - 8 / 11   # gae_lambda
-    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "Ant-v5") == -1 - 7 / 11        # algorithms
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "Walker2d-v5") == 3 - 9 / 11
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "CartPole-v1") == 1             # gae_lambda
+    assert grid.train_priority(config, "paper", "ppo_clip_0.2", "Ant-v5") == -1 - 10 / 11       # algorithms
+    # the start order is no part of what the analyses depend on: dropping it changes nothing they read
+    unordered = copy.deepcopy(config)
+    del unordered["scales"]["paper"]["start_first"]
+    assert grid.scale_config(unordered, "paper") == grid.scale_config(config, "paper")
+    assert grid.start_order(unordered, "paper") == order
     # so the runs start in the issue's order of experiments: none before a run that an earlier one plans
     caps = {name: config["experiments"][name].get("priority") for name in config["experiments"]}
     first = {}  # each run's earliest experiment, by its cap
@@ -89,6 +98,8 @@ BAD = [
     (("scales", "smoke", "steps"), 1536.0, "scales.smoke.steps: expected a whole number, got 1536.0"),
     (("scales", "smoke", "env_steps"), {"CartPol-v1": 3000}, "scales.smoke.env_steps.CartPol-v1: no experiment of this "
      "scale runs CartPol-v1"),
+    (("scales", "paper", "start_first"), ["CartPole-v1", "Humanoid-v5"], "scales.paper.start_first[1]: no experiment "
+     "of this scale runs Humanoid-v5"),
     (("variants", "vpg_gae", "env_args"), {"CartPol-v1": {"pi_lr": 0.01}}, "variants.vpg_gae.env_args.CartPol-v1: "
      "vpg_gae runs on CartPol-v1 at no scale"),
     (("scales", "quick", "experiments", "baselines", "seeds"), [1, 2.0], "scales.quick.experiments.baselines.seeds[1]: "

@@ -45,7 +45,7 @@ def smoke(tmp_path_factory):
 def test_the_variants_with_a_lower_priority_start_last_and_each_priority_env_by_env(smoke):
     """config.yaml gives the ppo1_* variants priority -1: with more runs ready than cores, every other
     training run starts before the first of them (the paper scale's other results are complete first).
-    Within one variant priority the runs start env by env, in the order the scale names its envs."""
+    Within one variant priority the runs start env by env, in the scale's start order (grid.start_order)."""
     config = grid.load()
     log = (smoke.parent.parent / "snakemake.log").read_text()
     started = re.findall(r"wildcards: scale=smoke, variant=([^,]+), env=(\S+)$", log, re.M)  # in start order
@@ -54,7 +54,7 @@ def test_the_variants_with_a_lower_priority_start_last_and_each_priority_env_by_
     assert late and min(late) == len(started) - len(late), started
     for priority in {config["variants"][variant].get("priority", 0) for variant, _ in started}:
         envs = [env for variant, env in started if config["variants"][variant].get("priority", 0) == priority]
-        assert envs == sorted(envs, key=grid.env_order(config, "smoke").index), (priority, envs)
+        assert envs == sorted(envs, key=grid.start_order(config, "smoke").index), (priority, envs)
     # the gradient-noise measurements (priority -2 in the rule, the baselines experiment's) start after every
     # training job of a higher priority
     jobs = re.findall(r"^\s*(?:local)?rule (\w+):\n(?:.*\n)*?\s*wildcards: ([^\n]*)", log, re.M)  # in start order
