@@ -687,11 +687,13 @@ def test_the_cart_pole_claim_counts_the_resamples_whose_fastest_lambda_is_in_the
     speed_p = [0.05, 0.25, 0.45, 0.25]
     table = pd.DataFrame({"env": "CartPole-v1", "variant": [f"g{x}" for x in lambdas], "lambda": lambdas, "seeds": 10,
                           "mean": 500.0, "p_best": 0.25, "speed_mean": [300.0, 440.0, 450.0, 445.0],
-                          "speed_p_best": speed_p})
-    assert cartpole_claim(table) == ("CartPole-v1", 0.96, 0.45, pytest.approx(0.25 + 0.45), 2, 4, 0.92, 0.98)
+                          "speed_p_best": speed_p, "early_speed_mean": [100.0, 200.0, 250.0, 260.0],
+                          "early_speed_p_best": [0.0, 0.1, 0.3, 0.6]})
+    assert cartpole_claim(table) == ("CartPole-v1", 0.96, 0.45, pytest.approx(0.25 + 0.45), 2, 4, 0.92, 0.98, 0.99, 0.6)
     assert ("- The GAE paper's cart-pole claim on CartPole-v1: our fastest learning is at λ = 0.96 (fastest in 45% of "
             "seed resamples), inside its range [0.92, 0.98]; the fastest λ lies in that range in 70% of resamples, "
-            "where 2 of our 4 λs lie (50% if every λ learned as fast).") in reading_gae(table).splitlines()
+            "where 2 of our 4 λs lie (50% if every λ learned as fast). Over the first 10% of the run alone, the fastest "
+            "is λ = 0.99 (60% of resamples).") in reading_gae(table).splitlines()
     # with λ = 0.99 missing on CartPole while another task has it, no claim yet
     other = table.assign(env="Hopper-v5")
     assert cartpole_claim(pd.concat([other, table[table["lambda"] != 0.99]])) is None
