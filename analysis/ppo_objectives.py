@@ -309,7 +309,7 @@ def common_scale(data, table, paper):
 
 
 PROFILE_WIDTH = 6.4  # inches: the performance profiles beside Table 1's means, four small panels to a row
-PROFILE_TAUS = 201  # thresholds τ, evenly over the range of the runs' common-scale scores
+PROFILE_TAUS = 201  # thresholds τ, evenly from 0 (the random policy) to the highest run's common-scale score
 
 
 def regime_profiles(data, table, settings, names):
@@ -986,10 +986,10 @@ def cite(table, ctx):
 
 
 def caption(ctx):
-    return (f"Left, Table 1 under the two code-level regimes: each setting's mean normalised score over the tasks (random "
-            f"policy 0, the regime's own best setting per task 1), mean over {seeds_text(ctx)} per task with rliable's "
-            "stratified-bootstrap 95% interval; crosses, the paper's Table 1. Right, where both regimes have runs: "
-            "performance profiles (Agarwal et al. 2021), the share of runs scoring above τ per task averaged over the "
-            "tasks, on one scale for both regimes (random 0, the best Table 1 setting of either regime 1), with a "
-            "pointwise 95% stratified-bootstrap band; a profile lower at every τ is a worse setting over the whole "
-            "spread of runs, not only in the mean.")
+    return (f"Left, Table 1 under the two code-level regimes: each setting's mean normalised score over the tasks "
+            f"(random policy 0, the regime's own best setting per task 1), mean over {seeds_text(ctx)} per task "
+            "with rliable's stratified-bootstrap 95% interval; crosses, the paper's Table 1. Right, where both regimes "
+            "have runs: performance profiles (Agarwal et al. 2021), the share of runs scoring above τ per task "
+            "averaged over the tasks, on one scale for both regimes (random 0, the best Table 1 setting of either "
+            "regime 1), with a pointwise 95% stratified-bootstrap band; a profile lower at every τ is a worse setting "
+            "over the whole spread of runs, not only in the mean.")
