@@ -11,7 +11,8 @@ from analysis.common import (FIGURE_STYLE, MISSING, PUBLISHED, label, per_env_ta
 
 def table_gae_lambda(data):
     """Per λ and env: the final score and the learning speed (mean return over the whole run), each with its
-    95% interval and the share of seed resamples in which that λ is best."""
+    95% interval and the share of seed resamples in which that λ is best; and the mean return over the first
+    EARLY of the run (early_speed), with its share."""
     data.scores = data.scores.merge(data.runs[["variant", "env", "seed", "arg_gae_lambda"]], on=["variant", "env", "seed"])
     curves = data.curves()
     early = curves[curves.step <= EARLY * curves.env.map(data.steps)]  # the first tenth of each run
