@@ -245,7 +245,7 @@ def common_normalised(data, table):
     return envs, scores.assign(normalised=stats.normalise(scores, data.random_score, best))
 
 
-def common_scale(data, table, paper):
+def common_scale(data, table, common):
     """Both regimes on one scale: per env, random → 0 and the best Table 1 setting of either regime → 1, over the
     envs both regimes aggregate. Each regime's own scale (Table 1's rule) says how its settings rank among
     themselves; this one says how far apart the regimes are, which their own scales hide (each regime's best is 1).
@@ -254,10 +254,10 @@ def common_scale(data, table, paper):
     same replicates (each renormalised by its own best of either regime); per Table 1 setting, ppo1 − ppo2 averaged
     over the envs with its t-interval (stats.combination_interval over the per-env cells' seeds, the anchors held
     fixed), and the same interval at Bonferroni's level 1 − 0.05/m for the m settings compared, so that all m
-    hold their true differences together with 95% probability (regime_diff_family_*). A dict of COMMON_COLUMNS →
-    {variant: value}, or {} with fewer than two regimes."""
+    hold their true differences together with 95% probability (regime_diff_family_*). `common` is
+    common_normalised's result. A dict of COMMON_COLUMNS → {variant: value}, or {} with fewer than two regimes."""
     regimes = list(dict.fromkeys(table.regime))
-    if (common := common_normalised(data, table)) is None:
+    if common is None:
         return {}
     envs, normalised = common
     in_paper = table[table.paper.notna()]
@@ -312,13 +312,13 @@ PROFILE_WIDTH = 6.4  # inches: the performance profiles beside Table 1's means, 
 PROFILE_TAUS = 201  # thresholds τ, evenly from 0 (the random policy) to the highest run's common-scale score
 
 
-def regime_profiles(data, table, settings, names):
+def regime_profiles(table, common, settings, names):
     """Performance profiles (stats.performance_profile) on the common scale: each Table 1 setting that has runs
     under both regimes, then all of those settings' runs together, each regime's runs of it. Where the means
     say how far apart the regimes are, a profile says where in the spread of runs (a lower tail, a lost upper
     group, or the whole distribution shifted). {panel title: {regime: (τ, profile, low, high)}}, in the order
-    of `settings`, or {} without a common scale (one regime)."""
-    if (common := common_normalised(data, table)) is None:
+    of `settings`, or {} without a common scale (one regime). `common` is common_normalised's result."""
+    if common is None:
         return {}
     _, normalised = common
     t1 = table[table.paper.notna()]
@@ -399,7 +399,8 @@ def table_ppo_objectives(data):
     comparison = regime_comparison(data, paper)
     for column in REGIMES_COLUMNS:
         table[column] = comparison.get(column, np.nan)
-    common = common_scale(data, table, paper)
+    on_one_scale = common_normalised(data, table)  # for the common-scale columns and the profiles alike
+    common = common_scale(data, table, on_one_scale)
     for column in COMMON_COLUMNS:
         table[column] = table.variant.map(common.get(column, {}))
     data.scores = data.scores.merge(table[["variant"]], on="variant")  # what the table covers
@@ -434,7 +435,7 @@ def table_ppo_objectives(data):
                                    else absent(s, r) for r in regimes) for s in settings]
     # a partial grid aggregates each regime over the envs it holds whole (whole_envs): say which, where fewer
     scope = {regime: ", ".join(envs) for regime, t in table.groupby("regime") if (envs := narrowed_envs(t))}
-    profiles = regime_profiles(data, table, settings, {s: paper.short.get(s, s) for s in settings})
+    profiles = regime_profiles(table, on_one_scale, settings, {s: paper.short.get(s, s) for s in settings})
     height = 0.22 * len(settings) + 1.5
     colours = dict(zip(regimes, sns.color_palette("colorblind", len(regimes))))
     with plt.rc_context(FIGURE_STYLE):

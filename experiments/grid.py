@@ -486,13 +486,11 @@ def check(config):
                                   f"{training[0][0]}: a scale's experiments train the same seeds, each once (one job "
                                   "trains a variant × env's seeds together)")
         envs_run = {env for chosen in sc["experiments"].values() for env in chosen["envs"]}
-        for i, env in enumerate(sc.get("start_first", [])):
+        named = [(f"start_first[{i}]", env) for i, env in enumerate(sc.get("start_first", []))]
+        named += [(f"env_steps.{env}", env) for env in sc.get("env_steps", {})]
+        for key, env in named:  # no setting for an env nothing at this scale runs
             if env not in envs_run:
-                raise ConfigError(f"scales.{scale}.start_first[{i}]: no experiment of this scale runs {env} "
-                                  f"(it runs {', '.join(sorted(envs_run))})")
-        for env in sc.get("env_steps", {}):
-            if env not in envs_run:
-                raise ConfigError(f"scales.{scale}.env_steps.{env}: no experiment of this scale runs {env} "
+                raise ConfigError(f"scales.{scale}.{key}: no experiment of this scale runs {env} "
                                   f"(it runs {', '.join(sorted(envs_run))})")
         for exp, chosen in sc["experiments"].items():
             listed, added = config["experiments"][exp]["variants"], chosen.get("add_variants", [])

@@ -1058,12 +1058,12 @@ def test_performance_profiles_of_both_regimes_on_the_common_scale():
     """regime_profiles on two_regimes_table's runs: on the common scale (52 = 1 on A, 104 on B) a run of ppo1 is 5
     below its ppo2 twin in every setting but ε = 0.2 (10 above) and ε = 0.3 (here 5 below too), so its profile is
     the ppo2 one moved left by 5/52, except at ε = 0.2; and the pooled panel holds every setting's runs."""
-    from analysis.ppo_objectives import regime_profiles, table_ppo_objectives
+    from analysis.ppo_objectives import common_normalised, regime_profiles, table_ppo_objectives
     data = two_regimes_data(ppo1_clip_3=15.0)
     table, _, fig = table_ppo_objectives(data)
     assert len(fig.axes) == 1 + 8  # Table 1's means, then 4 settings and the pooled panel, four to a row
     settings = list(dict.fromkeys(table.setting))
-    profiles = regime_profiles(data, table, settings, {s: s for s in settings})
+    profiles = regime_profiles(table, common_normalised(data, table), settings, {s: s for s in settings})
     assert list(profiles) == settings + ["all 4 settings"]
     for title, by_regime in profiles.items():
         assert list(by_regime) == ["ppo2", "ppo1"]
