@@ -3,15 +3,17 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import (MISSING, budget_label, improvement_table, label, reading_curves, seeds_text, step_label,
-                             table_curves, two_groups_text)
+from analysis.common import (MISSING, aggregate_rows, aggregate_summary, aggregate_text, budget_label, ci_text,
+                             improvement_table, label, reading_curves, seeds_text, step_label, table_curves,
+                             two_groups_text)
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
 
 def table_algorithms(data):
-    """One row per variant (ours, then the published rows matched to it), one column per env."""
-    table, _, fig = table_curves(data)
+    """One row per variant (ours, then the published rows matched to it), one column per env; then each variant
+    over the tasks (common.task_aggregates), whose table and figure panels table_curves gives."""
+    table, (_, *overall), fig = table_curves(data)
     published = pd.read_csv(PUBLISHED / "final_returns.csv")
     rows, matches = {}, variant_matches(data.config, data.scale, data.variants)
     for variant in data.variants:
@@ -31,7 +33,7 @@ def table_algorithms(data):
                     f"{step_label(p.steps)} steps, [{p.tag}])" for p in hit.itertuples()) or "not published"
     wide = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=data.envs)
     wide.index.name = f"final score, mean ± sample SD over seeds ({budget_label(data.steps, data.envs)})"
-    return table, wide, fig
+    return table, [wide, *overall], fig
 
 
 def published_placements(table, steps, matches):
@@ -110,7 +112,8 @@ def reading_algorithms(table, runs, progress, config, scale):
     of its initial exploration noise each policy keeps (one of those differences, measured)."""
     variants = grid.experiment_variants(config, scale, "algorithms")
     steps = {env: grid.steps(config, scale, env) for env in config["scales"][scale]["experiments"]["algorithms"]["envs"]}
-    sections = [("Against the published numbers.",
+    sections = [("Over the tasks.", aggregate_text(table, lambda v: label(config, v))),
+                ("Against the published numbers.",
                  reading_published(table, steps, setups.variant_matches(config, scale, variants))),
                 ("How the compared setups differ.", setups.reading(runs, variants)),
                 ("What changed in the environments.",
@@ -146,7 +149,8 @@ def summary(table, ctx):
     steps = {env: grid.steps(ctx.config, ctx.scale, env) for env in set(table.env)}
     placed, _ = published_placements(table, steps, setups.variant_matches(ctx.config, ctx.scale, variants))
     where = pd.Series([x["where"] for x in placed], dtype=object)
-    text = f"Algorithms ({seeds_text(ctx)}): the best mean final score per task: " + ", ".join(best) + "."
+    text = (f"Algorithms ({seeds_text(ctx)}): the best mean final score per task: " + ", ".join(best) + "."
+            + aggregate_summary(table, lambda v: label(ctx.config, v)))
     if len(where):
         text += (f" Against {len(where)} published means at the same budget, ours is higher in "
                  f"{(where == 'below').sum()}, not told apart in {(where == 'inside').sum()} and lower in "
@@ -159,6 +163,11 @@ def cite(table, ctx):
     wide = table.pivot(index="variant", columns="env", values="text")
     variants = [v for v in grid.experiment_variants(ctx.config, ctx.scale, "algorithms") if v in wide.index]
     wide = wide.reindex(index=variants, columns=list(dict.fromkeys(table.env)))
+    overall = aggregate_rows(table, lambda v: label(ctx.config, v)).set_index("variant")
+    if len(overall):
+        wide[f"IQM over {len(overall.aggregate_tasks.iloc[0].split(', '))} tasks (random 0, best 1)"] = [
+            ci_text(*overall.loc[v, ["aggregate_iqm", "aggregate_iqm_ci_low", "aggregate_iqm_ci_high"]], 2)
+            if v in overall.index else "" for v in variants]
     wide.index = [label(ctx.config, v) for v in variants]
     wide.index.name = "final score [95% t-interval]"
     return wide.fillna(MISSING).to_markdown()

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.common import improvement_table, label, ordering, reading_curves, seed_range_table, seeds_text, table_curves
+from analysis.common import (aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text, improvement_table, label, ordering,
+                             reading_curves, seed_range_table, seeds_text, table_curves)
 from experiments import grid
 
 table = table_curves
@@ -107,7 +108,8 @@ def fixed_policy_noise(scale_dir, config, scale):
 def reading_baselines(table, runs, progress, config, scale, scale_dir):
     """The orderings against the total-return weight, then the measured noise each weight leaves."""
     planned = grid.experiment_runs(config, scale, "baselines")
-    sections = [("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
+    sections = [("Over the tasks.", aggregate_text(table, lambda v: label(config, v))),
+                ("Gradient noise and value fit, measured.", late_diagnostics(progress, planned)),
                 ("Gradient noise at one fixed policy, measured.", fixed_policy_noise(scale_dir, config, scale)),
                 ("Policy noise at the end, measured.", setups.noise(runs, progress, planned))]
     by_weight = weights_of(config, scale, planned)
@@ -152,13 +154,17 @@ def summary(table, ctx):
         parts.append(f"*{label(ctx.config, weights[weight])}* on {len(wins)} of {len(envs)} tasks" + (
             f" ({', '.join(wins)})" if wins else ""))
     return (f"VPG's gradient weights ({seeds_text(ctx)}): scoring above *{label(ctx.config, weights['total_return'])}* "
-            f"with disjoint 95% t-intervals: {' and '.join(parts)}.")
+            f"with disjoint 95% t-intervals: {' and '.join(parts)}." + aggregate_summary(table, lambda v: label(ctx.config, v)))
 
 
 def cite(table, ctx):
     """Per task, the weights from best to worst."""
-    rows = [{"task": env, "best → worst ('>' disjoint 95% t-intervals, '≈' overlapping)": ordering(g, ctx.config)}
-            for env, g in table.groupby("env", sort=False)]
+    column = "best → worst ('>' disjoint 95% intervals, '≈' overlapping)"
+    rows = [{"task": env, column: ordering(g, ctx.config)} for env, g in table.groupby("env", sort=False)]
+    overall = aggregate_rows(table, lambda v: label(ctx.config, v))
+    if len(overall):  # and over the tasks, by IQM with its stratified-bootstrap interval
+        rows.append({"task": f"IQM over {len(overall.aggregate_tasks.iloc[0].split(', '))} tasks (random 0, best 1)",
+                     column: aggregate_ordering(overall)})
     return pd.DataFrame(rows).to_markdown(index=False)
 
 

@@ -85,33 +85,45 @@ def palette(labels):
     return dict(zip(labels, sns.color_palette("colorblind", len(labels))))
 
 
-def learning_curves(data, names=None):
+def learning_curves(data, names=None, into=None):
     """One small panel per task, two to a row: each variant's mean training return over its seeds, with a light 95%
     t-interval band, named by its label (or by `names`, variant → name) and told apart by colour and dash. Each
     panel's y axis covers the means after the first EARLY of training (the start, far below, would flatten the
-    end, where the variants differ)."""
+    end, where the variants differ). Drawn into `into` (a subfigure), else into a figure of its own, returned."""
     labels = [(names or {}).get(v) or label(getattr(data, "config", None), v) for v in data.variants]
     curves = data.curves().assign(label=lambda d: d.variant.map(dict(zip(data.variants, labels))))
     envs = [e for e in data.envs if e in set(curves.env)]
+    columns = min(2, len(envs))
+    rows = -(-len(envs) // columns)
     with plt.rc_context(FIGURE_STYLE):
-        grid_ = sns.relplot(data=curves, x="step", y="return", hue="label", hue_order=labels, palette=palette(labels),
-                            style="label", style_order=labels, dashes=True, col="env", col_order=envs, kind="line",
-                            errorbar=stats.t_errorbar(),
-                            err_kws={"alpha": 0.12, "linewidth": 0}, col_wrap=min(2, len(envs)),
-                            facet_kws=dict(sharey=False, sharex=False), height=1.55, aspect=1.15)
-        grid_.set_titles("{col_name}")
-        grid_.set_axis_labels("environment steps", "episode return")
+        fig = into or plt.figure(figsize=(1.78 * columns, 1.55 * rows + 0.12 * len(labels) + 0.2), layout="constrained")
+        axes = fig.subplots(rows, columns, squeeze=False).ravel()
         means = curves.groupby(["env", "label", "step"])["return"].mean()
-        for ax, env in zip(grid_.axes.flat, envs):
+        legend = {}  # label → handle, gathered over the panels (a variant may have no run on some task yet)
+        for ax, env in zip(axes, envs):
+            sns.lineplot(data=curves[curves.env == env], x="step", y="return", hue="label", hue_order=labels,
+                         palette=palette(labels), style="label", style_order=labels, dashes=True,
+                         errorbar=stats.t_errorbar(), err_kws={"alpha": 0.12, "linewidth": 0}, ax=ax)
+            legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+            ax.get_legend().remove()
+            ax.set_title(env)
+            ax.set(xlabel="", ylabel="")
             total = data.steps.get(env, max(data.steps.values()))
             ax.set_xticks(np.linspace(0, total, 5), [step_label(x) for x in np.linspace(0, total, 5)])
             late = means.loc[env][means.loc[env].index.get_level_values("step") >= EARLY * total]
             low, high = late.min(), late.max()
             ax.set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
             ax.grid(alpha=0.3, linewidth=0.4)
-        sns.move_legend(grid_, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, title=None, frameon=False)
-        grid_.figure.tight_layout()
-    return grid_.figure
+        for ax in axes[len(envs):]:
+            ax.axis("off")
+        for ax in axes[max(len(envs) - columns, 0):len(envs)]:  # the lowest panel of each column
+            ax.set_xlabel("environment steps")
+        fig.supylabel("episode return", fontsize=7)
+        if into is None:
+            fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.15 / fig.get_figheight()))  # room for a title above
+        fig.legend([legend[n] for n in labels if n in legend], [n for n in labels if n in legend],
+                   loc="outside lower center", ncol=2, frameon=False)
+    return fig
 
 
 def step_label(steps):
@@ -133,9 +145,177 @@ def budget_label(steps, envs):
 
 
 def table_curves(data):
+    """variant × env: each cell's mean with its interval, and each variant over the tasks (task_aggregates, in
+    every row of the variant); the wide table, with the aggregates' own table where there are any; and the figure:
+    the learning curves, beside them the aggregates (draw_aggregates)."""
     table = per_env_table(data)
+    names = {v: label(data.config, v) for v in data.variants}
+    aggregates = task_aggregates(data, table)
+    for column in AGGREGATE_COLUMNS:
+        table[column] = table.variant.map(aggregates[2][column]) if aggregates else np.nan
     wide = table.pivot(index="variant", columns="env", values="text").reindex(data.variants).reindex(columns=data.envs)
-    return table, wide.astype(object).fillna(MISSING), learning_curves(data)
+    wide = [wide.astype(object).fillna(MISSING)]
+    if (overall := aggregate_wide(table, names, data.variants)) is not None:
+        wide.append(overall)
+    if aggregates is None:
+        return table, wide, learning_curves(data)
+    height = 1.55 * -(-len(data.envs) // 2) + 0.12 * len(names) + 0.2
+    with plt.rc_context(FIGURE_STYLE):
+        fig = plt.figure(figsize=(3.56 + AGGREGATE_WIDTH, height), layout="constrained")
+        fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.15 / height))  # room for build()'s title above
+        curves, beside = fig.subfigures(1, 2, width_ratios=(3.56, AGGREGATE_WIDTH))
+        learning_curves(data, into=curves)
+        draw_aggregates(beside, aggregates, table, names, data.variants, palette(list(names.values())))
+    return table, wide, fig
+
+
+AGGREGATE_WIDTH = 2.6  # inches: the aggregates beside the learning curves
+
+
+# Each variant over the tasks (task_aggregates): columns of the experiment's table, the same in each of its rows
+AGGREGATE_COLUMNS = ("aggregate_tasks", "aggregate_left_out", "aggregate_runs", "aggregate_mean",
+                     "aggregate_mean_ci_low", "aggregate_mean_ci_high", "aggregate_iqm", "aggregate_iqm_ci_low",
+                     "aggregate_iqm_ci_high")
+AGGREGATE_SCALE = "normalised score (per task: random 0, the best variant's mean 1)"
+
+
+def task_aggregates(data, cells):
+    """Each variant over the tasks, as rliable aggregates (Agarwal et al. 2021, §4): each run's score normalised
+    per task, random → 0 and the best variant's mean → 1 (the PPO paper's rule, §6.1), then per variant the mean
+    and the interquartile mean (IQM) of its runs' normalised scores, each with its stratified-bootstrap 95%
+    interval (each task's runs resampled on their own, so each task weighs the same). Over the tasks where every
+    variant has runs and the best variant beats the random policy (its cell's t-interval lies above the random
+    score): where none does (VPG on Ant and HalfCheetah), best − random is no yardstick, near 0 or below it, and
+    would blow the normalised scores up or turn them over. `cells` is the experiment's per_env_table. (the tasks,
+    the normalised runs on them, {column of AGGREGATE_COLUMNS: {variant: value}}), or None where no task qualifies."""
+    cells = cells.set_index(["variant", "env"])
+    held = data.scores.groupby("env").variant.agg(set)
+    envs = [e for e in data.envs if e in held.index and set(data.variants) <= held[e]]
+    best = {e: cells.xs(e, level="env").sort_values("mean").iloc[-1] for e in envs}
+    left_out = [e for e in envs if not best[e].ci_low > data.random_score[e]]
+    envs = [e for e in envs if e not in left_out]
+    if not envs:
+        return None
+    scores = data.normalised(data.variants)
+    scores = scores[scores.env.isin(envs)]
+    columns = {c: {} for c in AGGREGATE_COLUMNS}
+    for variant, g in scores.groupby("variant", sort=False):
+        columns["aggregate_tasks"][variant], columns["aggregate_runs"][variant] = ", ".join(envs), len(g)
+        columns["aggregate_left_out"][variant] = ", ".join(left_out)
+        for name, statistic in (("mean", stats.aggregate_mean), ("iqm", stats.iqm)):
+            point, low, high = stats.stratified_bootstrap_ci(g.normalised, g.env, statistic)
+            for suffix, value in (("", point), ("_ci_low", low), ("_ci_high", high)):
+                columns[f"aggregate_{name}{suffix}"][variant] = value
+    return envs, scores, columns
+
+
+def aggregate_rows(table, names, order=()):
+    """The rows of the table's variants that have an aggregate (task_aggregates), one per variant, in `order`
+    (variants) where given, else the table's; with `name` from `names` (variant → name); none where the table has
+    no aggregate."""
+    if "aggregate_iqm" not in table:
+        return table.iloc[:0].assign(name=[])
+    rows = table.dropna(subset=["aggregate_iqm"]).drop_duplicates("variant")
+    if order:
+        rows = rows.set_index("variant").reindex([v for v in order if v in set(rows.variant)]).reset_index()
+    return rows.assign(name=rows.variant.map(names))
+
+
+def aggregate_wide(table, names, order):
+    """Markdown-ready: per variant (in `order`), its runs and its mean and IQM over the tasks with their
+    intervals; None where the table has no aggregate."""
+    rows = aggregate_rows(table, names, order)
+    if not len(rows):
+        return None
+    wide = pd.DataFrame({
+        "runs": rows.aggregate_runs.astype(int).to_numpy(),
+        "mean [95% CI]": [ci_text(r.aggregate_mean, r.aggregate_mean_ci_low, r.aggregate_mean_ci_high, 2)
+                          for r in rows.itertuples()],
+        "IQM [95% CI]": [ci_text(r.aggregate_iqm, r.aggregate_iqm_ci_low, r.aggregate_iqm_ci_high, 2)
+                         for r in rows.itertuples()]}, index=rows.name.to_numpy())
+    wide.index.name = f"over {rows.aggregate_tasks.iloc[0]}: {AGGREGATE_SCALE}"
+    return wide
+
+
+def aggregate_ordering(rows, statistic="iqm"):
+    """The variants of aggregate_rows by their aggregate `statistic` ('iqm' or 'mean'), best first, '>' where two
+    neighbours' stratified-bootstrap 95% intervals are disjoint, '≈' where they overlap (ordering, to 2 decimals)."""
+    return ordering(rows.assign(variant=rows.name, mean=rows[f"aggregate_{statistic}"],
+                                ci_low=rows[f"aggregate_{statistic}_ci_low"],
+                                ci_high=rows[f"aggregate_{statistic}_ci_high"]).drop(columns="seeds", errors="ignore"),
+                    digits=2)
+
+
+def aggregate_text(table, names):
+    """The reading's paragraph on the aggregates (task_aggregates): the variants by IQM and by mean, and what the
+    normalisation is; '' without an aggregate."""
+    rows = aggregate_rows(table, names)
+    if not len(rows):
+        return ""
+    tasks, left_out = rows.aggregate_tasks.iloc[0].split(", "), rows.aggregate_left_out.iloc[0]
+    return (f"Over the {len(tasks)} tasks where every variant has runs and the best one beats the random policy "
+            f"({', '.join(tasks)}), each run's score normalised per task (random 0, the best variant's mean 1) and "
+            "each task weighing the same (rliable; Agarwal et al. 2021):\n\n"
+            f"- IQM (the mean of the middle half of the runs; a few runs far out move it little): "
+            f"{aggregate_ordering(rows)}.\n"
+            f"- Mean: {aggregate_ordering(rows, 'mean')}.\n"
+            "- '>': the neighbours' stratified-bootstrap 95% intervals are disjoint; '≈': they overlap. The figure's "
+            "performance profiles show each variant's whole distribution of runs on the same scale."
+            + (f"\n- Left out: {left_out}, where every variant has runs but the best variant's 95% t-interval does "
+               "not lie above the random policy's score: there best − random is no yardstick (near 0, or below 0, "
+               "which would turn the scale over)." if isinstance(left_out, str) and left_out else ""))
+
+
+def aggregate_summary(table, names):
+    """The summary's sentence on the aggregates: the variants by IQM over the tasks; '' without an aggregate."""
+    rows = aggregate_rows(table, names)
+    if not len(rows):
+        return ""
+    return (f" Over {len(rows.aggregate_tasks.iloc[0].split(', '))} tasks by IQM (per task random 0, the best "
+            f"variant 1): {aggregate_ordering(rows)}.")
+
+
+PROFILE_TAUS = 201  # thresholds τ of a performance profile, evenly from 0 (the random policy) to the highest run
+
+
+def draw_aggregates(subfigure, aggregates, table, names, order, colours):
+    """Beside the learning curves: each variant's IQM and mean over the tasks with their 95% intervals, and its
+    performance profile (stats.performance_profile: the share of its runs above τ, each task weighing the same)
+    with its pointwise 95% band, on the normalised scale of task_aggregates."""
+    envs, scores, _ = aggregates
+    rows = aggregate_rows(table, names, order)
+    height = subfigure.get_figure(root=True).get_figheight()
+    means_height = 0.25 * len(rows) + 0.6  # inches: a row per variant
+    profile_height = min(2.6, height - means_height - 0.2)
+    intervals, profile, spare = subfigure.subplots(
+        3, 1, height_ratios=(means_height, profile_height, max(height - means_height - profile_height, 0.01)))
+    spare.axis("off")
+    y = np.arange(len(rows))
+    for offset, (statistic, marker) in zip((-0.15, 0.15), (("iqm", "o"), ("mean", "s"))):
+        point = rows[f"aggregate_{statistic}"].to_numpy()
+        for i, r in enumerate(rows.itertuples()):
+            intervals.errorbar(point[i], y[i] + offset, fmt=marker, markersize=3, elinewidth=0.8, color=colours[r.name],
+                               xerr=[[point[i] - getattr(r, f"aggregate_{statistic}_ci_low")],
+                                     [getattr(r, f"aggregate_{statistic}_ci_high") - point[i]]],
+                               markerfacecolor=colours[r.name] if marker == "o" else "white")
+    intervals.set_yticks(y, rows.name)
+    intervals.invert_yaxis()
+    intervals.axvline(0, color="grey", lw=0.5)
+    intervals.axvline(1, color="grey", lw=0.5, ls=":")
+    intervals.grid(axis="x", alpha=0.3, linewidth=0.4)
+    intervals.set_title("IQM (filled) and mean (open), 95% CI", pad=2)
+    intervals.set_xlabel("normalised score")
+    taus = np.linspace(0, max(scores.normalised.max(), 1), PROFILE_TAUS)
+    for r in rows.itertuples():
+        g = scores[scores.variant == r.variant]
+        point, low, high = stats.performance_profile(g.normalised, g.env, taus)
+        profile.plot(taus, point, color=colours[r.name])
+        profile.fill_between(taus, low, high, color=colours[r.name], alpha=0.15, linewidth=0)
+    profile.axvline(1, color="grey", lw=0.5, ls=":")
+    profile.grid(alpha=0.3, linewidth=0.4)
+    profile.set_ylabel("share of runs > τ")
+    profile.set_xlabel(f"τ, {AGGREGATE_SCALE.replace(' (', chr(10) + '(')}")
+    profile.set_title(f"performance profiles over {len(envs)} tasks", pad=2)
 
 
 def seed_caveat(seeds, scope=""):
@@ -324,19 +504,20 @@ def label(config, variant):
     return config["variants"].get(variant, {}).get("label", variant) if config else variant
 
 
-def ordering(g, config=None):
+def ordering(g, config=None, digits=1):
     """One env's variants (rows of a per_env_table) from best to worst mean, '>' where two neighbours' 95%
-    intervals are disjoint, '≈' where they overlap, '=' where the means print the same; with `config`, by label."""
+    intervals are disjoint, '≈' where they overlap, '=' where the means print the same (to `digits` decimals);
+    with `config`, by label."""
     one_seed = set(g[g.seeds < 2].index) if "seeds" in g else set()
 
     def named(r):
         name = label(config, r.variant) if config else r.variant
-        return f"{name} ({r.mean:.1f}{', 1 seed' if r.Index in one_seed else ''})"
+        return f"{name} ({r.mean:.{digits}f}{', 1 seed' if r.Index in one_seed else ''})"
 
     order = list(g.sort_values("mean", ascending=False).itertuples())
     ranked = named(order[0])
     for above, r in zip(order, order[1:]):
-        sign = ("=" if f"{r.mean:.1f}" == f"{above.mean:.1f}" else
+        sign = ("=" if f"{r.mean:.{digits}f}" == f"{above.mean:.{digits}f}" else
                 ">" if r.ci_high < above.ci_low and not {r.Index, above.Index} & one_seed else "≈")
         ranked += f" {sign} {named(r)}"
     return ranked

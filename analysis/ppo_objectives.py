@@ -9,9 +9,9 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import setups, stats
-from analysis.common import (FIGURE_STYLE, IMPROVEMENT_MEANS, MISSING, NOT_ON_WHOLE_ENVS, PUBLISHED, UPDATE_MEASURES,
-                             ci_text, improvement_rows, improvement_text, seed_caveat, seeds_text, two_groups_text,
-                             update_measures)
+from analysis.common import (FIGURE_STYLE, IMPROVEMENT_MEANS, MISSING, NOT_ON_WHOLE_ENVS, PROFILE_TAUS, PUBLISHED,
+                             UPDATE_MEASURES, ci_text, improvement_rows, improvement_text, seed_caveat, seeds_text,
+                             two_groups_text, update_measures)
 from experiments import grid
 
 REGIMES = ("ppo2", "ppo1")  # ppo.py --regime: the code-level regimes Table 1 runs under (ppo.py's REGIMES table)
@@ -309,7 +309,6 @@ def common_scale(data, table, common):
 
 
 PROFILE_WIDTH = 6.4  # inches: the performance profiles beside Table 1's means, four small panels to a row
-PROFILE_TAUS = 201  # thresholds τ, evenly from 0 (the random policy) to the highest run's common-scale score
 
 
 def regime_profiles(table, common, settings, names):

@@ -1528,3 +1528,75 @@ def test_a_table_header_names_every_step_budget_of_its_columns():
     assert budget_label(steps, list(steps)) == "1M steps; 500k on Acrobot-v1, CartPole-v1"
     assert budget_label(steps, ["Hopper-v5", "Walker2d-v5"]) == "1M steps"
     assert budget_label(steps, ["Acrobot-v1"]) == "500k steps"
+
+
+def aggregate_data(rows, random_score, variants):
+    """A stand-in for common.Data over hand-written scores: (variant, env, seed, score) rows."""
+    from types import SimpleNamespace
+
+    from analysis.common import Data
+    scores = pd.DataFrame(rows, columns=["variant", "env", "seed", "score"])
+    data = SimpleNamespace(scores=scores, variants=variants, envs=list(dict.fromkeys(scores.env)),
+                           random_score=pd.Series(random_score), planned_seeds=3, config=None)
+    data.normalised = lambda best_from: Data.normalised(data, best_from)
+    data.seeds_note = lambda n: Data.seeds_note(data, n)
+    return data
+
+
+def test_each_variant_over_the_tasks_against_hand_values_leaving_out_tasks_no_variant_learns():
+    from analysis import common
+    rows = ([("x", "A", s, v) for s, v in enumerate([10, 12, 14], 1)] + [("y", "A", s, v) for s, v in enumerate([4, 6, 8], 1)]
+            + [("x", "B", s, v) for s, v in enumerate([38, 40, 42], 1)] + [("y", "B", s, v) for s, v in enumerate([20, 22, 24], 1)]
+            # C: every variant below the random policy (0), so best − random < 0 would turn the scale over
+            + [("x", "C", s, v) for s, v in enumerate([-5, -3, -4], 1)] + [("y", "C", s, v) for s, v in enumerate([-6, -7, -8], 1)]
+            + [("x", "D", 1, 5.0), ("x", "D", 2, 6.0)])  # D: no run of y, so no comparison there
+    data = aggregate_data(rows, {"A": 0.0, "B": 10.0, "C": 0.0, "D": 0.0}, ["y", "x"])
+    cells = common.per_env_table(data)
+    envs, scores, columns = common.task_aggregates(data, cells)
+    assert envs == ["A", "B"] and columns["aggregate_left_out"] == {"x": "C", "y": "C"}
+    # per task random → 0, best mean → 1: A by 12, B by (40 − 10)
+    x = [10 / 12, 1, 14 / 12, 28 / 30, 1, 32 / 30]
+    y = [4 / 12, 6 / 12, 8 / 12, 10 / 30, 12 / 30, 14 / 30]
+    assert sorted(scores[scores.variant == "x"].normalised) == pytest.approx(sorted(x))
+    assert columns["aggregate_mean"] == pytest.approx({"x": np.mean(x), "y": np.mean(y)})
+    # IQM of 6 runs: the middle 4 (one cut from each end)
+    assert columns["aggregate_iqm"] == pytest.approx({"x": np.mean(sorted(x)[1:5]), "y": np.mean(sorted(y)[1:5])})
+    assert columns["aggregate_runs"] == {"x": 6, "y": 6}
+    for v in "xy":
+        for s in ("mean", "iqm"):
+            assert columns[f"aggregate_{s}_ci_low"][v] <= columns[f"aggregate_{s}"][v] <= columns[f"aggregate_{s}_ci_high"][v]
+    table = cells.assign(**{c: cells.variant.map(columns[c]) for c in common.AGGREGATE_COLUMNS})
+    names = {"x": "X", "y": "Y"}
+    wide = common.aggregate_wide(table, names, ["y", "x"])
+    assert list(wide.index) == ["Y", "X"] and wide.loc["X", "mean [95% CI]"].startswith(f"{np.mean(x):.2f} [")
+    text = common.aggregate_text(table, names)
+    assert "Over the 2 tasks" in text and "(A, B)" in text and "Left out: C" in text
+    assert f"IQM (the mean of the middle half of the runs; a few runs far out move it little): X (1.00) > Y (" in text
+    assert common.aggregate_summary(pd.read_csv(__import__("io").StringIO(table.to_csv(index=False))), names).startswith(
+        " Over 2 tasks by IQM")  # as the report reads it back from the CSV
+    # no task where every variant has runs and one beats random: no aggregate, and nothing said of one
+    only_c = aggregate_data([r for r in rows if r[1] in "CD"], {"C": 0.0, "D": 0.0}, ["y", "x"])
+    assert common.task_aggregates(only_c, common.per_env_table(only_c)) is None
+    assert common.aggregate_text(cells, names) == "" and common.aggregate_wide(cells, names, ["x"]) is None
+
+
+def test_the_aggregates_panel_draws_each_variants_interval_and_profile():
+    import matplotlib.pyplot as plt
+
+    from analysis import common
+    rows = [(v, e, s, float(s + (5 if v == "x" else 0) + (10 if e == "B" else 0))) for v in "xy" for e in "AB"
+            for s in (1, 2, 3)]
+    data = aggregate_data(rows, {"A": 0.0, "B": 0.0}, ["x", "y"])
+    cells = common.per_env_table(data)
+    aggregates = common.task_aggregates(data, cells)
+    table = cells.assign(**{c: cells.variant.map(aggregates[2][c]) for c in common.AGGREGATE_COLUMNS})
+    fig = plt.figure(figsize=(3, 5))
+    colours = {"X": "C0", "Y": "C1"}
+    common.draw_aggregates(fig, aggregates, table, {"x": "X", "y": "Y"}, ["x", "y"], colours)
+    intervals, profile, spare = fig.axes
+    assert [t.get_text() for t in intervals.get_yticklabels()] == ["X", "Y"]
+    assert len(intervals.containers) == 4  # IQM and mean per variant
+    lines = [line for line in profile.get_lines() if len(line.get_xdata()) == common.PROFILE_TAUS]
+    assert [line.get_color() for line in lines] == ["C0", "C1"]
+    assert lines[0].get_ydata()[0] == 1.0 and lines[0].get_ydata()[-1] == 0.0  # every run above 0, none above the top
+    plt.close(fig)
