@@ -246,21 +246,31 @@ def aggregate_ordering(rows, statistic="iqm"):
                     digits=2)
 
 
-def aggregate_text(table, names):
-    """The reading's paragraph on the aggregates (task_aggregates): the variants by IQM and by mean, and what the
-    normalisation is; '' without an aggregate."""
+def aggregate_text(table, names, profiles=True):
+    """The reading's paragraph on the aggregates (task_aggregates): the variants by IQM and by mean, those whose
+    IQM interval lies wholly below the top one's, and what the normalisation is (`profiles`: the figure draws
+    the performance profiles); '' without an aggregate."""
     rows = aggregate_rows(table, names)
     if not len(rows):
         return ""
     tasks, left_out = rows.aggregate_tasks.iloc[0].split(", "), rows.aggregate_left_out.iloc[0]
+    top = rows.loc[rows.aggregate_iqm.idxmax()]
+    below = rows[rows.aggregate_iqm_ci_high < top.aggregate_iqm_ci_low]
+    top_iqm = ci_text(top.aggregate_iqm, top.aggregate_iqm_ci_low, top.aggregate_iqm_ci_high, 2)
     return (f"Over the {len(tasks)} tasks where every variant has runs and the best one beats the random policy "
             f"({', '.join(tasks)}), each run's score normalised per task (random 0, the best variant's mean 1) and "
             "each task weighing the same (rliable; Agarwal et al. 2021):\n\n"
             f"- IQM (the mean of the middle half of the runs; a few runs far out move it little): "
             f"{aggregate_ordering(rows)}.\n"
             f"- Mean: {aggregate_ordering(rows, 'mean')}.\n"
-            "- '>': the neighbours' stratified-bootstrap 95% intervals are disjoint; '≈': they overlap. The figure's "
-            "performance profiles show each variant's whole distribution of runs on the same scale."
+            "- '>': the neighbours' stratified-bootstrap 95% intervals are disjoint; '≈': they overlap."
+            + (" The figure's performance profiles show each variant's whole distribution of runs on the same scale."
+               if profiles else "") + "\n"
+            + (f"- Below the top one, {top['name']} (IQM {top_iqm}), with disjoint IQM intervals: "
+               + ", ".join(f"{r.name} ({r.aggregate_iqm:.2f})" for r in below.itertuples())
+               + "; the others' intervals overlap its." if len(below) else
+               f"- Every variant's IQM interval overlaps the top one's, {top['name']}'s ({top_iqm}): these seeds do "
+               "not order them over the tasks.")
             + (f"\n- Left out: {left_out}, where every variant has runs but the best variant's 95% t-interval does "
                "not lie above the random policy's score: there best − random is no yardstick (near 0, or below 0, "
                "which would turn the scale over)." if isinstance(left_out, str) and left_out else ""))

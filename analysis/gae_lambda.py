@@ -5,7 +5,8 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import (FIGURE_STYLE, MISSING, PUBLISHED, label, per_env_table, seed_caveat, seeds_text,
+from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_summary, aggregate_text,
+                             aggregate_wide, label, per_env_table, seed_caveat, seeds_text, task_aggregates,
                              two_groups_text)
 
 
@@ -48,6 +49,12 @@ def table_gae_lambda(data):
     wide = [table.pivot(index="variant", columns="env", values=column).reindex(index=order, columns=data.envs)
             .rename(index=row_of).rename_axis(f"lambda: {title}").astype(object).fillna(MISSING)
             for column, (title, _) in measures.items()]
+    # each λ's final score over the tasks (common.task_aggregates): is the paper's range best over tasks too?
+    aggregates = task_aggregates(data, table)
+    for column in AGGREGATE_COLUMNS:
+        table[column] = table.variant.map(aggregates[2][column]) if aggregates else np.nan
+    if (overall := aggregate_wide(table, lambda_names(table), order)) is not None:
+        wide.append(overall)
     # λ on a scale that shows its spacing: 1 − λ on a log axis (linear below 0.01, so λ = 1 has a place), reversed so
     # that λ grows to the right; the planned λs crowd towards 1 (0.92 ... 0.99, 1) and the axis shows it
     planned = sorted(x for x in row_of.values() if not isinstance(x, str))
@@ -141,7 +148,15 @@ table = table_gae_lambda
 
 
 def reading(table, ctx):
-    return reading_gae(table) + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
+    text = reading_gae(table)
+    if overall := aggregate_text(table, lambda_names(table), profiles=False):
+        text += f"\n\n**Over the tasks.** {overall}"
+    return text + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
+
+
+def lambda_names(table):
+    """variant → 'λ = 0.95', each λ by its value (λ = 0.95 is the variant the other experiments call ε = 0.2)."""
+    return table.drop_duplicates("variant").set_index("variant")["lambda"].map(lambda lam: f"λ = {lam:g}").to_dict()
 
 
 def lambdas_with_runs(table):
@@ -173,7 +188,7 @@ def summary(table, ctx):
         text += f" Not every λ has a run yet on {', '.join(waiting)}."
     if claim := cartpole_claim(table):
         text += f" {claim_text(claim)}"
-    return text
+    return text + aggregate_summary(table, lambda_names(table))
 
 
 def cartpole_claim(table):

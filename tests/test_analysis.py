@@ -1572,6 +1572,10 @@ def test_each_variant_over_the_tasks_against_hand_values_leaving_out_tasks_no_va
     text = common.aggregate_text(table, names)
     assert "Over the 2 tasks" in text and "(A, B)" in text and "Left out: C" in text
     assert f"IQM (the mean of the middle half of the runs; a few runs far out move it little): X (1.00) > Y (" in text
+    assert f"- Below the top one, X (IQM 1.00 [" in text and f"with disjoint IQM intervals: Y ({np.mean(sorted(y)[1:5]):.2f})" in text
+    assert "performance profiles" in text and "performance profiles" not in common.aggregate_text(table, names, profiles=False)
+    close = table.assign(aggregate_iqm_ci_high=table.aggregate_iqm_ci_high + 1)  # every interval reaching the top's
+    assert "Every variant's IQM interval overlaps the top one's, X's (" in common.aggregate_text(close, names)
     assert common.aggregate_summary(pd.read_csv(__import__("io").StringIO(table.to_csv(index=False))), names).startswith(
         " Over 2 tasks by IQM")  # as the report reads it back from the CSV
     # no task where every variant has runs and one beats random: no aggregate, and nothing said of one
