@@ -159,13 +159,14 @@ def table_curves(data):
         wide.append(overall)
     if aggregates is None:
         return table, wide, learning_curves(data)
-    height = 1.55 * -(-len(data.envs) // 2) + 0.12 * len(names) + 0.2
+    height = max(1.55 * -(-len(data.envs) // 2) + 0.12 * len(names) + 0.2, aggregates_height(len(names)))
     with plt.rc_context(FIGURE_STYLE):
         fig = plt.figure(figsize=(3.56 + AGGREGATE_WIDTH, height), layout="constrained")
         fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.15 / height))  # room for build()'s title above
         curves, beside = fig.subfigures(1, 2, width_ratios=(3.56, AGGREGATE_WIDTH))
         learning_curves(data, into=curves)
-        draw_aggregates(beside, aggregates, table, names, data.variants, palette(list(names.values())))
+        draw_aggregates(beside, aggregates, aggregate_curves(data, aggregates[0]), table, names, data.variants,
+                        palette(list(names.values())))
     return table, wide, fig
 
 
@@ -288,17 +289,35 @@ def aggregate_summary(table, names):
 PROFILE_TAUS = 201  # thresholds τ of a performance profile, evenly from 0 (the random policy) to the highest run
 
 
-def draw_aggregates(subfigure, aggregates, table, names, order, colours):
-    """Beside the learning curves: each variant's IQM and mean over the tasks with their 95% intervals, and its
+def aggregate_curves(data, envs):
+    """Each variant's IQM over the tasks along training (rliable's sample-efficiency curves, Agarwal et al. 2021):
+    every run's learning curve (Data.curves) on `envs`, normalised as the final scores are (per task random 0, the
+    best variant's mean final score 1), and at each point of the step grid, as a share of the run's steps, the
+    IQM of the runs with its stratified-bootstrap 95% interval. Points where some run has no finished episode
+    yet are left out. {variant: (share of the steps, IQM, low, high)}."""
+    curves = data.curves()
+    curves = curves[curves.env.isin(envs)].rename(columns={"return": "score"})
+    curves = curves.assign(normalised=stats.normalise(curves, data.random_score, stats.best_of_sweep(data.scores)),
+                           share=(curves.step / curves.env.map(data.steps)).round(6))
+    out = {}
+    for variant, g in curves.groupby("variant", sort=False):
+        runs = g.pivot(index=["env", "seed"], columns="share", values="normalised").dropna(axis=1)
+        out[variant] = (runs.columns.to_numpy(), *stats.stratified_bootstrap_curve(
+            runs.to_numpy(), runs.index.get_level_values("env"), stats.iqm))
+    return out
+
+
+def draw_aggregates(subfigure, aggregates, curves, table, names, order, colours):
+    """Beside the learning curves: each variant's IQM and mean over the tasks with their 95% intervals, its
     performance profile (stats.performance_profile: the share of its runs above τ, each task weighing the same)
-    with its pointwise 95% band, on the normalised scale of task_aggregates."""
+    with its pointwise 95% band, and its IQM along training (`curves`, aggregate_curves), all on the normalised
+    scale of task_aggregates."""
     envs, scores, _ = aggregates
     rows = aggregate_rows(table, names, order)
     height = subfigure.get_figure(root=True).get_figheight()
-    means_height = 0.25 * len(rows) + 0.6  # inches: a row per variant
-    profile_height = min(2.6, height - means_height - 0.2)
-    intervals, profile, spare = subfigure.subplots(
-        3, 1, height_ratios=(means_height, profile_height, max(height - means_height - profile_height, 0.01)))
+    means_height = aggregates_height(len(rows)) - 2 * PANEL_HEIGHT
+    intervals, profile, during, spare = subfigure.subplots(4, 1, height_ratios=(
+        means_height, PANEL_HEIGHT, PANEL_HEIGHT, max(height - aggregates_height(len(rows)), 0.01)))
     spare.axis("off")
     y = np.arange(len(rows))
     for offset, (statistic, marker) in zip((-0.15, 0.15), (("iqm", "o"), ("mean", "s"))):
@@ -326,6 +345,23 @@ def draw_aggregates(subfigure, aggregates, table, names, order, colours):
     profile.set_ylabel("share of runs > τ")
     profile.set_xlabel(f"τ, {AGGREGATE_SCALE.replace(' (', chr(10) + '(')}")
     profile.set_title(f"performance profiles over {len(envs)} tasks", pad=2)
+    for variant, (share, point, low, high) in curves.items():
+        during.plot(share, point, color=colours[names[variant]])
+        during.fill_between(share, low, high, color=colours[names[variant]], alpha=0.15, linewidth=0)
+    during.axhline(1, color="grey", lw=0.5, ls=":")
+    during.grid(alpha=0.3, linewidth=0.4)
+    during.set_xlim(0, 1)
+    during.set_xlabel("share of each run's steps")
+    during.set_ylabel("IQM, normalised")
+    during.set_title("IQM over the tasks during training, 95% CI", pad=2)
+
+
+PANEL_HEIGHT = 1.9  # inches: the profile and the IQM during training, beside the learning curves
+
+
+def aggregates_height(variants):
+    """Inches the aggregates need: the intervals (a row per variant) above the two panels."""
+    return 0.25 * variants + 0.6 + 2 * PANEL_HEIGHT + 0.3
 
 
 def seed_caveat(seeds, scope=""):

@@ -125,6 +125,15 @@ def stratified_bootstrap_ci(values, strata, statistic, reps=BOOTSTRAP_REPS, seed
     return float(statistic(values[None, :], axis=1)[0]), *map(float, np.quantile(estimates, [alpha, 1 - alpha]))
 
 
+def stratified_bootstrap_curve(runs, strata, statistic, reps=BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED, level=0.95):
+    """stratified_bootstrap_ci at every point of a curve: `runs` is (runs × points), and each point is resampled
+    with the same draws of runs (rliable's sample-efficiency curves resample whole runs). (point, low, high),
+    arrays over the points."""
+    runs = np.asarray(runs, float)
+    return tuple(np.array(x) for x in zip(*(stratified_bootstrap_ci(runs[:, k], strata, statistic, reps, seed, level)
+                                            for k in range(runs.shape[1]))))
+
+
 def performance_profile(values, strata, taus, reps=BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED, level=0.95):
     """The run-score distribution (Agarwal et al. 2021, §4.1; rliable's create_performance_profile): at each τ,
     the share of runs that score above τ, taken per task and averaged over the tasks, each weighing the same.

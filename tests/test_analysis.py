@@ -1584,7 +1584,7 @@ def test_each_variant_over_the_tasks_against_hand_values_leaving_out_tasks_no_va
     assert common.aggregate_text(cells, names) == "" and common.aggregate_wide(cells, names, ["x"]) is None
 
 
-def test_the_aggregates_panel_draws_each_variants_interval_and_profile():
+def test_the_aggregates_panel_draws_each_variants_interval_profile_and_iqm_during_training():
     import matplotlib.pyplot as plt
 
     from analysis import common
@@ -1594,13 +1594,40 @@ def test_the_aggregates_panel_draws_each_variants_interval_and_profile():
     cells = common.per_env_table(data)
     aggregates = common.task_aggregates(data, cells)
     table = cells.assign(**{c: cells.variant.map(aggregates[2][c]) for c in common.AGGREGATE_COLUMNS})
-    fig = plt.figure(figsize=(3, 5))
+    fig = plt.figure(figsize=(3, 8))
     colours = {"X": "C0", "Y": "C1"}
-    common.draw_aggregates(fig, aggregates, table, {"x": "X", "y": "Y"}, ["x", "y"], colours)
-    intervals, profile, spare = fig.axes
+    during = {"x": (np.array([0.5, 1.0]), np.array([0.4, 1.0]), np.array([0.3, 0.9]), np.array([0.5, 1.1])),
+              "y": (np.array([0.5, 1.0]), np.array([0.2, 0.5]), np.array([0.1, 0.4]), np.array([0.3, 0.6]))}
+    common.draw_aggregates(fig, aggregates, during, table, {"x": "X", "y": "Y"}, ["x", "y"], colours)
+    intervals, profile, training, spare = fig.axes
     assert [t.get_text() for t in intervals.get_yticklabels()] == ["X", "Y"]
     assert len(intervals.containers) == 4  # IQM and mean per variant
     lines = [line for line in profile.get_lines() if len(line.get_xdata()) == common.PROFILE_TAUS]
     assert [line.get_color() for line in lines] == ["C0", "C1"]
     assert lines[0].get_ydata()[0] == 1.0 and lines[0].get_ydata()[-1] == 0.0  # every run above 0, none above the top
+    drawn = [line for line in training.get_lines() if line.get_color() != "grey"]  # not the line at 1
+    assert [(line.get_color(), list(line.get_ydata())) for line in drawn] == [("C0", [0.4, 1.0]), ("C1", [0.2, 0.5])]
     plt.close(fig)
+
+
+def test_the_iqm_during_training_normalises_each_curve_as_its_final_score_and_resamples_whole_runs():
+    from analysis import common
+    # two tasks of different budgets, two runs of one variant each; curves on a grid of 4 points per run
+    rows = [("x", "A", 1, 10.0), ("x", "A", 2, 20.0), ("x", "B", 1, 110.0), ("x", "B", 2, 130.0)]
+    data = aggregate_data(rows, {"A": 0.0, "B": 100.0}, ["x"])
+    data.steps = {"A": 400, "B": 800}
+    returns = {("A", 1): [0, 5, 10, 10], ("A", 2): [np.nan, 10, 15, 20],  # no episode yet at A's first point
+               ("B", 1): [100, 105, 110, 110], ("B", 2): [100, 110, 120, 130]}
+    data.curves = lambda: pd.DataFrame(
+        [("x", env, seed, data.steps[env] * (k + 1) / 4, r) for (env, seed), rs in returns.items()
+         for k, r in enumerate(rs)], columns=["variant", "env", "seed", "step", "return"])
+    share, point, low, high = common.aggregate_curves(data, ["A", "B"])["x"]
+    assert list(share) == [0.5, 0.75, 1.0]  # the first point is left out: a run has no return there yet
+    # per task random 0, best mean final score 1: A by 15, B by (120 − 100); IQM of 4 runs: the middle 2
+    normalised = {("A", 1): [5 / 15, 10 / 15, 10 / 15], ("A", 2): [10 / 15, 15 / 15, 20 / 15],
+                  ("B", 1): [5 / 20, 10 / 20, 10 / 20], ("B", 2): [10 / 20, 20 / 20, 30 / 20]}
+    runs = np.array(list(normalised.values()))
+    assert point == pytest.approx([np.sort(runs[:, k])[1:3].mean() for k in range(3)])
+    strata = ["A", "A", "B", "B"]
+    for k in range(3):  # each point as stratified_bootstrap_ci gives it
+        assert (low[k], high[k]) == pytest.approx(stats.stratified_bootstrap_ci(runs[:, k], strata, stats.iqm)[1:])
