@@ -184,7 +184,8 @@ def task_aggregates(data, cells):
     """Each variant over the tasks, as rliable aggregates (Agarwal et al. 2021, §4): each run's score normalised
     per task, random → 0 and the best variant's mean → 1 (the PPO paper's rule, §6.1), then per variant the mean
     and the interquartile mean (IQM) of its runs' normalised scores, each with its stratified-bootstrap 95%
-    interval (each task's runs resampled on their own, so each task weighs the same). Over the tasks where every
+    interval (the runs of all tasks pooled, each task's resampled on their own, so a task weighs by its runs:
+    the same for all once every cell has its seeds). Over the tasks where every
     variant has runs and the best variant beats the random policy (its cell's t-interval lies above the random
     score): where none does (VPG on Ant and HalfCheetah), best − random is no yardstick, near 0 or below it, and
     would blow the normalised scores up or turn them over. `cells` is the experiment's per_env_table. (the tasks,
@@ -260,7 +261,10 @@ def aggregate_text(table, names, profiles=True):
     top_iqm = ci_text(top.aggregate_iqm, top.aggregate_iqm_ci_low, top.aggregate_iqm_ci_high, 2)
     return (f"Over the {len(tasks)} tasks where every variant has runs and the best one beats the random policy "
             f"({', '.join(tasks)}), each run's score normalised per task (random 0, the best variant's mean 1) and "
-            "each task weighing the same (rliable; Agarwal et al. 2021):\n\n"
+            "the runs of all tasks pooled (rliable; Agarwal et al. 2021)"
+            + ("" if table[table.env.isin(tasks)].seeds.nunique() == 1 else
+               "; a task weighs by its runs, and a variant with fewer seeds on some task weighs that task less")
+            + ":\n\n"
             f"- IQM (the mean of the middle half of the runs; a few runs far out move it little): "
             f"{aggregate_ordering(rows)}.\n"
             f"- Mean: {aggregate_ordering(rows, 'mean')}.\n"

@@ -1571,6 +1571,8 @@ def test_each_variant_over_the_tasks_against_hand_values_leaving_out_tasks_no_va
     assert list(wide.index) == ["Y", "X"] and wide.loc["X", "mean [95% CI]"].startswith(f"{np.mean(x):.2f} [")
     text = common.aggregate_text(table, names)
     assert "Over the 2 tasks" in text and "(A, B)" in text and "Left out: C" in text
+    assert "weighs that task less" not in text  # every cell has 3 seeds
+    assert "weighs that task less" in common.aggregate_text(table.assign(seeds=[3, 2] + [3] * (len(table) - 2)), names)
     assert f"IQM (the mean of the middle half of the runs; a few runs far out move it little): X (1.00) > Y (" in text
     assert f"- Below the top one, X (IQM 1.00 [" in text and f"with disjoint IQM intervals: Y ({np.mean(sorted(y)[1:5]):.2f})" in text
     assert "performance profiles" in text and "performance profiles" not in common.aggregate_text(table, names, profiles=False)
