@@ -1573,13 +1573,19 @@ def test_each_variant_over_the_tasks_against_hand_values_leaving_out_tasks_no_va
     assert "Over the 2 tasks" in text and "(A, B)" in text and "Left out: C" in text
     assert "weighs that task less" not in text  # every cell has 3 seeds
     assert "weighs that task less" in common.aggregate_text(table.assign(seeds=[3, 2] + [3] * (len(table) - 2)), names)
-    assert f"IQM (the mean of the middle half of the runs; a few runs far out move it little): X (1.00) > Y (" in text
-    assert f"- Below the top one, X (IQM 1.00 [" in text and f"with disjoint IQM intervals: Y ({np.mean(sorted(y)[1:5]):.2f})" in text
+    assert "IQM (the mean of the middle half of the runs; a few runs far out move it little): X (1.00) > Y (" in text
+    assert "- Below the top one, X (IQM 1.00 [" in text and f"with disjoint IQM intervals: Y ({np.mean(sorted(y)[1:5]):.2f})" in text
     assert "performance profiles" in text and "performance profiles" not in common.aggregate_text(table, names, profiles=False)
     close = table.assign(aggregate_iqm_ci_high=table.aggregate_iqm_ci_high + 1)  # every interval reaching the top's
     assert "Every variant's IQM interval overlaps the top one's, X's (" in common.aggregate_text(close, names)
     assert common.aggregate_summary(pd.read_csv(__import__("io").StringIO(table.to_csv(index=False))), names).startswith(
         " Over 2 tasks by IQM")  # as the report reads it back from the CSV
+    # two groups of runs: the best cell's t-interval reaches below random, but each of its runs ends above it
+    grouped = aggregate_data([("x", "E", 1, 1.0), ("x", "E", 2, 1.0), ("x", "E", 3, 100.0), ("y", "E", 1, 0.5),
+                              ("y", "E", 2, 0.5), ("y", "E", 3, -1.0)], {"E": 0.0}, ["x", "y"])
+    grouped_cells = common.per_env_table(grouped)
+    assert grouped_cells.set_index("variant").ci_low["x"] < 0
+    assert common.task_aggregates(grouped, grouped_cells)[0] == ["E"]
     # no task where every variant has runs and one beats random: no aggregate, and nothing said of one
     only_c = aggregate_data([r for r in rows if r[1] in "CD"], {"C": 0.0, "D": 0.0}, ["y", "x"])
     assert common.task_aggregates(only_c, common.per_env_table(only_c)) is None
