@@ -203,15 +203,25 @@ def task_aggregates(data, cells):
         return None
     scores = data.normalised(data.variants)
     scores = scores[scores.env.isin(envs)]
-    columns = {c: {} for c in AGGREGATE_COLUMNS}
+    columns = aggregate_intervals(scores, "aggregate", ("mean", "iqm"))
     for variant, g in scores.groupby("variant", sort=False):
-        columns["aggregate_tasks"][variant], columns["aggregate_runs"][variant] = ", ".join(envs), len(g)
-        columns["aggregate_left_out"][variant] = ", ".join(left_out)
-        for name, statistic in (("mean", stats.aggregate_mean), ("iqm", stats.iqm)):
-            point, low, high = stats.stratified_bootstrap_ci(g.normalised, g.env, statistic)
-            for suffix, value in (("", point), ("_ci_low", low), ("_ci_high", high)):
-                columns[f"aggregate_{name}{suffix}"][variant] = value
+        columns.setdefault("aggregate_tasks", {})[variant] = ", ".join(envs)
+        columns.setdefault("aggregate_runs", {})[variant] = len(g)
+        columns.setdefault("aggregate_left_out", {})[variant] = ", ".join(left_out)
     return envs, scores, columns
+
+
+def aggregate_intervals(runs, prefix, statistics):
+    """Per variant, each of `statistics` ('mean', 'iqm') of its runs' `normalised` column over the tasks, with its
+    stratified-bootstrap 95% interval: {f"{prefix}_{statistic}" and its "_ci_low", "_ci_high": {variant: value}}."""
+    functions = {"mean": stats.aggregate_mean, "iqm": stats.iqm}
+    columns = {}
+    for variant, g in runs.groupby("variant", sort=False):
+        for name in statistics:
+            point, low, high = stats.stratified_bootstrap_ci(g.normalised, g.env, functions[name])
+            for suffix, value in (("", point), ("_ci_low", low), ("_ci_high", high)):
+                columns.setdefault(f"{prefix}_{name}{suffix}", {})[variant] = value
+    return columns
 
 
 def aggregate_rows(table, names, order=()):

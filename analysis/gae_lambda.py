@@ -5,9 +5,9 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_summary, aggregate_text,
-                             aggregate_wide, label, per_env_table, seed_caveat, seeds_text, task_aggregates,
-                             two_groups_text)
+from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_intervals, aggregate_ordering,
+                             aggregate_rows, aggregate_summary, aggregate_text, aggregate_wide, label, per_env_table,
+                             seed_caveat, seeds_text, task_aggregates, two_groups_text)
 
 
 def table_gae_lambda(data):
@@ -49,11 +49,21 @@ def table_gae_lambda(data):
     wide = [table.pivot(index="variant", columns="env", values=column).reindex(index=order, columns=data.envs)
             .rename(index=row_of).rename_axis(f"lambda: {title}").astype(object).fillna(MISSING)
             for column, (title, _) in measures.items()]
-    # each λ's final score over the tasks (common.task_aggregates): is the paper's range best over tasks too?
+    # each λ over the tasks (common.task_aggregates): is the paper's range best over tasks too? The final score,
+    # and the learning speed normalised the same way (random 0, the fastest λ's mean 1), over the same tasks
     aggregates = task_aggregates(data, table)
-    for column in AGGREGATE_COLUMNS:
-        table[column] = table.variant.map(aggregates[2][column]) if aggregates else np.nan
+    speed = {}
+    if aggregates:
+        runs = data.scores[data.scores.env.isin(aggregates[0])].assign(score=lambda d: d.speed)
+        speed = aggregate_intervals(runs.assign(normalised=stats.normalise(runs, data.random_score,
+                                                                           stats.best_of_sweep(runs))),
+                                    "aggregate_speed", ("iqm",))
+    for column in AGGREGATE_COLUMNS + SPEED_COLUMNS:
+        table[column] = table.variant.map({**(aggregates[2] if aggregates else {}), **speed}.get(column, {}))
     if (overall := aggregate_wide(table, lambda_names(table), order)) is not None:
+        overall["learning speed, IQM [95% CI]"] = [
+            f"{r.aggregate_speed_iqm:.2f} [{r.aggregate_speed_iqm_ci_low:.2f}, {r.aggregate_speed_iqm_ci_high:.2f}]"
+            for r in aggregate_rows(table, lambda_names(table), order).itertuples()]
         wide.append(overall)
     # λ on a scale that shows its spacing: 1 − λ on a log axis (linear below 0.01, so λ = 1 has a place), reversed so
     # that λ grows to the right; the planned λs crowd towards 1 (0.92 ... 0.99, 1) and the axis shows it
@@ -65,10 +75,12 @@ def table_gae_lambda(data):
         if last is None or abs(at - last) > 0.15:
             shown.append(lam)
             last = at
+    overall = aggregate_rows(table, lambda_names(table), order)
+    panels = list(data.envs) + (["over the tasks"] if len(overall) else [])
     with plt.rc_context(FIGURE_STYLE):
-        fig, axes = plt.subplots(len(data.envs), len(measures), figsize=(3.6, 1.35 * len(data.envs) + 0.45),
+        fig, axes = plt.subplots(len(panels), len(measures), figsize=(3.6, 1.35 * len(panels) + 0.45),
                                  squeeze=False)
-        for row, env in zip(axes, data.envs):
+        for row, env in zip(axes, panels):
             for ax, (title, value) in zip(row, measures.values()):
                 ax.axvspan(1 - high, 1 - low, color="0.9", zorder=0, label=f"GAE paper's range, λ in [{low:g}, {high:g}]")
                 ax.set_xscale("symlog", linthresh=0.01, linscale=0.4)
@@ -77,6 +89,16 @@ def table_gae_lambda(data):
                 ax.minorticks_off()
                 ax.set_title(f"{env}: {title.split(' (')[0]}")
                 ax.grid(alpha=0.3, linewidth=0.4)
+                if env == "over the tasks":  # each λ's IQM over the tasks, normalised, with its 95% interval
+                    name = "aggregate_iqm" if value == "score" else "aggregate_speed_iqm"
+                    ax.errorbar(1 - overall["lambda"], overall[name], fmt="s", markersize=3, elinewidth=0.8,
+                                color="C3", yerr=[overall[name] - overall[f"{name}_ci_low"],
+                                                  overall[f"{name}_ci_high"] - overall[name]],
+                                label="IQM over the tasks (random 0, the best λ 1), 95% CI")
+                    ax.set_title(f"IQM over {len(overall.aggregate_tasks.iloc[0].split(', '))} tasks: "
+                                 f"{title.split(' (')[0]}")
+                    ax.set(xlabel="GAE λ", ylabel="")
+                    continue
                 sub = data.scores[data.scores.env == env].assign(x=lambda d: 1 - d.arg_gae_lambda)
                 if sub.empty:  # a partial grid: say so instead of drawing empty axes
                     ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
@@ -85,14 +107,18 @@ def table_gae_lambda(data):
                              err_style="bars", ax=ax, label="mean over seeds, 95% t-interval")
                 ax.plot(sub.x, sub[value], ".", color="0.35", markersize=2.5, label="one seed")
                 ax.legend().remove()
-                ax.set(xlabel="GAE λ" if env == data.envs[-1] else "", ylabel="")
+                ax.set(xlabel="GAE λ" if env == panels[-1] else "", ylabel="")
         handles, labels = axes[0][0].get_legend_handles_labels()
+        if len(overall):
+            more = axes[-1][0].get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
         fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
         fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return table.sort_values(["env", "lambda"]), wide, fig
 
 
 EARLY = 0.1  # the share of a run whose mean return is its early learning speed (the cart-pole claim's check)
+SPEED_COLUMNS = ("aggregate_speed_iqm", "aggregate_speed_iqm_ci_low", "aggregate_speed_iqm_ci_high")  # each λ's
 
 
 def gae_paper_range(task="all tasks"):
@@ -150,7 +176,10 @@ table = table_gae_lambda
 def reading(table, ctx):
     text = reading_gae(table)
     if overall := aggregate_text(table, lambda_names(table), profiles=False):
-        text += f"\n\n**Over the tasks.** {overall}"
+        rows = aggregate_rows(table, lambda_names(table))
+        fast = aggregate_ordering(rows.assign(**{c.replace("_speed", ""): rows[c] for c in SPEED_COLUMNS}))
+        text += (f"\n\n**Over the tasks.** {overall}\n- Learning speed (mean return over the whole run), normalised "
+                 f"the same way (random 0, the fastest λ's mean 1), IQM: {fast}.")
     return text + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
 
 
@@ -231,4 +260,6 @@ def caption(ctx):
     low, high = gae_paper_range()
     return (f"PPO-clip against GAE's λ, on a scale that shows λ's spacing: final score (top) and learning speed, the "
             f"mean return over the whole run (bottom); each dot one seed, the bar the mean over {seeds_text(ctx)} with "
-            f"its 95% t-interval; grey, the GAE paper's range [{low:g}, {high:g}].")
+            f"its 95% t-interval; grey, the GAE paper's range [{low:g}, {high:g}]. The last row, each λ's IQM over the "
+            "tasks where every λ has runs (per task random 0, the best λ's mean 1) with its stratified-bootstrap 95% "
+            "interval.")

@@ -679,6 +679,27 @@ def test_gae_reading_names_the_best_lambda_by_final_score_and_by_speed_and_its_r
     assert "λ in [0.92, 0.98] (Fig. 2)" in reading_gae(table)
 
 
+def test_the_gae_reading_orders_the_lambdas_over_the_tasks_by_final_score_and_by_speed():
+    from types import SimpleNamespace
+
+    from analysis import gae_lambda
+    table = pd.DataFrame({"env": "E", "variant": ["g0", "g95"], "lambda": [0.0, 0.95], "seeds": 3,
+                          "mean": [100.0, 900.0], "p_best": [0.0, 1.0], "speed_mean": [50.0, 300.0],
+                          "speed_p_best": [0.0, 1.0], "aggregate_tasks": "E, F", "aggregate_left_out": "",
+                          "aggregate_runs": 6, "aggregate_mean": [0.4, 1.0], "aggregate_mean_ci_low": [0.3, 0.9],
+                          "aggregate_mean_ci_high": [0.5, 1.1], "aggregate_iqm": [0.41, 0.99],
+                          "aggregate_iqm_ci_low": [0.31, 0.9], "aggregate_iqm_ci_high": [0.51, 1.0],
+                          "aggregate_speed_iqm": [0.8, 0.7], "aggregate_speed_iqm_ci_low": [0.75, 0.6],
+                          "aggregate_speed_iqm_ci_high": [0.85, 0.8]})
+    ctx = SimpleNamespace(scores=None, planned=[], config=None)
+    text = gae_lambda.reading(table, ctx)
+    assert "**Over the tasks.** Over the 2 tasks" in text
+    assert "- IQM (the mean of the middle half of the runs; a few runs far out move it little): λ = 0.95 (0.99) > λ = 0 (0.41)." in text
+    # by speed the order turns, and the two intervals overlap
+    assert ("- Learning speed (mean return over the whole run), normalised the same way (random 0, the fastest λ's "
+            "mean 1), IQM: λ = 0 (0.80) ≈ λ = 0.95 (0.70).") in text
+
+
 def test_the_cart_pole_claim_counts_the_resamples_whose_fastest_lambda_is_in_the_papers_range():
     """The GAE paper's Fig. 2 puts cart-pole's fastest improvement at λ in [0.92, 0.98]: the reading sums the
     shares of resamples in which each λ of that range learns fastest (0.92 and 0.96 here, not 0.99 or 0)."""
