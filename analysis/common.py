@@ -163,8 +163,8 @@ def table_curves(data):
     with plt.rc_context(FIGURE_STYLE):
         fig = plt.figure(figsize=(3.56 + AGGREGATE_WIDTH, height), layout="constrained")
         fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.15 / height))  # room for build()'s title above
-        curves, beside = fig.subfigures(1, 2, width_ratios=(3.56, AGGREGATE_WIDTH))
-        learning_curves(data, into=curves)
+        per_task, beside = fig.subfigures(1, 2, width_ratios=(3.56, AGGREGATE_WIDTH))  # 3.56: two curve panels
+        learning_curves(data, into=per_task)
         draw_aggregates(beside, aggregates, aggregate_curves(data, aggregates[0]), table, names, data.variants,
                         palette(list(names.values())))
     return table, wide, fig

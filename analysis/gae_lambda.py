@@ -5,9 +5,9 @@ import pandas as pd
 import seaborn as sns
 
 from analysis import stats
-from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_intervals, aggregate_ordering,
-                             aggregate_rows, aggregate_summary, aggregate_text, aggregate_wide, label, per_env_table,
-                             seed_caveat, seeds_text, task_aggregates, two_groups_text)
+from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_intervals,
+                             aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text, aggregate_wide,
+                             ci_text, label, per_env_table, seed_caveat, seeds_text, task_aggregates, two_groups_text)
 
 
 def table_gae_lambda(data):
@@ -60,11 +60,11 @@ def table_gae_lambda(data):
                                     "aggregate_speed", ("iqm",))
     for column in AGGREGATE_COLUMNS + SPEED_COLUMNS:
         table[column] = table.variant.map({**(aggregates[2] if aggregates else {}), **speed}.get(column, {}))
-    if (overall := aggregate_wide(table, lambda_names(table), order)) is not None:
-        overall["learning speed, IQM [95% CI]"] = [
-            f"{r.aggregate_speed_iqm:.2f} [{r.aggregate_speed_iqm_ci_low:.2f}, {r.aggregate_speed_iqm_ci_high:.2f}]"
+    if (over_tasks := aggregate_wide(table, lambda_names(table), order)) is not None:
+        over_tasks["learning speed, IQM [95% CI]"] = [
+            ci_text(r.aggregate_speed_iqm, r.aggregate_speed_iqm_ci_low, r.aggregate_speed_iqm_ci_high, 2)
             for r in aggregate_rows(table, lambda_names(table), order).itertuples()]
-        wide.append(overall)
+        wide.append(over_tasks)
     # λ on a scale that shows its spacing: 1 − λ on a log axis (linear below 0.01, so λ = 1 has a place), reversed so
     # that λ grows to the right; the planned λs crowd towards 1 (0.92 ... 0.99, 1) and the axis shows it
     planned = sorted(x for x in row_of.values() if not isinstance(x, str))
@@ -118,7 +118,7 @@ def table_gae_lambda(data):
 
 
 EARLY = 0.1  # the share of a run whose mean return is its early learning speed (the cart-pole claim's check)
-SPEED_COLUMNS = ("aggregate_speed_iqm", "aggregate_speed_iqm_ci_low", "aggregate_speed_iqm_ci_high")  # each λ's
+SPEED_COLUMNS = ("aggregate_speed_iqm", "aggregate_speed_iqm_ci_low", "aggregate_speed_iqm_ci_high")  # over the tasks
 
 
 def gae_paper_range(task="all tasks"):
@@ -258,8 +258,8 @@ def cite(table, ctx):
 
 def caption(ctx):
     low, high = gae_paper_range()
-    return (f"PPO-clip against GAE's λ, on a scale that shows λ's spacing: final score (top) and learning speed, the "
-            f"mean return over the whole run (bottom); each dot one seed, the bar the mean over {seeds_text(ctx)} with "
+    return (f"PPO-clip against GAE's λ, on a scale that shows λ's spacing: final score (left) and learning speed, the "
+            f"mean return over the whole run (right); each dot one seed, the bar the mean over {seeds_text(ctx)} with "
             f"its 95% t-interval; grey, the GAE paper's range [{low:g}, {high:g}]. The last row, each λ's IQM over the "
             "tasks where every λ has runs (per task random 0, the best λ's mean 1) with its stratified-bootstrap 95% "
             "interval.")
