@@ -286,7 +286,7 @@ def aggregate_text(table, names, profiles=True):
                if profiles else "") + "\n"
             + (f"- Below the top one, {top['name']} (IQM {top_iqm}), with disjoint IQM intervals: "
                + ", ".join(f"{r.name} ({r.aggregate_iqm:.2f})" for r in below.itertuples())
-               + "; the others' intervals overlap its." if len(below) else
+               + ("; the others' intervals overlap its." if len(below) < len(rows) - 1 else ".") if len(below) else
                f"- Every variant's IQM interval overlaps the top one's, {top['name']}'s ({top_iqm}): these seeds do "
                "not order them over the tasks.")
             + (f"\n- Left out: {left_out}, where every variant has runs but some run of the best one ends below the "

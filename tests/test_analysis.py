@@ -1595,7 +1595,7 @@ def test_each_variant_over_the_tasks_against_hand_values_leaving_out_tasks_no_va
     assert "weighs that task less" not in text  # every cell has 3 seeds
     assert "weighs that task less" in common.aggregate_text(table.assign(seeds=[3, 2] + [3] * (len(table) - 2)), names)
     assert "IQM (the mean of the middle half of the runs; a few runs far out move it little): X (1.00) > Y (" in text
-    assert "- Below the top one, X (IQM 1.00 [" in text and f"with disjoint IQM intervals: Y ({np.mean(sorted(y)[1:5]):.2f})" in text
+    assert "- Below the top one, X (IQM 1.00 [" in text and f"with disjoint IQM intervals: Y ({np.mean(sorted(y)[1:5]):.2f})." in text
     assert "performance profiles" in text and "performance profiles" not in common.aggregate_text(table, names, profiles=False)
     close = table.assign(aggregate_iqm_ci_high=table.aggregate_iqm_ci_high + 1)  # every interval reaching the top's
     assert "Every variant's IQM interval overlaps the top one's, X's (" in common.aggregate_text(close, names)
