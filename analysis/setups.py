@@ -27,7 +27,8 @@ PUBLISHED = pathlib.Path(__file__).resolve().parent / "published"  # the publish
 OURS_ACTIONS = "clipped to the action bounds"
 # the settings of setups.csv that are not arguments of our algorithm files
 NOT_ARGS = ("hidden", "log_std_init", "actions_to_env", "env")
-ABSENT = {"scale_rewards": False}  # settings an algorithm file has no flag for because it never does them (vpg, trpo)
+# settings an algorithm file has no flag for because it never does them: reward scaling (vpg, trpo), an entropy bonus
+ABSENT = {"scale_rewards": False, "ent_coef": 0.0}
 
 
 def load():
@@ -119,15 +120,19 @@ def differences(runs, variant, source, algo, published=None):
 
 
 def reading(runs, variants):
-    """Per (our variant, published source) compared in the report: a table of the settings that differ, with
-    the effect we expect where setups.csv gives one, then a line naming the settings that are the same."""
-    published = load()
+    """Per (our variant, published source) compared in the report (a published result on a task the variant has
+    runs on): a table of the settings that differ, with the effect we expect where setups.csv gives one, then a
+    line naming the settings that are the same."""
+    published, returns = load(), pd.read_csv(PUBLISHED / "final_returns.csv")
     blocks = []
     for variant in variants:
         if variant not in set(runs.variant):
             continue
         sample = runs[runs.variant == variant].iloc[0]
+        tasks = {env.rsplit("-", 1)[0] for env in runs[runs.variant == variant].env}
         for source, algo in matches_of(sample.algo, sample.args):
+            if not returns[(returns.source == source) & (returns.algo == algo) & returns.env.isin(tasks)].size:
+                continue  # published on other tasks only (CleanRL's ppo.py on classic control, for MuJoCo runs)
             differ, agree = differences(runs, variant, source, algo, published)
             table = pd.DataFrame([{"setting": name, "theirs": theirs + ("" if tag == "P" else f" [{tag}]"),
                                    "ours": our, "what we expect it to do": effect}
