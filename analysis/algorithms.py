@@ -25,9 +25,11 @@ def table_algorithms(data):
         rows[f"ours: {variant}"] = row
         for source, algo in matches[variant]:
             label = f"{source} {algo}"
+            theirs = published[(published.source == source) & (published.algo == algo)]
+            if not theirs.env.isin([env.rsplit("-", 1)[0] for env in data.envs]).any():
+                continue  # published on other tasks only (CleanRL's ppo.py on classic control, at a MuJoCo-only scale)
             for env in data.envs:
-                hit = published[(published.source == source) & (published.algo == algo) &
-                                (published.env == env.rsplit("-", 1)[0])]
+                hit = theirs[theirs.env == env.rsplit("-", 1)[0]]
                 rows.setdefault(label, {})[env] = "; ".join(
                     f"{p.value:.0f}{f' ± {p.std:.0f}' if pd.notna(p.std) else ''} ({p.env_version}, "
                     f"{step_label(p.steps)} steps, [{p.tag}])" for p in hit.itertuples()) or "not published"
