@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import (MISSING, aggregate_rows, aggregate_summary, aggregate_text, budget_label, ci_text,
-                             improvement_table, label, reading_curves, seeds_text, step_label, table_curves,
-                             two_groups_text)
+from analysis.common import (MISSING, aggregate_heading, aggregate_rows, aggregate_summary, aggregate_text,
+                             budget_label, ci_text, improvement_table, label, reading_curves, seeds_text, step_label,
+                             table_curves, two_groups_text)
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -25,9 +25,9 @@ def table_algorithms(data):
         rows[f"ours: {variant}"] = row
         for source, algo in matches[variant]:
             label = f"{source} {algo}"
-            theirs = published[(published.source == source) & (published.algo == algo)]
-            if not theirs.env.isin([env.rsplit("-", 1)[0] for env in data.envs]).any():
+            if not setups.published_on(source, algo, data.envs, published):
                 continue  # published on other tasks only (CleanRL's ppo.py on classic control, at a MuJoCo-only scale)
+            theirs = published[(published.source == source) & (published.algo == algo)]
             for env in data.envs:
                 hit = theirs[theirs.env == env.rsplit("-", 1)[0]]
                 rows.setdefault(label, {})[env] = "; ".join(
@@ -167,7 +167,7 @@ def cite(table, ctx):
     wide = wide.reindex(index=variants, columns=list(dict.fromkeys(table.env)))
     overall = aggregate_rows(table, lambda v: label(ctx.config, v)).set_index("variant")
     if len(overall):
-        wide[f"IQM over {len(overall.aggregate_tasks.iloc[0].split(', '))} tasks (random 0, best 1)"] = [
+        wide[aggregate_heading(overall)] = [
             ci_text(*overall.loc[v, ["aggregate_iqm", "aggregate_iqm_ci_low", "aggregate_iqm_ci_high"]], 2)
             if v in overall.index else "" for v in variants]
     wide.index = [label(ctx.config, v) for v in variants]

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups, stats
-from analysis.common import (aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text, improvement_table, label, ordering,
-                             reading_curves, seed_range_table, seeds_text, table_curves)
+from analysis.common import (aggregate_heading, aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text,
+                             improvement_table, label, ordering, reading_curves, seed_range_table, seeds_text,
+                             table_curves)
 from experiments import grid
 
 table = table_curves
@@ -163,8 +164,7 @@ def cite(table, ctx):
     rows = [{"task": env, column: ordering(g, ctx.config)} for env, g in table.groupby("env", sort=False)]
     overall = aggregate_rows(table, lambda v: label(ctx.config, v))
     if len(overall):  # and over the tasks, by IQM with its stratified-bootstrap interval
-        rows.append({"task": f"IQM over {len(overall.aggregate_tasks.iloc[0].split(', '))} tasks (random 0, best 1)",
-                     column: aggregate_ordering(overall)})
+        rows.append({"task": aggregate_heading(overall), column: aggregate_ordering(overall)})
     return pd.DataFrame(rows).to_markdown(index=False)
 
 

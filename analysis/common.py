@@ -236,6 +236,11 @@ def aggregate_rows(table, names, order=()):
     return rows.assign(name=rows.variant.map(names))
 
 
+def aggregate_heading(rows):
+    """How a cite table names the aggregate of aggregate_rows `rows`: 'IQM over N tasks (random 0, best 1)'."""
+    return f"IQM over {len(rows.aggregate_tasks.iloc[0].split(', '))} tasks (random 0, best 1)"
+
+
 def aggregate_wide(table, names, order):
     """Markdown-ready: per variant (in `order`), its runs and its mean and IQM over the tasks with their
     intervals; None where the table has no aggregate."""

@@ -129,9 +129,8 @@ def reading(runs, variants):
         if variant not in set(runs.variant):
             continue
         sample = runs[runs.variant == variant].iloc[0]
-        tasks = {env.rsplit("-", 1)[0] for env in runs[runs.variant == variant].env}
         for source, algo in matches_of(sample.algo, sample.args):
-            if not returns[(returns.source == source) & (returns.algo == algo) & returns.env.isin(tasks)].size:
+            if not published_on(source, algo, set(runs[runs.variant == variant].env), returns):
                 continue  # published on other tasks only (CleanRL's ppo.py on classic control, for MuJoCo runs)
             differ, agree = differences(runs, variant, source, algo, published)
             table = pd.DataFrame([{"setting": name, "theirs": theirs + ("" if tag == "P" else f" [{tag}]"),
@@ -145,6 +144,14 @@ def reading(runs, variants):
                       "from; ours from the runs' `run.json` and the algorithm files. An expected effect is our "
                       "reading, not a measurement.")
     return "\n\n".join(blocks)
+
+
+def published_on(source, algo, env_ids, returns=None):
+    """Whether analysis/published/final_returns.csv (or `returns`, read from it) holds a result of `source` `algo`
+    on a task of `env_ids` (any version)."""
+    returns = pd.read_csv(PUBLISHED / "final_returns.csv") if returns is None else returns
+    tasks = [env.rsplit("-", 1)[0] for env in env_ids]
+    return bool(((returns.source == source) & (returns.algo == algo) & returns.env.isin(tasks)).any())
 
 
 def env_changes(env_ids):
