@@ -3,11 +3,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 
 from analysis import stats
-from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_intervals,
-                             aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text, aggregate_wide,
-                             ci_text, label, per_env_table, seed_caveat, seeds_text, task_aggregates, two_groups_text)
+from analysis.common import (AGGREGATE_COLUMNS, EARLY as EARLY_AXIS, FIGURE_STYLE, MISSING, PUBLISHED,
+                             aggregate_curves, aggregate_intervals, aggregate_ordering, aggregate_rows,
+                             aggregate_summary, aggregate_text, aggregate_wide, ci_text, label, per_env_table,
+                             seed_caveat, seeds_text, step_label, task_aggregates, two_groups_text)
 
 
 def table_gae_lambda(data):
@@ -77,11 +79,29 @@ def table_gae_lambda(data):
             last = at
     overall = aggregate_rows(table, lambda_names(table), order)
     panels = list(data.envs) + (["over the tasks"] if len(overall) else [])
+    # the learning curve of each λ, as the GAE paper's Fig. 2 (left) draws cart-pole's: the mean training return
+    # over the seeds, coloured from λ = 0 (dark) to λ = 1 (light); over the tasks, each λ's IQM along training
+    lambda_of = {v: lam for v, lam in row_of.items() if not isinstance(lam, str)}
+    colour = dict(zip(planned, sns.color_palette("viridis", len(planned) + 1)))  # the last, pale yellow, unused
+    during = aggregate_curves(data, aggregates[0]) if aggregates else {}
     with plt.rc_context(FIGURE_STYLE):
-        fig, axes = plt.subplots(len(panels), len(measures), figsize=(3.6, 1.35 * len(panels) + 0.45),
+        fig, axes = plt.subplots(len(panels), 1 + len(measures), figsize=(5.4, 1.35 * len(panels) + 1.05),
                                  squeeze=False)
         for row, env in zip(axes, panels):
-            for ax, (title, value) in zip(row, measures.values()):
+            ax = row[0]
+            ax.grid(alpha=0.3, linewidth=0.4)
+            if env == "over the tasks":
+                for variant, (share, iqm, _, _) in during.items():
+                    ax.plot(share, iqm, color=colour[lambda_of[variant]], linewidth=0.8)
+                ax.set_title(f"IQM over {len(aggregates[0])} tasks: during training")
+                ax.set(xlabel="share of the run's steps", ylabel="")
+            elif env in set(curves.env):
+                draw_curves(ax, curves[curves.env == env], lambda_of, colour, data.steps[env])
+                ax.set_title(f"{env}: learning curve")
+                ax.set(xlabel="environment steps" if env == panels[-1] else "", ylabel="")
+            else:
+                ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
+            for ax, (title, value) in zip(row[1:], measures.values()):
                 ax.axvspan(1 - high, 1 - low, color="0.9", zorder=0, label=f"GAE paper's range, λ in [{low:g}, {high:g}]")
                 ax.set_xscale("symlog", linthresh=0.01, linscale=0.4)
                 ax.set_xlim(1.15, -0.003)
@@ -108,13 +128,30 @@ def table_gae_lambda(data):
                 ax.plot(sub.x, sub[value], ".", color="0.35", markersize=2.5, label="one seed")
                 ax.legend().remove()
                 ax.set(xlabel="GAE λ" if env == panels[-1] else "", ylabel="")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        if len(overall):
-            more = axes[-1][0].get_legend_handles_labels()
-            handles, labels = handles + more[0], labels + more[1]
-        fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
-        fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+        # below: the marks of the right-hand panels, each label once, and under them each λ's colour in λ's order
+        marks = {}
+        for ax in (axes[0][1], axes[-1][1]):
+            for handle, name in zip(*ax.get_legend_handles_labels()):
+                marks.setdefault(name, handle)
+        height = fig.get_figheight()
+        fig.legend(marks.values(), marks.keys(), loc="lower center", ncol=2, frameon=False,
+                   bbox_to_anchor=(0.5, 0.32 / height))
+        fig.legend([Line2D([], [], color=colour[lam]) for lam in planned], [f"λ = {lam:g}" for lam in planned],
+                   loc="lower center", ncol=-(-len(planned) // 2), frameon=False, bbox_to_anchor=(0.5, 0.0))
+        fig.tight_layout(rect=(0, 0.75 / height, 1, 1 - 0.3 / height))
     return table.sort_values(["env", "lambda"]), wide, fig
+
+
+def draw_curves(ax, curves, lambda_of, colour, total):
+    """One task's learning curve per λ: the mean over its seeds of the training return (Data.curves), in λ's colour;
+    the y axis leaves out the first EARLY_AXIS of the run, far below, as common.learning_curves does."""
+    means = curves.groupby(["variant", "step"])["return"].mean()
+    for variant, curve in means.groupby(level="variant"):
+        ax.plot(curve.index.get_level_values("step"), curve.to_numpy(), color=colour[lambda_of[variant]], linewidth=0.8)
+    late = means[means.index.get_level_values("step") >= EARLY_AXIS * total]
+    low, high = late.min(), late.max()
+    ax.set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
+    ax.set_xticks(np.linspace(0, total, 3), [step_label(x) for x in np.linspace(0, total, 3)])
 
 
 EARLY = 0.1  # the share of a run whose mean return is its early learning speed (the cart-pole claim's check)
@@ -258,8 +295,10 @@ def cite(table, ctx):
 
 def caption(ctx):
     low, high = gae_paper_range()
-    return (f"PPO-clip against GAE's λ, on a scale that shows λ's spacing: final score (left) and learning speed, the "
-            f"mean return over the whole run (right); each dot one seed, the bar the mean over {seeds_text(ctx)} with "
-            f"its 95% t-interval; grey, the GAE paper's range [{low:g}, {high:g}]. The last row, each λ's IQM over the "
-            "tasks where every λ has runs (per task random 0, the best λ's mean 1) with its stratified-bootstrap 95% "
-            "interval.")
+    return (f"PPO-clip against GAE's λ. Left, each λ's learning curve, the mean training return over its seeds, dark "
+            f"for λ = 0 to light for λ = 1, as the GAE paper's Fig. 2 draws cart-pole's. Middle and right, on a scale "
+            f"that shows λ's spacing: the final score and the learning speed, the mean return over the whole run; each "
+            f"dot one seed, the bar the mean over {seeds_text(ctx)} with its 95% t-interval; grey, the GAE paper's "
+            f"range [{low:g}, {high:g}]. The last row, over the tasks where every λ has runs (per task random 0, the "
+            "best λ's mean 1): each λ's IQM along training, and its IQM by final score and by learning speed with "
+            "its stratified-bootstrap 95% interval.")

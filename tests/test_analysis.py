@@ -700,6 +700,26 @@ def test_the_gae_reading_orders_the_lambdas_over_the_tasks_by_final_score_and_by
             "mean 1), IQM: λ = 0 (0.80) ≈ λ = 0.95 (0.70).") in text
 
 
+def test_the_gae_figure_draws_each_lambdas_mean_learning_curve_in_its_colour():
+    """The left column of the GAE figure, as the GAE paper's Fig. 2 draws cart-pole: per λ the mean over its seeds
+    of the training return at each point of the step grid, coloured by λ; the y axis leaves out the first fifth."""
+    import matplotlib.pyplot as plt
+
+    from analysis.gae_lambda import draw_curves
+    returns = {("g0", 1): [-500.0, 10, 20, 30, 40], ("g0", 2): [-500.0, 30, 40, 50, 60],
+               ("g1", 1): [-500.0, 100, 110, 120, 130], ("g1", 2): [-500.0, 100, 130, 140, 150]}
+    curves = pd.DataFrame([(v, "E", seed, 100.0 * (k + 1), r) for (v, seed), rs in returns.items()
+                           for k, r in enumerate(rs)], columns=["variant", "env", "seed", "step", "return"])
+    fig, ax = plt.subplots()
+    draw_curves(ax, curves, {"g0": 0.0, "g1": 1.0}, {0.0: "C0", 1.0: "C1"}, total=1000)
+    drawn = [(line.get_color(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()]
+    assert drawn == [("C0", [100, 200, 300, 400, 500], [-500, 20, 30, 40, 50]),
+                     ("C1", [100, 200, 300, 400, 500], [-500, 100, 120, 130, 140])]
+    low, high = ax.get_ylim()  # the means from step 200 = 20% of the run on: the start at -500 left out
+    assert low == pytest.approx(20 - 0.08 * 120) and high == pytest.approx(140 + 0.08 * 120)
+    plt.close(fig)
+
+
 def test_the_cart_pole_claim_counts_the_resamples_whose_fastest_lambda_is_in_the_papers_range():
     """The GAE paper's Fig. 2 puts cart-pole's fastest improvement at λ in [0.92, 0.98]: the reading sums the
     shares of resamples in which each λ of that range learns fastest (0.92 and 0.96 here, not 0.99 or 0)."""
