@@ -110,9 +110,7 @@ def learning_curves(data, names=None, into=None):
             ax.set(xlabel="", ylabel="")
             total = data.steps.get(env, max(data.steps.values()))
             ax.set_xticks(np.linspace(0, total, 5), [step_label(x) for x in np.linspace(0, total, 5)])
-            late = means.loc[env][means.loc[env].index.get_level_values("step") >= EARLY * total]
-            low, high = late.min(), late.max()
-            ax.set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
+            zoom_past_start(ax, means.loc[env], total)
             ax.grid(alpha=0.3, linewidth=0.4)
         for ax in axes[len(envs):]:
             ax.axis("off")
@@ -124,6 +122,14 @@ def learning_curves(data, names=None, into=None):
         fig.legend([legend[n] for n in labels if n in legend], [n for n in labels if n in legend],
                    loc="outside lower center", ncol=2, frameon=False)
     return fig
+
+
+def zoom_past_start(ax, means, total):
+    """A learning-curve panel's y axis: the range of the mean curves (`means`, indexed by step, among others)
+    after the first EARLY of the run's `total` steps, with a margin; the start, far below, would flatten the end."""
+    late = means[means.index.get_level_values("step") >= EARLY * total]
+    low, high = late.min(), late.max()
+    ax.set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
 
 
 def step_label(steps):

@@ -6,10 +6,10 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from analysis import stats
-from analysis.common import (AGGREGATE_COLUMNS, EARLY as EARLY_AXIS, FIGURE_STYLE, MISSING, PUBLISHED,
-                             aggregate_curves, aggregate_intervals, aggregate_ordering, aggregate_rows,
-                             aggregate_summary, aggregate_text, aggregate_wide, ci_text, label, per_env_table,
-                             seed_caveat, seeds_text, step_label, task_aggregates, two_groups_text)
+from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_curves, aggregate_intervals,
+                             aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text, aggregate_wide,
+                             ci_text, label, per_env_table, seed_caveat, seeds_text, step_label, task_aggregates,
+                             two_groups_text, zoom_past_start)
 
 
 def table_gae_lambda(data):
@@ -144,13 +144,11 @@ def table_gae_lambda(data):
 
 def draw_curves(ax, curves, lambda_of, colour, total):
     """One task's learning curve per λ: the mean over its seeds of the training return (Data.curves), in λ's colour;
-    the y axis leaves out the first EARLY_AXIS of the run, far below, as common.learning_curves does."""
+    the y axis leaves out the start of the run (common.zoom_past_start), as the other learning curves do."""
     means = curves.groupby(["variant", "step"])["return"].mean()
     for variant, curve in means.groupby(level="variant"):
         ax.plot(curve.index.get_level_values("step"), curve.to_numpy(), color=colour[lambda_of[variant]], linewidth=0.8)
-    late = means[means.index.get_level_values("step") >= EARLY_AXIS * total]
-    low, high = late.min(), late.max()
-    ax.set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
+    zoom_past_start(ax, means, total)
     ax.set_xticks(np.linspace(0, total, 3), [step_label(x) for x in np.linspace(0, total, 3)])
 
 
