@@ -115,8 +115,7 @@ def table_gae_lambda(data):
                                 color="C3", yerr=[overall[name] - overall[f"{name}_ci_low"],
                                                   overall[f"{name}_ci_high"] - overall[name]],
                                 label="IQM over the tasks (random 0, the best λ 1), 95% CI")
-                    ax.set_title(f"IQM over {len(overall.aggregate_tasks.iloc[0].split(', '))} tasks: "
-                                 f"{title.split(' (')[0]}")
+                    ax.set_title(f"IQM over {len(aggregates[0])} tasks: {title.split(' (')[0]}")
                     ax.set(xlabel="GAE λ", ylabel="")
                     continue
                 sub = data.scores[data.scores.env == env].assign(x=lambda d: 1 - d.arg_gae_lambda)
