@@ -4,8 +4,8 @@ import pandas as pd
 
 from analysis import setups
 from analysis.common import (MISSING, aggregate_heading, aggregate_rows, aggregate_summary, aggregate_text,
-                             budget_label, ci_text, improvement_table, label, reading_curves, seeds_text, step_label,
-                             table_curves, two_groups_text)
+                             budget_label, ci_text, collapse_reading, improvement_table, label, reading_curves,
+                             seeds_text, step_label, table_curves, two_groups_text)
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -141,7 +141,8 @@ def reading(table, ctx):
     pairs = [(x, y) for x, y in ALGORITHM_PAIRS if x in variants and y in variants]
     if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
         text += f"\n\n**Which algorithm's runs end higher.** {improvement}"
-    return text + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v))
+    return (text + collapse_reading(ctx, lambda v: label(ctx.config, v))
+            + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
 
 
 def summary(table, ctx):

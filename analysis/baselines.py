@@ -5,8 +5,8 @@ import pandas as pd
 
 from analysis import setups, stats
 from analysis.common import (aggregate_heading, aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text,
-                             improvement_table, label, ordering, reading_curves, seed_range_table, seeds_text,
-                             table_curves)
+                             collapse_reading, improvement_table, label, ordering, reading_curves, seed_range_table,
+                             seeds_text, table_curves)
 from experiments import grid
 
 table = table_curves
@@ -132,7 +132,7 @@ def reading(table, ctx):
     pairs = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS if x in weights and y in weights]
     if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
         text += f"\n\n**Which weight's runs end higher.** {improvement}"
-    return text
+    return text + collapse_reading(ctx, lambda v: label(ctx.config, v))
 
 
 def weights_of(config, scale, planned):

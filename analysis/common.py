@@ -528,6 +528,83 @@ def update_measures(progress, planned):
             for column, (_, start, statistic, _) in UPDATE_MEASURES.items()}
 
 
+def collapsed_runs(progress, scores, random_score, planned):
+    """The planned runs that learned and then lost it: the final score (the mean of the last 100 episodes) ends
+    nearer the random policy's mean return than the best that same statistic reached during the run
+    (`return_last100` in progress.csv, over the iterations logged). Per such run (variant, env, seed): best and the
+    step it was first reached; where the statistic last crossed below the midpoint of random and best; final; and,
+    where logged, the largest KL of one update and the median KL over the run's second half (UPDATE_MEASURES).
+    Empty when no run collapsed."""
+    progress = stats.planned_rows(progress, planned).sort_values("global_step")
+    final = scores.set_index(["variant", "env", "seed"]).score
+    rows = []
+    for (variant, env, seed), run in progress.groupby(["variant", "env", "seed"], sort=False):
+        if (variant, env, seed) not in final.index or env not in random_score:
+            continue
+        best, end, random = run.return_last100.max(), final[(variant, env, seed)], random_score[env]
+        middle = (best + random) / 2
+        if not (best > random and end < middle):  # a run that never beat random did not collapse: it never rose
+            continue
+        after = run.global_step[run.global_step > run.global_step[run.return_last100 >= middle].iloc[-1]]
+        row = dict(variant=variant, env=env, seed=seed, best=best, random=random, final=end,
+                   best_step=run.global_step[run.return_last100 == best].iloc[0],
+                   fell_step=after.iloc[0] if len(after) else run.global_step.iloc[-1])
+        kl = run.dropna(subset=["approx_kl"]) if "approx_kl" in run else run.iloc[:0]
+        if len(kl):
+            late = stats.late_per_run(kl, "approx_kl", UPDATE_MEASURES["approx_kl"][1])
+            row.update(max_kl=kl.approx_kl.max(), max_kl_step=kl.global_step[kl.approx_kl.idxmax()],
+                       late_kl=late.approx_kl.iloc[0])
+        rows.append(row)
+    at = {tuple(r): i for i, r in enumerate(planned)}
+    rows.sort(key=lambda row: at[(row["variant"], row["env"], row["seed"])])  # in the planned runs' order
+    return pd.DataFrame(rows, columns=["variant", "env", "seed", "best", "best_step", "fell_step", "random", "final",
+                                       "max_kl", "max_kl_step", "late_kl"])
+
+
+COLLAPSES_LISTED = 5  # more collapsed runs than this are counted per cell, and listed in a collapsed block
+
+
+def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "runs", order=()):
+    """collapsed_runs as a reading: how many of the planned runs collapsed, then one line per such run. With
+    `row_of` (and `column_of`, `order`, as for two_groups_text) and more than COLLAPSES_LISTED of them, first
+    a table of how many of each cell's runs collapsed, rows with none left out, and the lines in a collapsed
+    block."""
+    head = (f"**Runs that collapsed.** A run collapsed if its final score ends nearer the random policy's mean return "
+            f"than the best its last-100-episode mean reached during training: {len(collapsed)} of {len(planned)} "
+            "planned runs" + ("." if collapsed.empty else ":"))
+    lines = []
+    for r in collapsed.itertuples():
+        kl = (f"; its largest KL of one update {r.max_kl:{',.0f' if r.max_kl >= 100 else '.2g'}} at step "
+              f"{r.max_kl_step:,.0f}, against a median of {r.late_kl:.2g} over the second half"
+              if pd.notna(r.max_kl) else "")
+        lines.append(f"- {r.variant} on {r.env}, seed {r.seed}: best {r.best:.1f} (from step {r.best_step:,.0f}), "
+                     f"below the midpoint to random ({r.random:.1f}) from step {r.fell_step:,.0f}, final "
+                     f"{r.final:.1f}{kl}.")
+    if not lines:
+        return head
+    if row_of is None or len(lines) <= COLLAPSES_LISTED:
+        return "\n".join([head, "", *lines])
+    cell = lambda frame: frame.variant.map(row_of).to_frame("row").assign(column=frame.variant.map(column_of))  # noqa: E731
+    runs = cell(pd.DataFrame([tuple(r) for r in planned], columns=["variant", "env", "seed"])).value_counts()
+    lost = cell(collapsed).value_counts().reindex(runs.index, fill_value=0)
+    columns = [c for c in order if c in set(runs.index.get_level_values("column"))] + [
+        c for c in dict.fromkeys(runs.index.get_level_values("column")) if c not in order]
+    rows = [r for r in dict.fromkeys(row_of(r.variant) for r in planned) if lost.xs(r, level="row").sum()]
+    wide = pd.DataFrame({c: [f"{lost[(r, c)]} of {runs[(r, c)]}" if (r, c) in runs.index else "" for r in rows]
+                         for c in columns}, index=pd.Index(rows, name="runs that collapsed"))
+    return "\n".join([head, "", wide.to_markdown(), "", "<details><summary>Each run that collapsed</summary>", "",
+                      *lines, "", "</details>"])
+
+
+def collapse_reading(ctx, row_of, column_of=lambda variant: "runs", order=()):
+    """collapse_text of an experiment's planned runs (ctx as the report passes it to a reading)."""
+    if ctx.scores is None:
+        return ""
+    random_score = load_random(ctx.scale_dir, sorted({r.env for r in ctx.planned})).groupby("env").ep_return.mean()
+    return "\n\n" + collapse_text(collapsed_runs(ctx.progress, ctx.scores, random_score, ctx.planned), ctx.planned,
+                                   row_of, column_of, order)
+
+
 def save_figure(fig, stem, **kwargs):
     """stem.png and stem.pdf, written unpublished (publish() puts them in place); close the figure and return
     the two paths. The PDF gets no creation date, so the same runs give the same bytes (the PNG has none by

@@ -10,8 +10,8 @@ import seaborn as sns
 
 from analysis import setups, stats
 from analysis.common import (FIGURE_STYLE, IMPROVEMENT_MEANS, MISSING, NOT_ON_WHOLE_ENVS, PROFILE_TAUS, PUBLISHED,
-                             UPDATE_MEASURES, ci_text, improvement_rows, improvement_text, seed_caveat, seeds_text,
-                             two_groups_text, update_measures)
+                             UPDATE_MEASURES, ci_text, collapse_reading, improvement_rows, improvement_text,
+                             seed_caveat, seeds_text, two_groups_text, update_measures)
 from experiments import grid
 
 REGIMES = ("ppo2", "ppo1")  # ppo.py --regime: the code-level regimes Table 1 runs under (ppo.py's REGIMES table)
@@ -927,8 +927,8 @@ def reading(table, ctx):
     text = reading_objectives(table, regime_steps(table, ctx.progress, ctx.planned, identities))
     if improvement := improvement_objectives(table, stats.planned_rows(ctx.scores, ctx.planned)):
         text += "\n\n" + improvement
-    return text + two_groups_text(ctx.scores, ctx.planned, lambda v: identities[v].setting,
-                                  lambda v: identities[v].regime, order=REGIMES)
+    cells = (lambda v: identities[v].setting, lambda v: identities[v].regime, REGIMES)
+    return text + collapse_reading(ctx, *cells) + two_groups_text(ctx.scores, ctx.planned, *cells)
 
 
 def summary(table, ctx):

@@ -3,8 +3,8 @@ per task), the differences of its cells, and the update sizes and policy widths 
 import pandas as pd
 
 from analysis import stats
-from analysis.common import (MISSING, UPDATE_MEASURES, learning_curves, per_env_table, reading_curves,
-                             seed_range_table, seeds_text, update_measures)
+from analysis.common import (MISSING, UPDATE_MEASURES, collapse_reading, learning_curves, per_env_table,
+                             reading_curves, seed_range_table, seeds_text, two_groups_text, update_measures)
 from experiments import grid
 
 
@@ -64,7 +64,7 @@ def reading_time_limits(table, progress, planned):
     """The orderings per env; each difference of the table and whether its interval excludes 0; where the seeds see
     a gap between the regimes as they run, how much of it is left once both bootstrap the time limit; then each
     cell's update size and σ at the end (UPDATE_MEASURES)."""
-    scores = table[table.kind == "score"].dropna(subset=["mean"]).reset_index(drop=True)
+    cells = table[table.kind == "score"].dropna(subset=["mean"]).reset_index(drop=True)
     diffs = table[table.kind == "difference"].dropna(subset=["mean"])
     lines = []
     for label, g in diffs.groupby("label", sort=False):
@@ -76,11 +76,14 @@ def reading_time_limits(table, progress, planned):
     for env in own.index.intersection(alike.index):
         gap, left = own.loc[env], alike.loc[env]
         if gap.ci_high < 0 or gap.ci_low > 0:  # a gap these seeds see
+            share = 1 - left["mean"] / gap["mean"]
             lines.append(f"- {env}: {gap.regime} is {gap['mean']:+.1f} as the regimes run and {left['mean']:+.1f} with "
                          f"the time limit {grid.TIME_LIMITS[0]} in both (an interval that "
-                         + ("includes" if left.ci_low <= 0 <= left.ci_high else "excludes") + " 0): the time limit "
-                         f"accounts for {1 - left['mean'] / gap['mean']:.0%} of the gap (of the means).")
-    parts = [reading_curves(scores)]
+                         + ("includes" if left.ci_low <= 0 <= left.ci_high else "excludes") + " 0): "
+                         + (f"the time limit accounts for {share:.0%} of the gap (of the means)." if 0 <= share <= 1
+                            else "the gap of the means does not narrow with both bootstrapping." if share < 0
+                            else "the gap of the means turns the other way with both bootstrapping."))
+    parts = [reading_curves(cells)]
     if lines:
         parts.append("**What the time limit changes.** Each difference of two cells' means, with its 95% interval "
                      "(the two cells' seeds resampled independently):\n\n" + "\n".join(lines))
@@ -103,7 +106,11 @@ table = table_time_limits
 
 
 def reading(table, ctx):
-    return reading_time_limits(table, ctx.progress, ctx.planned)
+    cell_of = {variant: cell for cell, variant in grid.time_limit_cells(ctx.config, ctx.scale).items()}
+    cells = (lambda v: cell_of[v][0], lambda v: f"time limit {cell_of[v][1]}",
+             [f"time limit {limit}" for limit in grid.TIME_LIMITS])  # a regime's row, a time limit's column
+    return (reading_time_limits(table, ctx.progress, ctx.planned) + collapse_reading(ctx, *cells)
+            + two_groups_text(ctx.scores, ctx.planned, *cells))
 
 
 def summary(table, ctx):

@@ -1523,10 +1523,80 @@ def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
     assert ("- InvertedPendulum-v5: ppo1 − ppo2 is -8.0 as the regimes run and -1.0 with the time limit bootstrapped "
             "in both (an interval that excludes 0): the time limit accounts for 88% of the gap (of the means).") in text
     assert "- Reacher-v5: ppo1 − ppo2 is" not in text
+    # a gap that widens, or turns, with both bootstrapping is not given a share outside 0-100%
+    for left, said in ((-10, "the gap of the means does not narrow with both bootstrapping."),
+                       (3, "the gap of the means turns the other way with both bootstrapping.")):
+        moved = table.copy()
+        moved.loc[(moved.label == "ppo1 − ppo2: both bootstrapped") & (moved.env == a), "mean"] = left
+        assert f"-8.0 as the regimes run and {left:+.1f} with" in reading_time_limits(moved, progress, planned)
+        assert said in reading_time_limits(moved, progress, planned)
     kl_row = next(line for line in text.splitlines() if line.startswith("| ppo1, time limit terminal (p1t)"))
     assert [c.strip() for c in kl_row.split("|")[2:4]] == ["0.02 (0.01–0.03)", "missing run"]
     sigma_row = [line for line in text.splitlines() if line.startswith("| ppo1, time limit terminal (p1t)")][1]
     assert [c.strip() for c in sigma_row.split("|")[2:4]] == ["0.25 (0.25–0.25)", "missing run"]
+
+
+def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_values():
+    """A run collapsed when its final score ends nearer the random policy's mean than the best its trailing
+    100-episode mean reached; one that never rose above random, or held most of its best, did not."""
+    from analysis.common import collapse_text, collapsed_runs
+    from experiments.grid import Run
+    env = "InvertedPendulum-v5"
+    curves = {1: [10, 500, 1000, 1000, 400, 8],   # rose to 1000, fell below (1000 + 5) / 2 after step 4
+              2: [10, 500, 1000, 1000, 900, 600],  # still above the midpoint 502.5: not collapsed
+              3: [3, 4, 2, 4, 3, 3]}               # never beat random (5): not collapsed, it never rose
+    kls = [0.01, 0.02, 0.01, 0.03, 2.0, 150.0]
+    progress = pd.DataFrame([dict(variant="p", env=env, seed=seed, global_step=step * 100, return_last100=r,
+                                  approx_kl=kl) for seed, curve in curves.items()
+                             for step, (r, kl) in enumerate(zip(curve, kls), 1)])
+    scores = pd.DataFrame([dict(variant="p", env=env, seed=seed, score=curve[-1]) for seed, curve in curves.items()])
+    planned = [Run("p", env, seed) for seed in curves]
+    collapsed = collapsed_runs(progress, scores, pd.Series({env: 5.0}), planned)
+    assert collapsed.seed.tolist() == [1]
+    row = collapsed.iloc[0]
+    # best 1000 first at step 300; last at or above 502.5 at step 400, so below from 500; the largest KL at 600;
+    # the second half (steps above 300): median of 0.03, 2.0, 150.0
+    assert (row.best, row.best_step, row.fell_step, row.final) == (1000, 300, 500, 8)
+    assert (row.max_kl, row.max_kl_step, row.late_kl) == (150.0, 600, 2.0)
+    text = collapse_text(collapsed, planned)
+    assert "1 of 3 planned runs:" in text
+    assert ("- p on InvertedPendulum-v5, seed 1: best 1000.0 (from step 300), below the midpoint to random (5.0) "
+            "from step 500, final 8.0; its largest KL of one update 150 at step 600, against a median of 2 over "
+            "the second half.") in text
+    assert collapse_text(collapsed.iloc[:0], planned).endswith("0 of 3 planned runs.")
+    # a run that is not planned is not read
+    assert collapsed_runs(progress, scores, pd.Series({env: 5.0}), planned[1:]).empty
+
+
+def test_many_collapsed_runs_are_counted_per_cell_and_listed_in_a_collapsed_block():
+    """Past COLLAPSES_LISTED runs, a table of how many of each cell's runs collapsed (rows with none left out,
+    columns in the order given), the runs' lines below it in a <details> block; in the planned runs' order."""
+    from analysis.common import COLLAPSES_LISTED, collapse_text, collapsed_runs
+    from experiments.grid import Run
+    envs = ["HalfCheetah-v5", "Hopper-v5"]
+    planned = [Run(v, e, s) for v in ("a1", "a2", "b1", "b2") for e in envs for s in (1, 2, 3, 4)]
+    lost = [r for r in planned if r.variant in ("a1", "a2") and (r.variant, r.seed) != ("a2", 4)] + [
+        Run("b1", "Hopper-v5", 2)]  # all 8 of a1's runs, 6 of a2's, 1 of b1's
+
+    def curve(run):  # the random policy scores 0: from 100, a run that collapsed ends at 5, one that held at 90
+        return [0, 100, 100, 5 if run in lost else 90]
+
+    progress = pd.DataFrame([dict(variant=r.variant, env=r.env, seed=r.seed, global_step=100 * i, return_last100=x)
+                             for r in planned for i, x in enumerate(curve(r), 1)])
+    scores = pd.DataFrame([dict(variant=r.variant, env=r.env, seed=r.seed, score=curve(r)[-1]) for r in planned])
+    collapsed = collapsed_runs(progress, scores, pd.Series({e: 0.0 for e in envs}), list(reversed(planned)))
+    assert len(collapsed) == len(lost) > COLLAPSES_LISTED
+    assert [tuple(r) for r in collapsed[["variant", "env", "seed"]].itertuples(index=False)] == list(reversed(lost))
+    text = collapse_text(collapsed, planned, row_of=lambda v: v[0], column_of=lambda v: f"regime {v[1]}",
+                         order=["regime 2", "regime 1"])
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert [c.strip() for c in table[0].split("|")[1:-1]] == ["runs that collapsed", "regime 2", "regime 1"]
+    assert [c.strip() for c in table[2].split("|")[1:-1]] == ["a", "6 of 8", "8 of 8"]
+    assert [c.strip() for c in table[3].split("|")[1:-1]] == ["b", "0 of 8", "1 of 8"]
+    block = text[text.index("<details>"):]
+    assert block.count("\n- ") == len(lost) and block.rstrip().endswith("</details>")
+    assert collapse_text(collapsed, planned).count("\n- ") == len(lost)  # without cells, every line, no table
+    assert "|" not in collapse_text(collapsed, planned)
 
 
 def test_every_number_of_the_committed_paper_discussions_is_printed_by_the_report_they_stand_in():
