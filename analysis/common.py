@@ -528,22 +528,28 @@ def update_measures(progress, planned):
             for column, (_, start, statistic, _) in UPDATE_MEASURES.items()}
 
 
+LEARNED = 0.25  # a run learned once it got this far from the random policy towards the task's best final score
+
+
 def collapsed_runs(progress, scores, random_score, planned):
-    """The planned runs that learned and then lost it: the final score (the mean of the last 100 episodes) ends
-    nearer the random policy's mean return than the best that same statistic reached during the run
-    (`return_last100` in progress.csv, over the iterations logged). Per such run (variant, env, seed): best and the
-    step it was first reached; where the statistic last crossed below the midpoint of random and best; final; and,
-    where logged, the largest KL of one update and the median KL over the run's second half (UPDATE_MEASURES).
-    Empty when no run collapsed."""
+    """The planned runs that learned and then lost it. A run learned if the best its last-100-episode mean
+    (`return_last100` in progress.csv, over the iterations logged) reached is at least LEARNED of the way from the
+    random policy's mean return to the best final score of any run in `scores` on the task; it collapsed if its
+    final score (the same statistic at the end) ends nearer random than that best. Per such run (variant, env,
+    seed): best and the step it was first reached; where the statistic last crossed below the midpoint of random
+    and best; final; and, where logged, the largest KL of one update and the median KL over the run's second half
+    (UPDATE_MEASURES). Empty when no run collapsed."""
     progress = stats.planned_rows(progress, planned).sort_values("global_step")
     final = scores.set_index(["variant", "env", "seed"]).score
+    top = scores.groupby("env").score.max()
     rows = []
     for (variant, env, seed), run in progress.groupby(["variant", "env", "seed"], sort=False):
         if (variant, env, seed) not in final.index or env not in random_score:
             continue
         best, end, random = run.return_last100.max(), final[(variant, env, seed)], random_score[env]
         middle = (best + random) / 2
-        if not (best > random and end < middle):  # a run that never beat random did not collapse: it never rose
+        # a run that hardly rose above random (VPG on Ant, say, drifting around it) has nothing to lose
+        if not (best - random >= LEARNED * (top[env] - random) > 0 and end < middle):
             continue
         after = run.global_step[run.global_step > run.global_step[run.return_last100 >= middle].iloc[-1]]
         row = dict(variant=variant, env=env, seed=seed, best=best, random=random, final=end,
@@ -569,9 +575,10 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
     `row_of` (and `column_of`, `order`, as for two_groups_text) and more than COLLAPSES_LISTED of them, first
     a table of how many of each cell's runs collapsed, rows with none left out, and the lines in a collapsed
     block."""
-    head = (f"**Runs that collapsed.** A run collapsed if its final score ends nearer the random policy's mean return "
-            f"than the best its last-100-episode mean reached during training: {len(collapsed)} of {len(planned)} "
-            "planned runs" + ("." if collapsed.empty else ":"))
+    head = (f"**Runs that collapsed.** A run collapsed if it learned (the best its last-100-episode mean reached "
+            f"during training is at least {LEARNED:.0%} of the way from the random policy's mean return to the best "
+            "final score of any run on the task) and its final score ends nearer random than that best: "
+            f"{len(collapsed)} of {len(planned)} planned runs" + ("." if collapsed.empty else ":"))
     lines = []
     for r in collapsed.itertuples():
         kl = (f"; its largest KL of one update {r.max_kl:{',.0f' if r.max_kl >= 100 else '.2g'}} at step "

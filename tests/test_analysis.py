@@ -1537,14 +1537,16 @@ def test_the_time_limit_2x2_differences_and_reading_against_hand_values():
 
 
 def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_values():
-    """A run collapsed when its final score ends nearer the random policy's mean than the best its trailing
-    100-episode mean reached; one that never rose above random, or held most of its best, did not."""
+    """A run collapsed when it learned (its best trailing 100-episode mean got a quarter of the way from the random
+    policy's mean to the task's best final score) and its final score ends nearer random than that best; one that
+    never rose above random, rose too little to have learned, or held most of its best, did not."""
     from analysis.common import collapse_text, collapsed_runs
     from experiments.grid import Run
     env = "InvertedPendulum-v5"
     curves = {1: [10, 500, 1000, 1000, 400, 8],   # rose to 1000, fell below (1000 + 5) / 2 after step 4
               2: [10, 500, 1000, 1000, 900, 600],  # still above the midpoint 502.5: not collapsed
-              3: [3, 4, 2, 4, 3, 3]}               # never beat random (5): not collapsed, it never rose
+              3: [3, 4, 2, 4, 3, 3],               # never beat random (5): not collapsed, it never rose
+              4: [3, 6, 50, 40, 9, 6]}             # 50 < 5 + (600 - 5) / 4, the task's best final 600: not learned
     kls = [0.01, 0.02, 0.01, 0.03, 2.0, 150.0]
     progress = pd.DataFrame([dict(variant="p", env=env, seed=seed, global_step=step * 100, return_last100=r,
                                   approx_kl=kl) for seed, curve in curves.items()
@@ -1559,11 +1561,11 @@ def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_value
     assert (row.best, row.best_step, row.fell_step, row.final) == (1000, 300, 500, 8)
     assert (row.max_kl, row.max_kl_step, row.late_kl) == (150.0, 600, 2.0)
     text = collapse_text(collapsed, planned)
-    assert "1 of 3 planned runs:" in text
+    assert "1 of 4 planned runs:" in text
     assert ("- p on InvertedPendulum-v5, seed 1: best 1000.0 (from step 300), below the midpoint to random (5.0) "
             "from step 500, final 8.0; its largest KL of one update 150 at step 600, against a median of 2 over "
             "the second half.") in text
-    assert collapse_text(collapsed.iloc[:0], planned).endswith("0 of 3 planned runs.")
+    assert collapse_text(collapsed.iloc[:0], planned).endswith("0 of 4 planned runs.")
     # a run that is not planned is not read
     assert collapsed_runs(progress, scores, pd.Series({env: 5.0}), planned[1:]).empty
 
