@@ -573,8 +573,7 @@ COLLAPSES_LISTED = 5  # more collapsed runs than this are counted per cell, and 
 def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "runs", order=()):
     """collapsed_runs as a reading: how many of the planned runs collapsed, then one line per such run. With
     `row_of` (and `column_of`, `order`, as for two_groups_text) and more than COLLAPSES_LISTED of them, first
-    a table of how many of each cell's runs collapsed, rows with none left out, and the lines in a collapsed
-    block."""
+    a table of how many of each cell's runs collapsed, and the lines in a collapsed block."""
     head = (f"**Runs that collapsed.** A run collapsed if it learned (the best its last-100-episode mean reached "
             f"during training is at least {LEARNED:.0%} of the way from the random policy's mean return to the best "
             "final score of any run on the task) and its final score ends nearer random than that best: "
@@ -596,7 +595,7 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
     lost = cell(collapsed).value_counts().reindex(runs.index, fill_value=0)
     columns = [c for c in order if c in set(runs.index.get_level_values("column"))] + [
         c for c in dict.fromkeys(runs.index.get_level_values("column")) if c not in order]
-    rows = [r for r in dict.fromkeys(row_of(r.variant) for r in planned) if lost.xs(r, level="row").sum()]
+    rows = list(dict.fromkeys(row_of(r.variant) for r in planned))  # a row with none says so: 0 of n
     wide = pd.DataFrame({c: [f"{lost[(r, c)]} of {runs[(r, c)]}" if (r, c) in runs.index else "" for r in rows]
                          for c in columns}, index=pd.Index(rows, name="runs that collapsed"))
     return "\n".join([head, "", wide.to_markdown(), "", "<details><summary>Each run that collapsed</summary>", "",

@@ -1571,12 +1571,12 @@ def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_value
 
 
 def test_many_collapsed_runs_are_counted_per_cell_and_listed_in_a_collapsed_block():
-    """Past COLLAPSES_LISTED runs, a table of how many of each cell's runs collapsed (rows with none left out,
-    columns in the order given), the runs' lines below it in a <details> block; in the planned runs' order."""
+    """Past COLLAPSES_LISTED runs, a table of how many of each cell's runs collapsed (every row, columns in the
+    order given), the runs' lines below it in a <details> block; in the planned runs' order."""
     from analysis.common import COLLAPSES_LISTED, collapse_text, collapsed_runs
     from experiments.grid import Run
     envs = ["HalfCheetah-v5", "Hopper-v5"]
-    planned = [Run(v, e, s) for v in ("a1", "a2", "b1", "b2") for e in envs for s in (1, 2, 3, 4)]
+    planned = [Run(v, e, s) for v in ("a1", "a2", "b1", "b2", "c1") for e in envs for s in (1, 2, 3, 4)]
     lost = [r for r in planned if r.variant in ("a1", "a2") and (r.variant, r.seed) != ("a2", 4)] + [
         Run("b1", "Hopper-v5", 2)]  # all 8 of a1's runs, 6 of a2's, 1 of b1's
 
@@ -1595,6 +1595,7 @@ def test_many_collapsed_runs_are_counted_per_cell_and_listed_in_a_collapsed_bloc
     assert [c.strip() for c in table[0].split("|")[1:-1]] == ["runs that collapsed", "regime 2", "regime 1"]
     assert [c.strip() for c in table[2].split("|")[1:-1]] == ["a", "6 of 8", "8 of 8"]
     assert [c.strip() for c in table[3].split("|")[1:-1]] == ["b", "0 of 8", "1 of 8"]
+    assert [c.strip() for c in table[4].split("|")[1:-1]] == ["c", "", "0 of 8"]  # none collapsed; no regime 2 run
     block = text[text.index("<details>"):]
     assert block.count("\n- ") == len(lost) and block.rstrip().endswith("</details>")
     assert collapse_text(collapsed, planned).count("\n- ") == len(lost)  # without cells, every line, no table
