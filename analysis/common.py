@@ -590,9 +590,11 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
         return head
     if row_of is None or len(lines) <= COLLAPSES_LISTED:
         return "\n".join([head, "", *lines])
-    cell = lambda frame: frame.variant.map(row_of).to_frame("row").assign(column=frame.variant.map(column_of))  # noqa: E731
-    runs = cell(pd.DataFrame([tuple(r) for r in planned], columns=["variant", "env", "seed"])).value_counts()
-    lost = cell(collapsed).value_counts().reindex(runs.index, fill_value=0)
+    def per_cell(frame):  # how many of the frame's runs each (row, column) cell holds
+        return frame.variant.map(row_of).to_frame("row").assign(column=frame.variant.map(column_of)).value_counts()
+
+    runs = per_cell(pd.DataFrame([tuple(r) for r in planned], columns=["variant", "env", "seed"]))
+    lost = per_cell(collapsed).reindex(runs.index, fill_value=0)
     columns = [c for c in order if c in set(runs.index.get_level_values("column"))] + [
         c for c in dict.fromkeys(runs.index.get_level_values("column")) if c not in order]
     rows = list(dict.fromkeys(row_of(r.variant) for r in planned))  # a row with none says so: 0 of n
