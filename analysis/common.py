@@ -736,4 +736,28 @@ def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", o
                   "cells below the seeds of one setting land in both groups, so a mean on this task depends much on "
                   "how many of its seeds reached the upper one; per cell, with the exact (Clopper–Pearson) 95% "
                   "interval of its share:", "", wide[(wide != "").any(axis=1)].to_markdown(), ""]
+        parts += seed_group_lines(here, columns)
     return "\n\n" + "\n".join(parts).rstrip() if parts else ""
+
+
+def seed_group_lines(runs, columns):
+    """Whether the seed helps decide a run's group (stats.seed_group_test), per column of two_groups_text over
+    its cells whose seeds land in both groups, where there are 2 or more such cells (with one the test cannot
+    tell); [] where no column has. `runs`: the task's runs with their row, column, seed and upper."""
+    lines = []
+    for column in columns:
+        mine = runs[runs.column == column]
+        tested = stats.seed_group_test(mine.row, mine.seed, mine.upper)
+        if tested is None or tested[1] < 2:
+            continue
+        per_seed, cells, p = tested
+        lines.append(f"- {column + ': ' if len(columns) > 1 else ''}{cells} cells have runs in both groups; their "
+                     f"upper-group runs per seed (seeds {', '.join(map(str, per_seed.index))}): "
+                     f"{', '.join(map(str, per_seed))}. With each cell's groups shuffled among its seeds "
+                     f"({stats.BOOTSTRAP_REPS:,} times), the seeds come out at least this uneven in a share "
+                     f"p = {p:.2g} of the shuffles.")
+    if not lines:
+        return []
+    return ["**Does the seed decide the group?** A seed fixes a run's initial network and its environment's "
+            "random streams; if those decide the group, the same seeds go up in every cell, and cells compared "
+            "on the same seeds are not independent draws on this task.", "", *lines, ""]

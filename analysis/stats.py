@@ -387,6 +387,32 @@ def two_groups(values, min_share=0.05, min_separation=2.0, min_evidence=10.0, it
     return mu[lo], mu[hi], split, separation, evidence
 
 
+def seed_group_test(cell, seed, upper, reps=BOOTSTRAP_REPS, rng_seed=BOOTSTRAP_SEED):
+    """Whether the seed decides which of two groups a run lands in, across cells (settings) run with the same
+    seeds: a permutation test. Only cells with runs in both groups count (the others cannot say which seeds go
+    up). The statistic is the variance over the seeds of how many of their runs are in the upper group; the
+    null shuffles each cell's upper/lower labels among that cell's seeds (its count of upper runs kept).
+    Returns (upper runs per seed as a Series, cells counted, p = (shuffles at least as spread + 1) /
+    (reps + 1)), or None when no cell has runs in both groups."""
+    runs = pd.DataFrame({"cell": cell, "seed": seed, "upper": np.asarray(upper, dtype=bool)})
+    share = runs.groupby("cell").upper.transform("mean")
+    runs = runs[(share > 0) & (share < 1)].reset_index(drop=True)
+    if runs.empty:
+        return None
+    seeds = sorted(runs.seed.unique())
+    column = runs.seed.map({s: i for i, s in enumerate(seeds)}).to_numpy()  # each run's seed, as a position
+    counts = np.bincount(column, weights=runs.upper, minlength=len(seeds))
+    rng = np.random.default_rng(rng_seed)
+    shuffled = np.zeros((reps, len(seeds)))  # per shuffle, upper runs per seed
+    for _, g in runs.groupby("cell", sort=True):
+        labels = g.upper.to_numpy(dtype=float)
+        order = np.argsort(rng.random((reps, len(labels))), axis=1)  # a uniform permutation per shuffle
+        np.add.at(shuffled, (np.arange(reps)[:, None], column[g.index][None, :]), labels[order])
+    observed = counts.var()
+    p = (np.sum(shuffled.var(axis=1) >= observed - 1e-12) + 1) / (reps + 1)
+    return pd.Series(counts.astype(int), index=pd.Index(seeds, name="seed")), runs.cell.nunique(), p
+
+
 def share_interval(k, n, level=0.95):
     """The exact (Clopper–Pearson) interval of a share of k in n."""
     ci = scipy_stats.binomtest(int(k), int(n)).proportion_ci(level, method="exact")

@@ -368,6 +368,38 @@ def test_the_two_groups_are_counted_per_row_and_column():
     assert both.count("Its 30 runs of this experiment") == 2 and both.count("ppo2 6 of 20, ppo1 0 of 10 runs") == 2
 
 
+def test_whether_the_seed_decides_the_group_against_an_exact_enumeration():
+    """The permutation test's p against every way the cells' upper runs could have fallen among their seeds
+    (a naive loop), and its place in the two-groups reading."""
+    import itertools
+    from analysis.common import two_groups_text
+    seeds = [1, 2, 3, 4]
+    upper = {"a": {1}, "b": {1, 2}, "c": {1, 3}, "d": set(), "e": {1, 2, 3, 4}}  # d and e have one group: dropped
+    cells = [(c, s, s in ups) for c, ups in upper.items() for s in seeds]
+    per_seed, counted, p = stats.seed_group_test(*zip(*cells))
+    assert per_seed.tolist() == [3, 1, 1, 0] and counted == 3
+    observed = np.var([3, 1, 1, 0])
+    spreads = [np.var(np.bincount([s for pick in picks for s in pick], minlength=5)[1:])
+               for picks in itertools.product(*(itertools.combinations(seeds, len(upper[c])) for c in "abc"))]
+    exact = np.mean(np.array(spreads) >= observed - 1e-12)  # 4 · 6 · 6 = 144 equally likely ways
+    assert len(spreads) == 144 and p == pytest.approx(exact, abs=0.015)
+    assert stats.seed_group_test(["d"] * 4, seeds, [0, 0, 0, 0]) is None
+    # in the reading: per column, once 2 or more of its cells have runs in both groups
+    rng = np.random.default_rng(2)
+    high = {"x": {8, 3}, "y": {8, 5}, "z": {8}}  # seed 8 goes up in every cell of ppo2
+    scores = pd.DataFrame([dict(variant=v, env="HalfCheetah-v5", seed=s,
+                                score=rng.normal(3300, 100) if s in high[v] else rng.normal(1500, 100))
+                           for v in high for s in range(1, 11)])
+    planned = [grid.Run(v, "HalfCheetah-v5", s) for v in high for s in range(1, 11)]
+    text = two_groups_text(scores, planned, str.upper, lambda v: "ppo2")
+    assert "**Does the seed decide the group?**" in text
+    assert ("- 3 cells have runs in both groups; their upper-group runs per seed (seeds 1, 2, 3, 4, 5, 6, 7, 8, 9, "
+            "10): 0, 0, 1, 0, 1, 0, 0, 3, 0, 0.") in text
+    one = two_groups_text(scores[scores.variant != "z"], planned[:20], str.upper, lambda v: "ppo2")
+    assert "2 cells have runs in both groups" in one
+    assert "Does the seed" not in two_groups_text(scores[scores.variant == "x"], planned[:10], str.upper)
+
+
 def test_predicted_agreement_by_hand_and_against_a_simulation():
     # Spearman–Brown by hand: r = 0.5 → R_3 = 1.5 / 2 = 0.75; one against two: √(0.5 · 1 / 1.5) = √(1/3)
     assert stats.predicted_agreement(0.5, 3, 3) == pytest.approx(0.75)
