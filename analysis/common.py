@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from analysis import setups, stats  # noqa: E402
-from analysis.load import load_random, load_runs  # noqa: E402
+from analysis.load import load_runs, random_score  # noqa: E402
 from experiments import grid  # noqa: E402
 
 
@@ -36,8 +36,7 @@ class Data:
         self.args = {v: grid.run_args(config, scale, v, self.envs[0])[0] for v in self.variants}
         key = ["variant", "env", "seed"]
         self.scores = stats.final_scores(self.episodes) if len(self.episodes) else pd.DataFrame(columns=key + ["score"])
-        random = load_random(scale_dir, self.envs)
-        self.random_score = random.groupby("env").ep_return.mean()
+        self.random_score = random_score(scale_dir, self.envs)
 
     def normalised(self, best_from):
         """Scores normalised per env: random policy → 0, best variant of best_from → 1."""
@@ -531,7 +530,7 @@ def update_measures(progress, planned):
 LEARNED = 0.25  # a run learned once it got this far from the random policy towards the task's best final score
 
 
-def collapsed_runs(progress, scores, random_score, planned):
+def collapsed_runs(progress, scores, random_means, planned):
     """The planned runs that learned and then lost it. A run learned if the best its last-100-episode mean
     (`return_last100` in progress.csv, over the iterations logged) reached is at least LEARNED of the way from the
     random policy's mean return to the best final score of any run in `scores` on the task; it collapsed if its
@@ -544,9 +543,9 @@ def collapsed_runs(progress, scores, random_score, planned):
     top = scores.groupby("env").score.max()
     rows = []
     for (variant, env, seed), run in progress.groupby(["variant", "env", "seed"], sort=False):
-        if (variant, env, seed) not in final.index or env not in random_score:
+        if (variant, env, seed) not in final.index or env not in random_means:
             continue
-        best, end, random = run.return_last100.max(), final[(variant, env, seed)], random_score[env]
+        best, end, random = run.return_last100.max(), final[(variant, env, seed)], random_means[env]
         middle = (best + random) / 2
         # a run that hardly rose above random (VPG on Ant, say, drifting around it) has nothing to lose
         if not (best - random >= LEARNED * (top[env] - random) > 0 and end < middle):
@@ -565,6 +564,11 @@ def collapsed_runs(progress, scores, random_score, planned):
     rows.sort(key=lambda row: at[(row["variant"], row["env"], row["seed"])])  # in the planned runs' order
     return pd.DataFrame(rows, columns=["variant", "env", "seed", "best", "best_step", "fell_step", "random", "final",
                                        "max_kl", "max_kl_step", "late_kl"])
+
+
+def in_order(values, order):
+    """The distinct values, those named in `order` first and in its order, then the rest as they first come."""
+    return [v for v in order if v in set(values)] + [v for v in dict.fromkeys(values) if v not in order]
 
 
 COLLAPSES_LISTED = 5  # more collapsed runs than this are counted per cell, and listed in a collapsed block
@@ -590,13 +594,13 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
         return head
     if row_of is None or len(lines) <= COLLAPSES_LISTED:
         return "\n".join([head, "", *lines])
+
     def per_cell(frame):  # how many of the frame's runs each (row, column) cell holds
         return frame.variant.map(row_of).to_frame("row").assign(column=frame.variant.map(column_of)).value_counts()
 
     runs = per_cell(pd.DataFrame([tuple(r) for r in planned], columns=["variant", "env", "seed"]))
     lost = per_cell(collapsed).reindex(runs.index, fill_value=0)
-    columns = [c for c in order if c in set(runs.index.get_level_values("column"))] + [
-        c for c in dict.fromkeys(runs.index.get_level_values("column")) if c not in order]
+    columns = in_order(runs.index.get_level_values("column"), order)
     rows = list(dict.fromkeys(row_of(r.variant) for r in planned))  # a row with none says so: 0 of n
     wide = pd.DataFrame({c: [f"{lost[(r, c)]} of {runs[(r, c)]}" if (r, c) in runs.index else "" for r in rows]
                          for c in columns}, index=pd.Index(rows, name="runs that collapsed"))
@@ -608,8 +612,8 @@ def collapse_reading(ctx, row_of, column_of=lambda variant: "runs", order=()):
     """collapse_text of an experiment's planned runs (ctx as the report passes it to a reading)."""
     if ctx.scores is None:
         return ""
-    random_score = load_random(ctx.scale_dir, sorted({r.env for r in ctx.planned})).groupby("env").ep_return.mean()
-    return "\n\n" + collapse_text(collapsed_runs(ctx.progress, ctx.scores, random_score, ctx.planned), ctx.planned,
+    random = random_score(ctx.scale_dir, sorted({r.env for r in ctx.planned}))
+    return "\n\n" + collapse_text(collapsed_runs(ctx.progress, ctx.scores, random, ctx.planned), ctx.planned,
                                    row_of, column_of, order)
 
 
@@ -715,7 +719,7 @@ def two_groups_text(scores, planned, row_of, column_of=lambda variant: "runs", o
         mixed = ((counts["sum"] > 0) & (counts["sum"] < counts["size"])).sum()
         if not mixed:  # the groups only tell the rows apart (one learns, another does not): the table says that
             continue
-        columns = [c for c in order if c in set(here.column)] + [c for c in dict.fromkeys(here.column) if c not in order]
+        columns = in_order(here.column, order)
         rows = list(dict.fromkeys(row_of(r.variant) for r in planned if r.env == env))
 
         def cell(row, column):

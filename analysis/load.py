@@ -262,6 +262,11 @@ def load_random(scale_dir, envs=None):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["env"] + RANDOM_COLUMNS)
 
 
+def random_score(scale_dir, envs):
+    """The random policy's mean return per env (load_random), the 0 of every normalised score."""
+    return load_random(scale_dir, envs).groupby("env").ep_return.mean()
+
+
 def seed_list(seeds):
     """'seed 2', 'seeds 1, 3', 'seeds 4-10': runs of three or more consecutive seeds as a range."""
     seeds, parts = sorted(seeds), []
