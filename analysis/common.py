@@ -537,7 +537,8 @@ def collapsed_runs(progress, scores, random_means, planned):
     final score (the same statistic at the end) ends nearer random than that best. Per such run (variant, env,
     seed): best and the step it was first reached; where the statistic last crossed below the midpoint of random
     and best; final; and, where logged, the largest KL of one update and the median KL over the run's second half
-    (UPDATE_MEASURES). Empty when no run collapsed."""
+    (UPDATE_MEASURES); for a Gaussian policy, its σ at the end (UPDATE_MEASURES) and the median σ of the cell's
+    runs that did not collapse. Empty when no run collapsed."""
     progress = stats.planned_rows(progress, planned).sort_values("global_step")
     final = scores.set_index(["variant", "env", "seed"]).score
     top = scores.groupby("env").score.max()
@@ -560,10 +561,18 @@ def collapsed_runs(progress, scores, random_means, planned):
             row.update(max_kl=kl.approx_kl.max(), max_kl_step=kl.global_step[kl.approx_kl.idxmax()],
                        late_kl=late.approx_kl.iloc[0])
         rows.append(row)
+    sigma = update_measures(progress, planned).get("sigma") if rows and "entropy" in progress else None
+    if sigma is not None:  # a collapse from a narrow policy looks different from one that stayed broad
+        sigma = sigma.set_index(["variant", "env", "seed"]).sigma
+        lost = {(r["variant"], r["env"], r["seed"]) for r in rows}
+        held = sigma[[key not in lost for key in sigma.index]].groupby(["variant", "env"]).median()
+        for row in rows:
+            key = (row["variant"], row["env"], row["seed"])
+            row.update(sigma=sigma.get(key, np.nan), held_sigma=held.get(key[:2], np.nan))
     at = {tuple(r): i for i, r in enumerate(planned)}
     rows.sort(key=lambda row: at[(row["variant"], row["env"], row["seed"])])  # in the planned runs' order
     return pd.DataFrame(rows, columns=["variant", "env", "seed", "best", "best_step", "fell_step", "random", "final",
-                                       "max_kl", "max_kl_step", "late_kl"])
+                                       "max_kl", "max_kl_step", "late_kl", "sigma", "held_sigma"])
 
 
 def in_order(values, order):
@@ -587,9 +596,12 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
         kl = (f"; its largest KL of one update {r.max_kl:{',.0f' if r.max_kl >= 100 else '.2g'}} at step "
               f"{r.max_kl_step:,.0f}, against a median of {r.late_kl:.2g} over the second half"
               if pd.notna(r.max_kl) else "")
+        sigma = (f"; σ at the end {r.sigma:.2g}" + (f", against a median of {r.held_sigma:.2g} over the runs of its "
+                                                   "cell that did not collapse" if pd.notna(r.held_sigma) else "")
+                 if pd.notna(r.sigma) else "")
         lines.append(f"- {r.variant} on {r.env}, seed {r.seed}: best {r.best:.1f} (from step {r.best_step:,.0f}), "
                      f"below the midpoint to random ({r.random:.1f}) from step {r.fell_step:,.0f}, final "
-                     f"{r.final:.1f}{kl}.")
+                     f"{r.final:.1f}{kl}{sigma}.")
     if not lines:
         return head
     if row_of is None or len(lines) <= COLLAPSES_LISTED:

@@ -1580,9 +1580,12 @@ def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_value
               3: [3, 4, 2, 4, 3, 3],               # never beat random (5): not collapsed, it never rose
               4: [3, 6, 50, 40, 9, 6]}             # 50 < 5 + (600 - 5) / 4, the task's best final 600: not learned
     kls = [0.01, 0.02, 0.01, 0.03, 2.0, 150.0]
+    # σ over the last 10% (the last of 6 iterations): 0.1 for seed 1; 0.5, 0.3, 0.2 for those that did not collapse
+    sigmas = {1: 0.1, 2: 0.5, 3: 0.3, 4: 0.2}
     progress = pd.DataFrame([dict(variant="p", env=env, seed=seed, global_step=step * 100, return_last100=r,
-                                  approx_kl=kl) for seed, curve in curves.items()
-                             for step, (r, kl) in enumerate(zip(curve, kls), 1)])
+                                  approx_kl=kl, entropy=math.log(sigmas[seed] if step == 6 else 1.0)
+                                  + 0.5 * math.log(2 * math.pi * math.e))  # one action dimension
+                             for seed, curve in curves.items() for step, (r, kl) in enumerate(zip(curve, kls), 1)])
     scores = pd.DataFrame([dict(variant="p", env=env, seed=seed, score=curve[-1]) for seed, curve in curves.items()])
     planned = [Run("p", env, seed) for seed in curves]
     collapsed = collapsed_runs(progress, scores, pd.Series({env: 5.0}), planned)
@@ -1592,11 +1595,16 @@ def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_value
     # the second half (steps above 300): median of 0.03, 2.0, 150.0
     assert (row.best, row.best_step, row.fell_step, row.final) == (1000, 300, 500, 8)
     assert (row.max_kl, row.max_kl_step, row.late_kl) == (150.0, 600, 2.0)
+    assert (round(row.sigma, 9), round(row.held_sigma, 9)) == (0.1, 0.3)  # 0.3: median of 0.5, 0.3, 0.2
     text = collapse_text(collapsed, planned)
     assert "1 of 4 planned runs:" in text
     assert ("- p on InvertedPendulum-v5, seed 1: best 1000.0 (from step 300), below the midpoint to random (5.0) "
             "from step 500, final 8.0; its largest KL of one update 150 at step 600, against a median of 2 over "
-            "the second half.") in text
+            "the second half; σ at the end 0.1, against a median of 0.3 over the runs of its cell that did not "
+            "collapse.") in text
+    # without an entropy column (a discrete policy's σ is not read) the line ends at the KL
+    assert collapse_text(collapsed_runs(progress.drop(columns="entropy"), scores, pd.Series({env: 5.0}), planned),
+                         planned).rstrip().endswith("against a median of 2 over the second half.")
     assert collapse_text(collapsed.iloc[:0], planned).endswith("0 of 4 planned runs.")
     # a run that is not planned is not read
     assert collapsed_runs(progress, scores, pd.Series({env: 5.0}), planned[1:]).empty
