@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import setups
-from analysis.common import (MISSING, aggregate_heading, aggregate_rows, aggregate_summary, aggregate_text,
-                             budget_label, ci_text, collapse_reading, improvement_table, label, reading_curves,
-                             seeds_text, step_label, table_curves, two_groups_text)
+from analysis.common import (MISSING, UPDATE_MEASURES, aggregate_heading, aggregate_rows, aggregate_summary,
+                             aggregate_text, budget_label, ci_text, collapse_reading, improvement_table, label,
+                             reading_curves, seed_range_table, seeds_text, step_label, table_curves, two_groups_text,
+                             update_measures)
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -109,9 +110,28 @@ def reading_published(table, steps, matches):
     return "\n".join(lines)
 
 
+def reading_update_sizes(progress, planned):
+    """How far each update moves each variant's policy: UPDATE_MEASURES' KL per update (median over the second half
+    of a run), mean over seeds (min–max), on the tasks with a Gaussian policy; "" when there is none."""
+    per_run = update_measures(progress, planned)
+    if not per_run:
+        return ""
+    title, _, _, digits = UPDATE_MEASURES["approx_kl"]
+    kl = per_run["approx_kl"]
+    envs = [env for env in dict.fromkeys(r.env for r in planned) if env in set(kl.env)]
+    table = seed_range_table(kl, "approx_kl", "variant", list(dict.fromkeys(r.variant for r in planned)), envs,
+                             len({r.seed for r in planned}), digits, MISSING)
+    return (f"{title}; mean over seeds (min–max over seeds):\n\n{table}\n\n- The bounds: TRPO's line search keeps "
+            "each update's mean KL within δ (`max_kl`); KL stopping ends an update's epochs once the KL passes 1.5 × "
+            "its target (`target_kl`); adaptive KL steers its penalty so that the KL comes near d (`d_targ`). PPO-clip "
+            "and VPG set no bound: PPO-clip's clip only takes away the gain from moving a sample's probability ratio "
+            "past 1 ± ε.")
+
+
 def reading_algorithms(table, runs, progress, config, scale):
-    """The orderings, then ours against the published numbers, how the compared setups differ, and how much
-    of its initial exploration noise each policy keeps (one of those differences, measured)."""
+    """The orderings, then ours against the published numbers, how the compared setups differ, how much of its
+    initial exploration noise each policy keeps (one of those differences, measured) and how far its updates move
+    it."""
     variants = grid.experiment_variants(config, scale, "algorithms")
     steps = {env: grid.steps(config, scale, env) for env in config["scales"][scale]["experiments"]["algorithms"]["envs"]}
     sections = [("Over the tasks.", aggregate_text(table, lambda v: label(config, v))),
@@ -121,7 +141,9 @@ def reading_algorithms(table, runs, progress, config, scale):
                 ("What changed in the environments.",
                  setups.env_changes(config["scales"][scale]["experiments"]["algorithms"]["envs"])),
                 ("Policy noise at the end, measured.",
-                 setups.noise(runs, progress, grid.experiment_runs(config, scale, "algorithms")))]
+                 setups.noise(runs, progress, grid.experiment_runs(config, scale, "algorithms"))),
+                ("How far each update moves the policy, measured.",
+                 reading_update_sizes(progress, grid.experiment_runs(config, scale, "algorithms")))]
     return "\n\n".join([reading_curves(table)] + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 

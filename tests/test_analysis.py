@@ -1793,3 +1793,24 @@ def test_the_iqm_during_training_normalises_each_curve_as_its_final_score_and_re
     strata = ["A", "A", "B", "B"]
     for k in range(3):  # each point as stratified_bootstrap_ci gives it
         assert (low[k], high[k]) == pytest.approx(stats.stratified_bootstrap_ci(runs[:, k], strata, stats.iqm)[1:])
+
+
+def test_the_algorithms_update_sizes_against_hand_values():
+    """The KL per update of each variant on each task with a Gaussian policy: per run the median over the second
+    half of its steps, then the mean over seeds (min–max); a cell without runs says so; no discrete task."""
+    from analysis.algorithms import reading_update_sizes
+    from experiments.grid import Run
+    planned = [Run(v, e, s) for v in ("trpo", "ppo") for e in ("Hopper-v5", "CartPole-v1") for s in (1, 2, 3)]
+    # steps 100-400 of each run: the second half is steps 300 and 400 (above half of 400)
+    kls = {1: [9, 9, 0.010, 0.012], 2: [9, 9, 0.008, 0.008], 3: [9, 9, 0.012, 0.014]}
+    progress = pd.DataFrame([dict(variant="trpo", env=e, seed=s, global_step=100 * (i + 1), approx_kl=kl, entropy=0.0)
+                             for e in ("Hopper-v5", "CartPole-v1") for s, run in kls.items()
+                             for i, kl in enumerate(run)])
+    text = reading_update_sizes(progress, planned)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("|")}
+    # per-run medians 0.011, 0.008, 0.013: mean 0.0107, min 0.008, max 0.013
+    assert rows["variant"] == ["Hopper-v5"]  # CartPole's actions are discrete: no column
+    assert rows["trpo"] == ["0.011 (0.008–0.013)"]
+    assert rows["ppo"] == ["missing run"]
+    assert reading_update_sizes(progress[progress.env == "CartPole-v1"], planned) == ""
