@@ -74,14 +74,24 @@ def policy_shape(algo, args):
 
 
 def ours(runs, variant):
-    """Our value of every setting, from the variant's runs: run.json's arguments (the planned runs of a variant
-    share them bar env, seed and out), the policy's shape, the action handling and the env versions."""
+    """Our value of every setting, from the variant's runs: run.json's arguments, the policy's shape, the action
+    handling and the env versions. An argument a variant sets per task (`env_args`: VPG's pi_lr on classic control)
+    reads 'value on envs; value on envs' where these runs differ in it."""
     rows = runs[runs.variant == variant]
-    args = rows.args.iloc[0]
-    hidden, log_std = policy_shape(rows.algo.iloc[0], args)
+    args = dict(rows.args.iloc[0])
+    for name in args:
+        per_env = {}
+        for env, run_args in zip(rows.env, rows.args):
+            per_env.setdefault(shown(run_args.get(name)), set()).add(env)
+        if len(per_env) > 1 and name not in PER_RUN:
+            args[name] = "; ".join(f"{value} on {', '.join(sorted(envs))}" for value, envs in per_env.items())
+    hidden, log_std = policy_shape(rows.algo.iloc[0], rows.args.iloc[0])
     envs = ", ".join(sorted({"-" + e.rsplit("-", 1)[1] for e in rows.env}))
     return {**ABSENT, **args, "hidden": hidden, "log_std_init": log_std, "actions_to_env": OURS_ACTIONS,
             "env": f"{envs} (gymnasium {rows.v_gymnasium.iloc[0]}, MuJoCo {rows.v_mujoco.iloc[0]})"}
+
+
+PER_RUN = ("seed", "out", "env_id", "total_timesteps")  # arguments that differ between runs of one setup
 
 
 def same(theirs, our):
@@ -130,9 +140,13 @@ def reading(runs, variants):
             continue
         sample = runs[runs.variant == variant].iloc[0]
         for source, algo in matches_of(sample.algo, sample.args):
-            if not published_on(source, algo, set(runs[runs.variant == variant].env), returns):
-                continue  # published on other tasks only (CleanRL's ppo.py on classic control, for MuJoCo runs)
-            differ, agree = differences(runs, variant, source, algo, published)
+            # our runs on the tasks it published (CleanRL's ppo.py: classic control only), so a setting we set
+            # per task is compared where the two meet
+            compared = runs[(runs.variant == variant) & runs.env.map(lambda env: published_on(source, algo, {env},
+                                                                                               returns))]
+            if compared.empty:
+                continue
+            differ, agree = differences(compared, variant, source, algo, published)
             table = pd.DataFrame([{"setting": name, "theirs": theirs + ("" if tag == "P" else f" [{tag}]"),
                                    "ours": our, "what we expect it to do": effect}
                                   for name, theirs, our, effect, tag in differ])

@@ -234,3 +234,15 @@ def test_env_changes_table_keeps_the_asked_envs_and_the_simulator_row():
     rows = [line.split("|")[1].strip() for line in text.split("\n\n")[1].splitlines()[2:]]
     assert rows == ["all", "HalfCheetah", "Hopper"]
     assert setups.env_changes([]).count("\n| all ") == 1
+
+
+def test_a_setting_set_per_task_is_compared_on_the_tasks_the_setup_published():
+    """VPG's pi_lr is 0.01 on classic control (env_args) and Spinning Up's 3e-4 elsewhere; Spinning Up published
+    MuJoCo only, so the comparison reads our MuJoCo runs and finds the two the same."""
+    runs = paper_runs("vpg_gae", ("CartPole-v1", "Hopper-v5"))  # CartPole first: the first run is not the compared one
+    assert [a["pi_lr"] for a in runs.args] == [0.01, 0.0003]
+    assert setups.ours(runs, "vpg_gae")["pi_lr"] == "0.01 on CartPole-v1; 0.0003 on Hopper-v5"
+    text = setups.reading(runs, ["vpg_gae"])
+    assert "pi_lr 0.0003" in text.split("Different:")[0]  # among the settings that are the same
+    assert "| pi_lr" not in text
+    assert "-v5 (gymnasium" in text and "-v1" not in text  # the env row: the compared tasks' versions only
