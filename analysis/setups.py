@@ -73,6 +73,9 @@ def policy_shape(algo, args):
     return f"{hidden} {'/'.join(nonlinear)}", float(policy.log_std.detach()[0])
 
 
+PER_RUN = ("seed", "out", "env_id", "total_timesteps")  # arguments that differ between runs of one setup
+
+
 def ours(runs, variant):
     """Our value of every setting, from the variant's runs: run.json's arguments, the policy's shape, the action
     handling and the env versions. An argument a variant sets per task (`env_args`: VPG's pi_lr on classic control)
@@ -89,9 +92,6 @@ def ours(runs, variant):
     envs = ", ".join(sorted({"-" + e.rsplit("-", 1)[1] for e in rows.env}))
     return {**ABSENT, **args, "hidden": hidden, "log_std_init": log_std, "actions_to_env": OURS_ACTIONS,
             "env": f"{envs} (gymnasium {rows.v_gymnasium.iloc[0]}, MuJoCo {rows.v_mujoco.iloc[0]})"}
-
-
-PER_RUN = ("seed", "out", "env_id", "total_timesteps")  # arguments that differ between runs of one setup
 
 
 def same(theirs, our):
