@@ -162,9 +162,9 @@ def report(scale_dir, config, scale, partial=False, allow_stale=False, subset=No
                 summaries.append(f"- **{name}**: {finding}")
             cites += [f"**{name}** ({config['experiments'][name]['description']})", "", experiment.cite(table, context), ""]
         sections += section
-    # a discussion may quote any generated number of the report (its own section's, or another experiment's it
-    # compares with), never one the report does not print
-    generated = "\n".join(sections + protocol)
+    # a discussion may quote any generated number of the report (its own section's, another experiment's it
+    # compares with, or the intervals of the tables to cite), never one the report does not print
+    generated = "\n".join(cites + sections + protocol)
     for at, table, name in reversed(written):
         sections[at:at] = discussion(table, f"{scale}/{subset}" if subset else scale, name, generated=generated)
     beside = []
