@@ -6,7 +6,7 @@ import pandas as pd
 from analysis import setups, stats
 from analysis.common import (aggregate_heading, aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text,
                              collapse_reading, improvement_table, label, ordering, reading_curves, seed_range_table,
-                             seeds_text, table_curves)
+                             seeds_text, solved_text, table_curves, two_groups_text)
 from experiments import grid
 
 table = table_curves
@@ -14,9 +14,10 @@ table = table_curves
 
 
 def late_diagnostics(progress, planned):
-    """Two diagnostics of how much noise a policy-gradient weight leaves, per variant and env of the planned runs
-    (grid.Run tuples): the batch gradient's norm (median over the second half of each run) and V's explained
-    variance (mean over the last 10%; only the weights that fit V log it). Cells: mean over seeds (min–max)."""
+    """Three diagnostics of how much noise a policy-gradient weight leaves, per variant and env of the planned runs
+    (grid.Run tuples): the batch gradient's norm and how far one step moves the policy (KL, both medians over the
+    second half of each run) and V's explained variance (mean over the last 10%; only the weights that fit V log
+    it). Cells: mean over seeds (min–max)."""
     variants = list(dict.fromkeys(r.variant for r in planned))
     envs = sorted({r.env for r in planned})
     seeds = len({r.seed for r in planned})
@@ -25,6 +26,8 @@ def late_diagnostics(progress, planned):
     for title, column, start, statistic, digits in [
             ("Norm of the batch gradient (the policy's one gradient step per batch), median over the second "
              "half of each run", "grad_norm", 0.5, "median", "#.3g"),
+            ("KL from the old to the new policy of that step (`approx_kl`), median over the second half of each run",
+             "approx_kl", 0.5, "median", ".2g"),
             ("Explained variance of V, 1 − Var(R − V)/Var(R) on each batch, mean over the last 10% of each run",
              "explained_variance", 0.9, "mean", ".2f")]:
         per_run = stats.late_per_run(progress, column, start, statistic).dropna(subset=[column])
@@ -132,7 +135,11 @@ def reading(table, ctx):
     pairs = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS if x in weights and y in weights]
     if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
         text += f"\n\n**Which weight's runs end higher.** {improvement}"
-    return text + collapse_reading(ctx, lambda v: label(ctx.config, v))
+    if ctx.scores is not None and (solved := solved_text(ctx.progress, ctx.scores, ctx.planned,
+                                                          lambda v: label(ctx.config, v))):
+        text += f"\n\n{solved}"
+    return (text + collapse_reading(ctx, lambda v: label(ctx.config, v))
+            + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
 
 
 def weights_of(config, scale, planned):

@@ -4,6 +4,7 @@ Each experiment's own table, figure and reading live in analysis/<experiment>.py
 import os
 import pathlib
 
+import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
@@ -573,6 +574,51 @@ def collapsed_runs(progress, scores, random_means, planned):
     rows.sort(key=lambda row: at[(row["variant"], row["env"], row["seed"])])  # in the planned runs' order
     return pd.DataFrame(rows, columns=["variant", "env", "seed", "best", "best_step", "fell_step", "random", "final",
                                        "max_kl", "max_kl_step", "late_kl", "sigma", "held_sigma"])
+
+
+def solved_runs(progress, scores, planned):
+    """Per planned run on a task for which gymnasium gives a `reward_threshold` (the score at which it counts as
+    solved: CartPole-v1 475, Acrobot-v1 −100; none for Pendulum-v1 and Walker2d-v5): whether its last-100-episode
+    mean (`return_last100`) reached the threshold at some update, the first step it did, and whether its final
+    score is at or above it. Columns variant, env, seed, threshold, reached, first_step, ends_solved; one row per
+    such run with a final score, in the planned runs' order."""
+    thresholds = {env: gym.spec(env).reward_threshold for env in dict.fromkeys(r.env for r in planned)}
+    progress = stats.planned_rows(progress, planned).sort_values("global_step", kind="stable")
+    final = scores.set_index(["variant", "env", "seed"]).score
+    rows = []
+    for variant, env, seed in planned:  # in the planned runs' order
+        run = progress[(progress.variant == variant) & (progress.env == env) & (progress.seed == seed)]
+        if thresholds.get(env) is None or (variant, env, seed) not in final.index or run.empty:
+            continue
+        above = run.global_step[run.return_last100 >= thresholds[env]]
+        rows.append(dict(variant=variant, env=env, seed=seed, threshold=thresholds[env], reached=len(above) > 0,
+                         first_step=above.iloc[0] if len(above) else np.nan,
+                         ends_solved=final[(variant, env, seed)] >= thresholds[env]))
+    return pd.DataFrame(rows, columns=["variant", "env", "seed", "threshold", "reached", "first_step", "ends_solved"])
+
+
+def solved_text(progress, scores, planned, row_of):
+    """solved_runs as a reading: per row (`row_of` a variant) and task where some run reached the threshold, how
+    many runs reached it, the median step they first did, and how many end there. '' where no run reached it."""
+    solved = solved_runs(progress, scores, planned)
+    envs = [env for env, g in solved.groupby("env", sort=False) if g.reached.any()]
+    if not envs:
+        return ""
+    solved = solved[solved.env.isin(envs)].assign(row=lambda f: f.variant.map(row_of))
+
+    def cell(g):
+        reached = g[g.reached]
+        return (f"{len(reached)} of {len(g)}" + (f" (step {reached.first_step.median():,.0f}), {g.ends_solved.sum()} "
+                                                 "end there" if len(reached) else ""))
+
+    wide = solved.groupby(["row", "env"], sort=False).apply(cell, include_groups=False).unstack("env")
+    wide = wide.reindex(index=list(dict.fromkeys(solved.row)), columns=envs).fillna("")
+    thresholds = solved.groupby("env", sort=False).threshold.first()
+    return ("**Runs that reached the solved score.** gymnasium's `reward_threshold` for a task is the score at which it "
+            "counts as solved (" + ", ".join(f"{env} {t:g}" for env, t in thresholds.items()) + "). Per cell: the runs "
+            "whose last-100-episode mean reached it at some update (the median step at which they first did), and "
+            "how many of them end at or above it (final score):\n\n"
+            + wide.rename_axis("runs that reached the solved score").to_markdown())
 
 
 def in_order(values, order):

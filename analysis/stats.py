@@ -341,12 +341,18 @@ def draw_agreement(scores, random_score, reference, k=3):
     return np.array(draws), np.array(reference_rhos)
 
 
+SD_FLOOR = 0.001  # two_groups: no component narrower than this share of the sample's standard deviation
+
+
 def two_groups(values, min_share=0.05, min_separation=2.0, min_evidence=10.0, iterations=1000):
     """Whether a sample of scores falls into two groups, and where they part: a mixture of two normals fitted by
     EM (started from the split that minimises the within-group variance), against a single normal. Two groups
     only if the mixture's BIC is lower by `min_evidence` or more (10: very strong evidence, Kass & Raftery 1995),
     each component weighs at least `min_share`, and the components are apart by Ashman's D =
     |μ₁ − μ₂| √2 / √(σ₁² + σ₂²) ≥ `min_separation` (Ashman, Bird & Zepf 1994: D > 2 for a clean separation).
+    Each component's σ is kept at least SD_FLOOR of the sample's standard deviation (a variance floor, as a fitted
+    mixture needs: runs tied at a task's floor or cap, e.g. Acrobot's −500 when no episode reaches the goal, are
+    a group of no spread, whose likelihood would otherwise grow without bound and leave them unfound).
     Returns (lower mean, upper mean, split, D, BIC difference), the split being where a value between the means is
     as likely to come from either component; None for one group."""
     x = np.sort(np.asarray(values, dtype=float))
@@ -360,7 +366,8 @@ def two_groups(values, min_share=0.05, min_separation=2.0, min_evidence=10.0, it
         (square[-1] - square[cut - 1]) - (total[-1] - total[cut - 1]) ** 2 / (n - cut))
     k = cut[np.argmin(within)]
     w, mu = np.array([k / n, 1 - k / n]), np.array([x[:k].mean(), x[k:].mean()])
-    sd = np.sqrt(np.maximum([x[:k].var(), x[k:].var()], 1e-12 * np.var(x) + 1e-300))
+    floor = SD_FLOOR * x.std()
+    sd = np.maximum(np.sqrt([x[:k].var(), x[k:].var()]), floor)
     previous = -np.inf
     for _ in range(iterations):
         weighted = w * scipy_stats.norm.pdf(x[:, None], mu, sd)  # n × 2
@@ -368,11 +375,12 @@ def two_groups(values, min_share=0.05, min_separation=2.0, min_evidence=10.0, it
         responsibility = weighted / weighted.sum(axis=1, keepdims=True)
         w = responsibility.mean(axis=0)
         mu = (responsibility * x[:, None]).sum(axis=0) / responsibility.sum(axis=0)
-        sd = np.sqrt((responsibility * (x[:, None] - mu) ** 2).sum(axis=0) / responsibility.sum(axis=0))
-        if w.min() * n < 2 or sd.min() == 0 or likelihood - previous < 1e-10:
+        sd = np.maximum(np.sqrt((responsibility * (x[:, None] - mu) ** 2).sum(axis=0) / responsibility.sum(axis=0)),
+                        floor)
+        if w.min() * n < 2 or likelihood - previous < 1e-10:
             break
         previous = likelihood
-    if w.min() < min_share or sd.min() == 0:
+    if w.min() < min_share:
         return None
     mixture = np.log((w * scipy_stats.norm.pdf(x[:, None], mu, sd)).sum(axis=1)).sum()
     single = scipy_stats.norm.logpdf(x, x.mean(), x.std()).sum()

@@ -327,6 +327,13 @@ def test_two_groups_are_found_where_they_are_and_not_in_one_normal_sample():
     assert stats.two_groups(np.concatenate([rng.normal(0, 1, 500), rng.normal(2, 1, 500)])) is None
     assert stats.two_groups(np.concatenate([rng.normal(0, 1, 200), [50.0, 51.0]])) is None
     assert stats.two_groups([5.0] * 10) is None
+    # a group of tied runs (Acrobot's −500: no episode reached the goal) is a group, the most distinct of all
+    floor, rest = np.full(12, -500.0), rng.normal(-90, 15, 28)
+    lower_mean, upper_mean, split, separation, evidence = stats.two_groups(np.concatenate([floor, rest]))
+    assert lower_mean == pytest.approx(-500) and abs(upper_mean + 90) < 10 and -500 < split < rest.min()
+    assert separation > 20 and evidence > 10
+    # and a tie of too few runs is not (under min_share), however distinct
+    assert stats.two_groups(np.concatenate([rng.normal(-90, 15, 60), [-500.0, -500.0]])) is None
 
 
 def test_share_interval_is_clopper_pearson():
@@ -1381,16 +1388,21 @@ def test_late_diagnostics_tables_mean_and_range_over_seeds_and_name_missing_runs
     for variant, env, seed, norm, ev in [("rtg", "A", 1, 10.0, np.nan), ("rtg", "A", 2, 14.0, np.nan),
                                          ("rtg", "B", 1, 6.0, np.nan), ("vb", "A", 1, 2.0, 0.5),
                                          ("vb", "A", 2, 3.0, 0.7), ("other", "A", 1, 99.0, 0.9)]:
+        # the KL of the second half's one update (step 200): a tenth of the norm, squared
         rows += [{"variant": variant, "env": env, "seed": seed, "global_step": step, "grad_norm": norm,
-                  "explained_variance": ev} for step in (100, 200)]
+                  "approx_kl": (norm / 10) ** 2 if step == 200 else 77.0, "explained_variance": ev}
+                 for step in (100, 200)]
     text = late_diagnostics(pd.DataFrame(rows), planned)
     lines = text.splitlines()
     norm_rows = [line for line in lines if line.startswith("| rtg") or line.startswith("| vb")]
     assert [cell.strip() for cell in norm_rows[0].split("|")[1:4]] == ["rtg", "12.0 (10.0–14.0)", "6.00 (6.00–6.00) (1 of 2 seeds)"]
     assert [cell.strip() for cell in norm_rows[1].split("|")[1:4]] == ["vb", "2.50 (2.00–3.00)", "missing run"]
+    # KL per update over the second half only (the first half's 77 left out): mean of 1.0 and 1.96
+    assert [cell.strip() for cell in norm_rows[2].split("|")[1:4]] == ["rtg", "1.5 (1–2)", "0.36 (0.36–0.36) (1 of 2 seeds)"]
+    assert [cell.strip() for cell in norm_rows[3].split("|")[1:4]] == ["vb", "0.065 (0.04–0.09)", "missing run"]
     # explained variance: only the variant that logs it, and the unplanned run is left out
-    assert [cell.strip() for cell in norm_rows[2].split("|")[1:4]] == ["vb", "0.60 (0.50–0.70)", "missing run"]
-    assert len(norm_rows) == 3 and "99" not in text and "0.90" not in text
+    assert [cell.strip() for cell in norm_rows[4].split("|")[1:4]] == ["vb", "0.60 (0.50–0.70)", "missing run"]
+    assert len(norm_rows) == 5 and "99" not in text and "0.90" not in text and "77" not in text
     assert "Below 0" not in text  # the caveat comes only with a negative explained variance
     rows = [{**r, "explained_variance": -3.0} if r["variant"] == "vb" and r["seed"] == 2 else r for r in rows]
     assert "| vb " in late_diagnostics(pd.DataFrame(rows), planned) and "- Below 0:" in late_diagnostics(pd.DataFrame(rows), planned)
@@ -1608,6 +1620,35 @@ def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_value
     assert collapse_text(collapsed.iloc[:0], planned).endswith("0 of 4 planned runs.")
     # a run that is not planned is not read
     assert collapsed_runs(progress, scores, pd.Series({env: 5.0}), planned[1:]).empty
+
+
+def test_runs_that_reached_gymnasiums_solved_score_are_counted_against_hand_values():
+    """gymnasium's reward_threshold (CartPole-v1 475; Pendulum-v1 has none): per run whether its trailing
+    100-episode mean reached it, the first step it did, and whether its final score is at or above it."""
+    from analysis.common import solved_runs, solved_text
+    from experiments.grid import Run
+    curves = {("a", 1): [20, 480, 500, 500],  # reached at step 200, holds it
+              ("a", 2): [20, 100, 475, 300],  # reached exactly 475 at step 300, ends below
+              ("a", 3): [20, 60, 90, 474],    # never quite
+              ("b", 1): [20, 300, 490, 490]}  # reached at step 300
+    progress = pd.DataFrame([dict(variant=v, env="CartPole-v1", seed=seed, global_step=step * 100, return_last100=r)
+                             for (v, seed), curve in curves.items() for step, r in enumerate(curve, 1)])
+    scores = pd.DataFrame([dict(variant=v, env="CartPole-v1", seed=seed, score=curve[-1])
+                           for (v, seed), curve in curves.items()])
+    planned = [Run(v, "CartPole-v1", seed) for v, seed in curves]
+    solved = solved_runs(progress, scores, planned).set_index(["variant", "seed"])
+    assert solved.reached.tolist() == [True, True, False, True]
+    assert solved.first_step.tolist()[:2] == [200, 300] and np.isnan(solved.first_step[("a", 3)])
+    assert solved.ends_solved.tolist() == [True, False, False, True]
+    text = solved_text(progress, scores, planned, {"a": "A", "b": "B"}.get)
+    assert "(CartPole-v1 475)" in text
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
+    assert cells[1:] == [["A", "2 of 3 (step 250), 1 end there"], ["B", "1 of 1 (step 300), 1 end there"]]
+    # no threshold, or none reached: nothing to say
+    pendulum = progress.assign(env="Pendulum-v1")
+    assert solved_text(pendulum, scores.assign(env="Pendulum-v1"),
+                       [Run(v, "Pendulum-v1", s) for v, s in curves], str) == ""
+    assert solved_text(progress.assign(return_last100=0.0), scores, planned, str) == ""
 
 
 def test_many_collapsed_runs_are_counted_per_cell_and_listed_in_a_collapsed_block():
