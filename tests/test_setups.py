@@ -189,6 +189,11 @@ def test_noise_names_the_variant_that_keeps_its_initial_sigma():
             "its initial exploration noise; spinningup_pytorch vpg starts at 0.61.") in text
     assert "- The other variants end at σ 0.25–0.45." in text
     assert "ppo_clip_0.2 ends" not in text
+    # a σ that ends above its start (as printed) is named
+    grown = noise_progress([("vpg_gae", "HalfCheetah-v5", 1, 1.13), ("vpg_gae", "Ant-v5", 1, 1.004)])
+    assert ("- vpg_gae ends at σ 1.00–1.13 after 2,000 steps, having started at 1.00: its policy keeps almost all of "
+            "its initial exploration noise, and on HalfCheetah-v5 ends with more; spinningup_pytorch vpg starts at "
+            "0.61.") in setups.noise(runs, grown, planned)
 
 
 def test_noise_without_a_gaussian_policy_is_empty():
