@@ -235,8 +235,7 @@ def noise(runs, progress, planned, kept=0.9):
                      or "not compared"})
         if (ours_at["mean"] / start > kept).all():
             steps = last[last.variant == variant].global_step.max()
-            # above the start as printed: a policy-gradient weight of one sign everywhere (Pendulum's rewards are
-            # all negative) pushes σ up, away from the actions taken
+            # above the start as printed: the policy widened (VPG without V on Pendulum)
             grew = [env for env, sigma in ours_at["mean"].items() if round(sigma, 2) > round(start, 2)]
             lines.append(f"- {variant} ends at σ {ours_at['mean'].min():.2f}–{ours_at['mean'].max():.2f} after "
                          f"{steps:,} steps, having started at {start:.2f}: its policy keeps almost all of its "
