@@ -1,0 +1,103 @@
+"""Look inside a committed run: train it again, byte for byte, and print what its batches held.
+
+    python -m experiments.inside_run results/paper/runs/vpg_reward_to_go/Pendulum-v1/seed4 --batches 1 6 26 250
+
+No policy is saved with a run, and none needs to be: its seed fixes every random stream (docs/DESIGN.md §4),
+so the same code trains the same policy again. This reads the run's run.json (algorithm, arguments, seed),
+trains it again into a temporary folder with the algorithm's `on_batch` hook, checks that its episodes come
+out identical to the committed ones (if not, it says so: another CPU model, or code that changed the
+numbers), and prints, per batch asked for: the mean return of the episodes that ended in it, the mean
+absolute value of each observation and of each raw action the policy sampled, and, for a bounded action
+space, the share of actions outside it (the environment clips those to the bound, so a policy whose mean has
+left the bounds acts the same whatever its mean does next). It costs one run's training time.
+"""
+import argparse
+import gzip
+import json
+import lzma
+import pathlib
+import sys
+import tempfile
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+from experiments import grid
+from experiments.equivalence import without_clock
+
+
+def committed_csv(run_dir, name):
+    """A run file's text, as written (plain, or gzip with --compress) or as committed (xz, experiments/repack.py)."""
+    for suffix, opener in (("", open), (".gz", gzip.open), (".xz", lzma.open)):
+        if (run_dir / f"{name}{suffix}").exists():
+            with opener(run_dir / f"{name}{suffix}", "rt", newline="") as f:
+                return f.read()
+    raise FileNotFoundError(f"no {name}[.gz|.xz] in {run_dir}")
+
+
+def batch_summary(batch, low=None, high=None):
+    """One batch's mean |observation| per dimension, mean |raw action| per dimension and, given the action
+    bounds, the share of action components outside them."""
+    obs = batch["obs"].reshape(-1, batch["obs"].shape[-1])
+    actions = batch["actions"].reshape(len(obs), -1).astype(float)
+    row = {f"|obs {i}|": v for i, v in enumerate(np.abs(obs).mean(axis=0))}
+    row.update({f"|action {j}|": v for j, v in enumerate(np.abs(actions).mean(axis=0))})
+    if low is not None:
+        row["actions outside the bounds"] = ((actions < low) | (actions > high)).mean()
+    return row
+
+
+def inside(run_dir, batches, scratch):
+    """(identical to the committed episodes, a frame with a row per batch asked for that the run has, how many
+    batches the run has)."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    module = grid.algorithm(meta["algo"])
+    fields = set(module.Args.__dataclass_fields__)
+    args = module.Args(**{**{k: v for k, v in meta["args"].items() if k in fields},
+                          "out": str(scratch / "run"), "overwrite": True, "compress": False})
+    space = gym.make(args.env_id).action_space
+    low, high = (space.low, space.high) if isinstance(space, gym.spaces.Box) else (None, None)
+    seen, rows = [0], {}
+
+    def on_batch(batch):
+        seen[0] += 1
+        if seen[0] in batches:
+            rows[seen[0]] = batch_summary(batch, low, high)
+
+    out = pathlib.Path(module.train(args, quiet=True, on_batch=on_batch))
+    (scratch / "committed.csv").write_text(committed_csv(run_dir, "episodes.csv"))
+    identical = without_clock(out / "episodes.csv") == without_clock(scratch / "committed.csv")
+    progress = pd.read_csv(out / "progress.csv").set_index("iteration")
+    frame = pd.DataFrame([{"batch": b, "step": progress.global_step[b], "mean return": progress.ep_return_mean[b],
+                           **rows[b]} for b in sorted(rows)])
+    return identical, frame, seen[0]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("run_dir", type=pathlib.Path, help="a run directory (with run.json and episodes.csv[.xz])")
+    p.add_argument("--batches", type=int, nargs="+", default=[1], help="which batches (1 = the first) to print")
+    a = p.parse_args(argv)
+    if not (a.run_dir / "run.json").exists():
+        sys.exit(f"error: run_dir: no run.json in {a.run_dir}")
+    if min(a.batches) < 1:
+        sys.exit("error: --batches: batches count from 1")
+    with tempfile.TemporaryDirectory() as scratch:
+        identical, frame, total = inside(a.run_dir, set(a.batches), pathlib.Path(scratch))
+    if max(a.batches) > total:
+        print(f"note: the run has {total} batches; those past it are left out", file=sys.stderr)
+    print(("The rerun's episodes are identical to the committed run's." if identical else
+           "WARNING: the rerun's episodes differ from the committed run's (another CPU model, or changed code): "
+           "what follows describes the rerun, not the committed run.") + "\n")
+    shown = frame.astype(object).assign(step=frame.step.map("{:,}".format),
+                                        **{"mean return": frame["mean return"].map("{:.1f}".format)})
+    for column in frame.columns[3:]:
+        shown[column] = frame[column].map("{:.3g}".format)
+    print(shown.to_markdown(index=False, disable_numparse=True))
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
