@@ -14,10 +14,10 @@ def test_batch_summary_against_hand_values():
     batch = {"obs": np.array([[[1.0, -2.0]], [[-3.0, 4.0]]]),  # (T = 2, N = 1, 2)
              "actions": np.array([[[2.5]], [[-0.5]]])}
     row = inside_run.batch_summary(batch, np.array([-2.0]), np.array([2.0]))
-    assert row == {"|obs 0|": 2.0, "|obs 1|": 3.0, "|action 0|": 1.5, "actions outside the bounds": 0.5}
-    # a discrete action space: no bounds, no share
-    discrete = inside_run.batch_summary({"obs": batch["obs"], "actions": np.array([[1], [0]])})
-    assert discrete == {"|obs 0|": 2.0, "|obs 1|": 3.0, "|action 0|": 0.5}
+    assert row == {"obs 0": -1.0, "obs 1": 1.0, "|action 0|": 1.5, "actions outside the bounds": 0.5}
+    # a discrete action space: no bounds, no share; and only the observations asked for
+    discrete = inside_run.batch_summary({"obs": batch["obs"], "actions": np.array([[1], [0]])}, dims={1})
+    assert discrete == {"obs 1": 1.0, "|action 0|": 0.5}
 
 
 def test_a_run_file_is_read_plain_gzip_or_xz(tmp_path):
@@ -46,7 +46,7 @@ def test_a_run_trained_again_is_the_committed_run_and_a_changed_one_is_not(tmp_p
     identical, frame, total = inside_run.inside(committed, {1, 3, 9}, scratch)
     assert identical and total == 3 and frame.batch.tolist() == [1, 3]
     assert frame.step.tolist() == [400, 1200]
-    assert frame["|obs 2|"].tolist() == pytest.approx([seen[0]["|obs 2|"], seen[2]["|obs 2|"]])
+    assert frame["obs 2"].tolist() == pytest.approx([seen[0]["obs 2"], seen[2]["obs 2"]])
     assert frame["actions outside the bounds"].tolist() == pytest.approx([seen[0]["actions outside the bounds"],
                                                                           seen[2]["actions outside the bounds"]])
     assert inside_run.main([str(committed), "--batches", "1", "9"]) == 0
