@@ -5,8 +5,8 @@ import pandas as pd
 from analysis import setups
 from analysis.common import (MISSING, UPDATE_MEASURES, aggregate_heading, aggregate_rows, aggregate_summary,
                              aggregate_text, budget_label, ci_text, collapse_reading, improvement_table, label,
-                             reading_curves, seed_range_table, seeds_text, step_label, table_curves, two_groups_text,
-                             update_measures)
+                             reading_curves, seed_range_table, seeds_text, solved_reading, step_label, table_curves,
+                             two_groups_text, update_measures)
 from analysis.setups import PUBLISHED, variant_matches
 from experiments import grid
 
@@ -163,8 +163,9 @@ def reading(table, ctx):
     pairs = [(x, y) for x, y in ALGORITHM_PAIRS if x in variants and y in variants]
     if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
         text += f"\n\n**Which algorithm's runs end higher.** {improvement}"
-    return (text + collapse_reading(ctx, lambda v: label(ctx.config, v))
-            + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
+    named = lambda v: label(ctx.config, v)  # noqa: E731
+    return (text + solved_reading(ctx, named) + collapse_reading(ctx, named)
+            + two_groups_text(ctx.scores, ctx.planned, named))
 
 
 def summary(table, ctx):

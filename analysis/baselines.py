@@ -6,7 +6,7 @@ import pandas as pd
 from analysis import setups, stats
 from analysis.common import (aggregate_heading, aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text,
                              collapse_reading, improvement_table, label, ordering, reading_curves, seed_range_table,
-                             seeds_text, solved_text, table_curves, two_groups_text)
+                             seeds_text, solved_reading, table_curves, two_groups_text)
 from experiments import grid
 
 table = table_curves
@@ -135,11 +135,9 @@ def reading(table, ctx):
     pairs = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS if x in weights and y in weights]
     if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
         text += f"\n\n**Which weight's runs end higher.** {improvement}"
-    if ctx.scores is not None and (solved := solved_text(ctx.progress, ctx.scores, ctx.planned,
-                                                          lambda v: label(ctx.config, v))):
-        text += f"\n\n{solved}"
-    return (text + collapse_reading(ctx, lambda v: label(ctx.config, v))
-            + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
+    named = lambda v: label(ctx.config, v)  # noqa: E731
+    return (text + solved_reading(ctx, named) + collapse_reading(ctx, named)
+            + two_groups_text(ctx.scores, ctx.planned, named))
 
 
 def weights_of(config, scale, planned):

@@ -621,6 +621,13 @@ def solved_text(progress, scores, planned, row_of):
             + wide.rename_axis("runs that reached the solved score").to_markdown())
 
 
+def solved_reading(ctx, row_of):
+    """solved_text of an experiment's planned runs (ctx as the report passes it to a reading), after a blank line;
+    '' where there is nothing to say."""
+    text = solved_text(ctx.progress, ctx.scores, ctx.planned, row_of) if ctx.scores is not None else ""
+    return f"\n\n{text}" if text else ""
+
+
 def in_order(values, order):
     """The distinct values, those named in `order` first and in its order, then the rest as they first come."""
     return [v for v in order if v in set(values)] + [v for v in dict.fromkeys(values) if v not in order]

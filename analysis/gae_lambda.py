@@ -9,7 +9,8 @@ from analysis import stats
 from analysis.common import (AGGREGATE_COLUMNS, FIGURE_STYLE, MISSING, PUBLISHED, aggregate_curves,
                              aggregate_intervals, aggregate_ordering, aggregate_rows, aggregate_summary,
                              aggregate_text, aggregate_wide, ci_text, collapse_reading, label, per_env_table,
-                             seed_caveat, seeds_text, step_label, task_aggregates, two_groups_text, zoom_past_start)
+                             seed_caveat, seeds_text, solved_reading, step_label, task_aggregates, two_groups_text,
+                             zoom_past_start)
 
 
 def table_gae_lambda(data):
@@ -214,7 +215,7 @@ def reading(table, ctx):
         fast = aggregate_ordering(rows.assign(**{c.replace("_speed", ""): rows[c] for c in SPEED_COLUMNS}))
         text += (f"\n\n**Over the tasks.** {overall}\n- Learning speed (mean return over the whole run), normalised "
                  f"the same way (random 0, the fastest λ's mean 1), IQM: {fast}.")
-    return (text + collapse_reading(ctx, lambda v: label(ctx.config, v))
+    return (text + solved_reading(ctx, lambda_names(table)) + collapse_reading(ctx, lambda v: label(ctx.config, v))
             + two_groups_text(ctx.scores, ctx.planned, lambda v: label(ctx.config, v)))
 
 
