@@ -1649,6 +1649,12 @@ def test_runs_that_reached_gymnasiums_solved_score_are_counted_against_hand_valu
     assert solved_text(pendulum, scores.assign(env="Pendulum-v1"),
                        [Run(v, "Pendulum-v1", s) for v, s in curves], str) == ""
     assert solved_text(progress.assign(return_last100=0.0), scores, planned, str) == ""
+    # as a reading's part: after a blank line, and nothing without scores (a partial report with no run yet)
+    from types import SimpleNamespace
+    from analysis.common import solved_reading
+    ctx = SimpleNamespace(progress=progress, scores=scores, planned=planned)
+    assert solved_reading(ctx, str) == "\n\n" + solved_text(progress, scores, planned, str)
+    assert solved_reading(SimpleNamespace(progress=progress, scores=None, planned=planned), str) == ""
 
 
 def test_many_collapsed_runs_are_counted_per_cell_and_listed_in_a_collapsed_block():
