@@ -583,18 +583,23 @@ def solved_runs(progress, scores, planned):
     score is at or above it. Columns variant, env, seed, threshold, reached, first_step, ends_solved; one row per
     such run with a final score, in the planned runs' order."""
     thresholds = {env: gym.spec(env).reward_threshold for env in dict.fromkeys(r.env for r in planned)}
+    planned = [r for r in planned if thresholds[r.env] is not None]
+    columns = ["variant", "env", "seed", "threshold", "reached", "first_step", "ends_solved"]
+    if not planned:
+        return pd.DataFrame(columns=columns)
     progress = stats.planned_rows(progress, planned).sort_values("global_step", kind="stable")
+    by_run = dict(list(progress.groupby(["variant", "env", "seed"])))
     final = scores.set_index(["variant", "env", "seed"]).score
     rows = []
     for variant, env, seed in planned:  # in the planned runs' order
-        run = progress[(progress.variant == variant) & (progress.env == env) & (progress.seed == seed)]
-        if thresholds.get(env) is None or (variant, env, seed) not in final.index or run.empty:
+        if (variant, env, seed) not in final.index or (variant, env, seed) not in by_run:
             continue
+        run = by_run[(variant, env, seed)]
         above = run.global_step[run.return_last100 >= thresholds[env]]
         rows.append(dict(variant=variant, env=env, seed=seed, threshold=thresholds[env], reached=len(above) > 0,
                          first_step=above.iloc[0] if len(above) else np.nan,
                          ends_solved=final[(variant, env, seed)] >= thresholds[env]))
-    return pd.DataFrame(rows, columns=["variant", "env", "seed", "threshold", "reached", "first_step", "ends_solved"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def solved_text(progress, scores, planned, row_of):

@@ -1646,6 +1646,7 @@ def test_runs_that_reached_gymnasiums_solved_score_are_counted_against_hand_valu
     assert cells[1:] == [["A", "2 of 3 (step 250), 1 end there"], ["B", "1 of 1 (step 300), 1 end there"]]
     # no threshold, or none reached: nothing to say
     pendulum = progress.assign(env="Pendulum-v1")
+    assert solved_runs(pendulum, scores.assign(env="Pendulum-v1"), [Run("a", "Pendulum-v1", 1)]).empty
     assert solved_text(pendulum, scores.assign(env="Pendulum-v1"),
                        [Run(v, "Pendulum-v1", s) for v, s in curves], str) == ""
     assert solved_text(progress.assign(return_last100=0.0), scores, planned, str) == ""
