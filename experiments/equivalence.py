@@ -38,6 +38,8 @@ import run_contract
 import yaml
 from run_contract import cpu_model
 
+from analysis.load import open_csv
+
 from experiments import grid
 
 ROOT = grid.ROOT
@@ -101,7 +103,8 @@ def load(path, name):
 
 
 def without_clock(path):
-    with open(path, newline="") as f:
+    """A run CSV's rows (plain, gzip or xz: analysis.load.open_csv) without the clock columns."""
+    with open_csv(path) as f:
         rows = list(csv.reader(f))
     keep = [i for i, column in enumerate(rows[0]) if column not in run_contract.CLOCK_COLUMNS]
     return [[row[i] for i in keep] for row in rows]

@@ -8,13 +8,12 @@ trains it again into a temporary folder with the algorithm's `on_batch` hook, ch
 out identical to the committed ones (if not, it says so: another CPU model, or code that changed the
 numbers), and prints, per batch asked for: the mean return of the episodes that ended in it, the mean of
 each observation (all, or those --obs names), the mean absolute value of each raw action the policy sampled,
-and, for a bounded action space, the share of actions outside it (the environment clips those to the bound, so a policy whose mean has
-left the bounds acts the same whatever its mean does next). It costs one run's training time.
+and, for a bounded action space, the share of actions outside it (the environment clips those to the bound,
+so a policy whose mean has left the bounds acts the same whatever its mean does next). It costs one run's
+training time.
 """
 import argparse
-import gzip
 import json
-import lzma
 import pathlib
 import sys
 import tempfile
@@ -23,17 +22,9 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from analysis.load import run_file
 from experiments import grid
 from experiments.equivalence import without_clock
-
-
-def committed_csv(run_dir, name):
-    """A run file's text, as written (plain, or gzip with --compress) or as committed (xz, experiments/repack.py)."""
-    for suffix, opener in (("", open), (".gz", gzip.open), (".xz", lzma.open)):
-        if (run_dir / f"{name}{suffix}").exists():
-            with opener(run_dir / f"{name}{suffix}", "rt", newline="") as f:
-                return f.read()
-    raise FileNotFoundError(f"no {name}[.gz|.xz] in {run_dir}")
 
 
 def batch_summary(batch, low=None, high=None, dims=None):
@@ -66,8 +57,7 @@ def inside(run_dir, batches, scratch, dims=None):
             rows[seen[0]] = batch_summary(batch, low, high, dims)
 
     out = pathlib.Path(module.train(args, quiet=True, on_batch=on_batch))
-    (scratch / "committed.csv").write_text(committed_csv(run_dir, "episodes.csv"))
-    identical = without_clock(out / "episodes.csv") == without_clock(scratch / "committed.csv")
+    identical = without_clock(out / "episodes.csv") == without_clock(run_file(run_dir, "episodes"))
     progress = pd.read_csv(out / "progress.csv").set_index("iteration")
     frame = pd.DataFrame([{"batch": b, "step": progress.global_step[b], "mean return": progress.ep_return_mean[b],
                            **rows[b]} for b in sorted(rows)])
