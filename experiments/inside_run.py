@@ -84,6 +84,8 @@ def main(argv=None):
     print(("The rerun's episodes are identical to the committed run's." if identical else
            "WARNING: the rerun's episodes differ from the committed run's (another CPU model, or changed code): "
            "what follows describes the rerun, not the committed run.") + "\n")
+    if frame.empty:
+        return 0 if identical else 1
     shown = frame.astype(object).assign(step=frame.step.map("{:,}".format),
                                         **{"mean return": frame["mean return"].map("{:.1f}".format)})
     for column in frame.columns[3:]:

@@ -52,6 +52,10 @@ def test_a_run_trained_again_is_the_committed_run_and_a_changed_one_is_not(tmp_p
     assert inside_run.main([str(committed), "--batches", "1", "9"]) == 0
     out, err = capsys.readouterr()
     assert "identical to the committed run's" in out and "the run has 3 batches" in err
+    # no batch asked for is in the run: the note, and no table
+    assert inside_run.main([str(committed), "--batches", "9"]) == 0
+    out, err = capsys.readouterr()
+    assert "the run has 3 batches" in err and "| batch" not in out
 
     # a committed run whose episodes differ from what its code makes: said, and the exit status is 1
     changed = tmp_path / "changed"
