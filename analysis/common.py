@@ -658,7 +658,8 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
                                                    "cell that did not collapse" if pd.notna(r.held_sigma) else "")
                  if pd.notna(r.sigma) else "")
         lines.append(f"- {r.variant} on {r.env}, seed {r.seed}: best {r.best:.1f} (from step {r.best_step:,.0f}), "
-                     f"below the midpoint to random ({r.random:.1f}) from step {r.fell_step:,.0f}, final "
+                     f"below {(r.best + r.random) / 2:.1f}, the midpoint between it and the random policy's {r.random:.1f}, "
+                     f"from step {r.fell_step:,.0f}, final "
                      f"{r.final:.1f}{kl}{sigma}.")
     if not lines:
         return head

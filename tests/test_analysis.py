@@ -1610,8 +1610,8 @@ def test_a_run_that_learned_and_lost_it_is_named_as_collapsed_against_hand_value
     assert (round(row.sigma, 9), round(row.held_sigma, 9)) == (0.1, 0.3)  # 0.3: median of 0.5, 0.3, 0.2
     text = collapse_text(collapsed, planned)
     assert "1 of 4 planned runs:" in text
-    assert ("- p on InvertedPendulum-v5, seed 1: best 1000.0 (from step 300), below the midpoint to random (5.0) "
-            "from step 500, final 8.0; its largest KL of one update 150 at step 600, against a median of 2 over "
+    assert ("- p on InvertedPendulum-v5, seed 1: best 1000.0 (from step 300), below 502.5, the midpoint between it "
+            "and the random policy's 5.0, from step 500, final 8.0; its largest KL of one update 150 at step 600, against a median of 2 over "
             "the second half; σ at the end 0.1, against a median of 0.3 over the runs of its cell that did not "
             "collapse.") in text
     # without an entropy column (a discrete policy's σ is not read) the line ends at the KL
