@@ -6,7 +6,7 @@ import pandas as pd
 from analysis import setups, stats
 from analysis.common import (aggregate_heading, aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text,
                              collapse_reading, improvement_table, label, ordering, reading_curves, seed_range_table,
-                             seeds_text, solved_reading, table_curves, two_groups_text)
+                             paired_text, seeds_text, solved_reading, table_curves, two_groups_text)
 from experiments import grid
 
 table = table_curves
@@ -129,6 +129,13 @@ WEIGHT_PAIRS = (("reward_to_go", "total_return"), ("value_baseline", "reward_to_
                 ("gae", "total_return"))
 
 
+# Why two weights' runs with one seed are a pair: vpg.py builds both networks and draws the first batch before the
+# weight is used, all from the seed's streams (docs/DESIGN.md §4)
+PAIRED_BECAUSE = ("A seed fixes a run's initial networks and its environment's and actions' random streams, and the "
+                  "weight acts only from the first update on, so the four weights' runs with one seed start from the "
+                  "same policy and see the same first batch: two weights can be compared within each seed.")
+
+
 def reading(table, ctx):
     text = reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)
     weights = weights_of(ctx.config, ctx.scale, ctx.planned)
@@ -136,6 +143,9 @@ def reading(table, ctx):
     if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
         text += f"\n\n**Which weight's runs end higher.** {improvement}"
     named = lambda v: label(ctx.config, v)  # noqa: E731
+    chain = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS[:3] if x in weights and y in weights]
+    if paired := paired_text(ctx.scores, ctx.planned, chain, named, PAIRED_BECAUSE):
+        text += f"\n\n**Each step of the chain, seed by seed.** {paired}"
     return (text + solved_reading(ctx, named) + collapse_reading(ctx, named)
             + two_groups_text(ctx.scores, ctx.planned, named))
 

@@ -440,6 +440,56 @@ def improvement_rows(scores, pairs, envs=None, level=0.95):
     return pd.DataFrame(rows)
 
 
+def paired_rows(scores, pairs, level=0.95):
+    """One row per pair (x, y) of variants and env where both have two or more seeds in common: the per-seed
+    differences' mean and paired t-interval (stats.paired_interval), Welch's interval on the same seeds' runs taken
+    as independent, and how many seeds."""
+    rows = []
+    for x, y in pairs:
+        wide = scores[scores.variant.isin([x, y])].pivot_table(index=["env", "seed"], columns="variant", values="score")
+        if x not in wide or y not in wide:
+            continue
+        for env, g in wide.dropna(subset=[x, y]).groupby("env", sort=False):
+            if len(g) < 2:
+                continue
+            mean, low, high = stats.paired_interval(g[x], g[y], level)
+            _, w_low, w_high = stats.welch_interval(g[x], g[y], level)
+            rows.append(dict(x=x, y=y, env=env, seeds=len(g), mean=mean, low=low, high=high, welch_low=w_low,
+                             welch_high=w_high))
+    return pd.DataFrame(rows, columns=["x", "y", "env", "seeds", "mean", "low", "high", "welch_low", "welch_high"])
+
+
+def paired_text(scores, planned, pairs, name, intro):
+    """Markdown: paired_rows of the planned runs as a table (a row per pair, 'X − Y', a column per env), each cell
+    the mean per-seed difference and its 95% paired interval, marked where it and Welch's disagree about 0, then
+    how often each excludes 0 and how much narrower pairing makes the interval. `intro`: why these runs pair (the
+    caller's to say). '' where no pair shares two seeds on some env."""
+    rows = paired_rows(stats.planned_rows(scores, planned), pairs)
+    if rows.empty:
+        return ""
+    paired_sure = (rows.low > 0) | (rows.high < 0)
+    welch_sure = (rows.welch_low > 0) | (rows.welch_high < 0)
+    mark = np.where(paired_sure & ~welch_sure, " *", np.where(welch_sure & ~paired_sure, " °", ""))
+    cells = [f"{r.mean:+.1f} [{r.low:+.1f}, {r.high:+.1f}]{m}" for r, m in zip(rows.itertuples(), mark)]
+    rows = rows.assign(cell=cells,
+                       pair=[f"{name(x)} − {name(y)}" for x, y in zip(rows.x, rows.y)])
+    table = rows.pivot(index="pair", columns="env", values="cell")
+    table = table.reindex(index=list(dict.fromkeys(rows.pair)), columns=sorted(rows.env.unique())).fillna("")
+    widths = (rows.high - rows.low) / (rows.welch_high - rows.welch_low)
+    widths = widths[(rows.welch_high - rows.welch_low) > 0]
+    seeds = sorted(rows.seeds.unique())
+    lines = [f"- The paired interval excludes 0 in {paired_sure.sum()} of {len(rows)} cells, Welch's in "
+             f"{welch_sure.sum()}; * marks a cell only the paired interval decides, ° one only Welch's decides."]
+    if len(widths):
+        lines.append(f"- The paired interval's width is {widths.median():.2f} of Welch's at the median over the cells "
+                     f"(range {widths.min():.2f}–{widths.max():.2f}): below 1 where a seed moves both settings "
+                     "alike.")
+    return (f"{intro} Per task, the mean of the per-seed differences X − Y over the "
+            + (f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} seeds") + " both have, with its "
+            "95% paired t-interval:\n\n" + table.rename_axis(None, axis=1).rename_axis("X − Y").to_markdown()
+            + "\n\n" + "\n".join(lines))
+
+
 def improvement_text(row, digits=2):
     """'0.62 [0.51, 0.73]' for a row of improvement_rows."""
     return f"{row.p:.{digits}f} [{row.p_low:.{digits}f}, {row.p_high:.{digits}f}]"

@@ -71,6 +71,35 @@ def test_t_interval_and_welch_against_t_table_values():
         scipy_stats.t.ppf(0.975, dof) * math.sqrt(sum(v)))
 
 
+def test_paired_interval_by_hand_and_paired_text_marks_what_only_pairing_decides():
+    # differences [1, 2, 2]: mean 5/3, s = √(1/3), t(0.975, 2 dof) = 4.303: half-width 4.303 · √(1/3) / √3 = 4.303/3
+    mean, low, high = stats.paired_interval([1, 2, 3], [0, 0, 1])
+    assert mean == pytest.approx(5 / 3) and (high - low) / 2 == pytest.approx(4.303 / 3, rel=1e-4)
+    with pytest.raises(ValueError, match="one score per seed"):
+        stats.paired_interval([1, 2, 3], [0, 0])
+    from analysis.common import paired_rows, paired_text
+    # env A: x and y move together seed by seed (differences 1, 1, 0.5: mean 0.83, half-width 4.303 · 0.2887 / √3
+    # = 0.717, so [+0.1, +1.6]), but the seeds spread each cell far (SD 10): Welch's interval holds 0.
+    # env B: y has only seeds 1-2, so the pair has 2 seeds; differences 0 and 2: mean 1, s = √2, t(0.975, 1) = 12.706
+    scores = pd.DataFrame({"variant": ["x"] * 6 + ["y"] * 5, "env": ["A", "A", "A", "B", "B", "B", "A", "A", "A", "B", "B"],
+                           "seed": [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2],
+                           "score": [10, 20, 30, 5, 7, 100, 9, 19, 29.5, 5, 5]})
+    rows = paired_rows(scores, [("x", "y")]).set_index("env")
+    assert rows.seeds.to_dict() == {"A": 3, "B": 2}
+    assert (rows.loc["A", "low"], rows.loc["A", "high"]) == pytest.approx((5 / 6 - 0.7171, 5 / 6 + 0.7171), abs=1e-3)
+    assert rows.loc["A", "welch_low"] < 0 < rows.loc["A", "welch_high"]
+    assert rows.loc["B", "mean"] == 1 and rows.loc["B", "high"] - 1 == pytest.approx(12.706, rel=1e-4)
+    planned = [grid.Run(v, e, s) for v, e, s in zip(scores.variant, scores.env, scores.seed)]
+    text = paired_text(scores, planned, [("x", "y")], str.upper, "Why.")
+    assert text.startswith("Why. Per task, the mean of the per-seed differences X − Y over the 2-3 seeds both have")
+    row = next(line for line in text.splitlines() if line.startswith("| X − Y"))
+    assert [cell.strip() for cell in row.split("|")[1:-1]] == ["X − Y", "A", "B"]  # the header
+    row = next(line for line in text.splitlines() if line.startswith("| X − Y ") and "[" in line)  # the table's one row
+    assert [cell.strip() for cell in row.split("|")[1:-1]] == ["X − Y", "+0.8 [+0.1, +1.6] *", "+1.0 [-11.7, +13.7]"]
+    assert "excludes 0 in 1 of 2 cells, Welch's in 0" in text
+    assert paired_text(scores[scores.variant == "x"], planned, [("x", "y")], str.upper, "Why.") == ""
+
+
 def test_with_three_seeds_the_t_interval_covers_95_percent_and_the_percentile_bootstrap_is_the_range():
     rng = np.random.default_rng(0)
     draws = rng.normal(0.0, 1.0, (20_000, 3))
