@@ -708,9 +708,8 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
                                                    "cell that did not collapse" if pd.notna(r.held_sigma) else "")
                  if pd.notna(r.sigma) else "")
         lines.append(f"- {r.variant} on {r.env}, seed {r.seed}: best {r.best:.1f} (from step {r.best_step:,.0f}), "
-                     f"below {(r.best + r.random) / 2:.1f}, the midpoint between it and the random policy's {r.random:.1f}, "
-                     f"from step {r.fell_step:,.0f}, final "
-                     f"{r.final:.1f}{kl}{sigma}.")
+                     f"below {(r.best + r.random) / 2:.1f}, the midpoint between it and the random policy's "
+                     f"{r.random:.1f}, from step {r.fell_step:,.0f}, final {r.final:.1f}{kl}{sigma}.")
     if not lines:
         return head
     if row_of is None or len(lines) <= COLLAPSES_LISTED:
