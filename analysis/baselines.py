@@ -6,7 +6,7 @@ import pandas as pd
 from analysis import setups, stats
 from analysis.common import (aggregate_heading, aggregate_ordering, aggregate_rows, aggregate_summary, aggregate_text,
                              collapse_reading, improvement_table, label, ordering, reading_curves, seed_range_table,
-                             paired_text, seeds_text, solved_reading, table_curves, two_groups_text)
+                             paired_text, random_text, seeds_text, solved_reading, table_curves, two_groups_text)
 from experiments import grid
 
 table = table_curves
@@ -119,7 +119,7 @@ def reading_baselines(table, runs, progress, config, scale, scale_dir):
     by_weight = weights_of(config, scale, planned)
     against = ((by_weight["total_return"], [by_weight[w] for w in ("value_baseline", "gae") if w in by_weight])
                if "total_return" in by_weight else None)
-    return "\n\n".join([reading_curves(table, against)]
+    return "\n\n".join([reading_curves(table, against), random_text(scale_dir, sorted(table.env.unique()))]
                        + [f"**{title}**\n\n{text}" for title, text in sections if text])
 
 

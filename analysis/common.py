@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from analysis import setups, stats  # noqa: E402
-from analysis.load import load_runs, random_score  # noqa: E402
+from analysis.load import load_random, load_runs, random_score  # noqa: E402
 from experiments import grid  # noqa: E402
 
 
@@ -681,6 +681,17 @@ def solved_reading(ctx, row_of):
     '' where there is nothing to say."""
     text = solved_text(ctx.progress, ctx.scores, ctx.planned, row_of) if ctx.scores is not None else ""
     return f"\n\n{text}" if text else ""
+
+
+def random_text(scale_dir, envs):
+    """The uniform-random policy's mean return per env, as a reading's line: the yardstick for 'below random'."""
+    episodes = load_random(scale_dir, envs)
+    episodes = episodes[episodes.env.isin(envs)]
+    means, counts = episodes.groupby("env").ep_return.mean(), episodes.groupby("env").size()
+    per_env = ", ".join(f"{env} {means[env]:.1f}" for env in sorted(envs))
+    n = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    return (f"**The random policy.** Mean return of the uniform-random policy over {n} episodes per task "
+            f"(`experiments/random_policy.py`; the 0 of every normalised score): {per_env}.")
 
 
 def in_order(values, order):

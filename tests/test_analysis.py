@@ -636,6 +636,20 @@ def test_broken_random_policy_anchors_are_refused_naming_the_file(tmp_path, dama
         load_random(tmp_path, ["CartPole-v1"])
 
 
+def test_random_text_gives_each_task_its_random_mean_and_the_episode_count(tmp_path):
+    from analysis.common import random_text
+    (tmp_path / "random").mkdir()
+    (tmp_path / "random" / "CartPole-v1.csv").write_text("episode,ep_return,ep_length,terminated\n0,20.0,20,1\n"
+                                                         "1,24.0,24,1\n")
+    (tmp_path / "random" / "Acrobot-v1.csv").write_text("episode,ep_return,ep_length,terminated\n0,-500.0,500,0\n"
+                                                        "1,-495.5,496,1\n")
+    (tmp_path / "random" / "Hopper-v5.csv").write_text("episode,ep_return,ep_length,terminated\n0,9.0,9,1\n")
+    text = random_text(tmp_path, ["CartPole-v1", "Acrobot-v1"])  # Hopper's file is there, but not asked for
+    assert text.endswith("over 2 episodes per task (`experiments/random_policy.py`; the 0 of every normalised "
+                         "score): Acrobot-v1 -497.8, CartPole-v1 22.0.")
+    assert "1-2 episodes" in random_text(tmp_path, ["CartPole-v1", "Hopper-v5"])
+
+
 def edit_cell(path, row, column, value):
     """Change one cell of a CSV file, leaving every other byte as it was."""
     with open(path, newline="") as f:
