@@ -1735,7 +1735,7 @@ def test_many_collapsed_runs_are_counted_per_cell_and_listed_in_a_collapsed_bloc
 
 @pytest.mark.parametrize("subset, discussions", [
     ("seeds1-3", 7),  # one per experiment, Table 1's in three (ppo2, ppo1, the two against each other)
-    ("", 6)])  # 10 seeds: algorithms, gae_lambda, Table 1's three, time_limits (baselines waits for its runs)
+    ("", 7)])  # 10 seeds: the same seven
 def test_every_number_of_the_committed_paper_discussions_is_printed_by_the_report_they_stand_in(subset, discussions):
     """A committed paper report (the 3-seed subset's, the 10-seed one) shows every hand-written discussion (none
     withheld), and each number they quote is found in the rest of the report, the generated part (its tables to
