@@ -460,7 +460,7 @@ def paired_rows(scores, pairs, level=0.95):
 
 
 def paired_text(scores, planned, pairs, name, intro):
-    """Markdown: paired_rows of the planned runs as a table (a row per pair, 'X − Y', a column per env), each cell
+    """Markdown: paired_rows of the planned runs as a table (a row per pair, '(X) − (Y)', a column per env), each cell
     the mean per-seed difference and its 95% paired interval, marked where it and Welch's disagree about 0, then
     how often each excludes 0 and how much narrower pairing makes the interval. `intro`: why these runs pair (the
     caller's to say). '' where no pair shares two seeds on some env."""
@@ -471,8 +471,8 @@ def paired_text(scores, planned, pairs, name, intro):
     welch_sure = (rows.welch_low > 0) | (rows.welch_high < 0)
     mark = np.where(paired_sure & ~welch_sure, " *", np.where(welch_sure & ~paired_sure, " °", ""))
     cells = [f"{r.mean:+.1f} [{r.low:+.1f}, {r.high:+.1f}]{m}" for r, m in zip(rows.itertuples(), mark)]
-    rows = rows.assign(cell=cells,
-                       pair=[f"{name(x)} − {name(y)}" for x, y in zip(rows.x, rows.y)])
+    # parenthesised: a variant's own name may hold a minus ("reward-to-go − V(s)")
+    rows = rows.assign(cell=cells, pair=[f"({name(x)}) − ({name(y)})" for x, y in zip(rows.x, rows.y)])
     table = rows.pivot(index="pair", columns="env", values="cell")
     table = table.reindex(index=list(dict.fromkeys(rows.pair)), columns=sorted(rows.env.unique())).fillna("")
     widths = (rows.high - rows.low) / (rows.welch_high - rows.welch_low)

@@ -94,8 +94,8 @@ def test_paired_interval_by_hand_and_paired_text_marks_what_only_pairing_decides
     assert text.startswith("Why. Per task, the mean of the per-seed differences X − Y over the 2-3 seeds both have")
     row = next(line for line in text.splitlines() if line.startswith("| X − Y"))
     assert [cell.strip() for cell in row.split("|")[1:-1]] == ["X − Y", "A", "B"]  # the header
-    row = next(line for line in text.splitlines() if line.startswith("| X − Y ") and "[" in line)  # the table's one row
-    assert [cell.strip() for cell in row.split("|")[1:-1]] == ["X − Y", "+0.8 [+0.1, +1.6] *", "+1.0 [-11.7, +13.7]"]
+    row = next(line for line in text.splitlines() if line.startswith("| (X) − (Y) "))  # the table's one row
+    assert [cell.strip() for cell in row.split("|")[1:-1]] == ["(X) − (Y)", "+0.8 [+0.1, +1.6] *", "+1.0 [-11.7, +13.7]"]
     assert "excludes 0 in 1 of 2 cells, Welch's in 0" in text
     assert paired_text(scores[scores.variant == "x"], planned, [("x", "y")], str.upper, "Why.") == ""
 
