@@ -139,10 +139,10 @@ PAIRED_BECAUSE = ("A seed fixes a run's initial networks and its environment's a
 def reading(table, ctx):
     text = reading_baselines(table, ctx.runs, ctx.progress, ctx.config, ctx.scale, ctx.scale_dir)
     weights = weights_of(ctx.config, ctx.scale, ctx.planned)
-    pairs = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS if x in weights and y in weights]
-    if improvement := improvement_table(ctx, pairs, lambda v: label(ctx.config, v)):
-        text += f"\n\n**Which weight's runs end higher.** {improvement}"
     named = lambda v: label(ctx.config, v)  # noqa: E731
+    pairs = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS if x in weights and y in weights]
+    if improvement := improvement_table(ctx, pairs, named):
+        text += f"\n\n**Which weight's runs end higher.** {improvement}"
     chain = [(weights[x], weights[y]) for x, y in WEIGHT_PAIRS[:3] if x in weights and y in weights]
     if paired := paired_text(ctx.scores, ctx.planned, chain, named, PAIRED_BECAUSE):
         text += f"\n\n**Each step of the chain, seed by seed.** {paired}"

@@ -603,7 +603,7 @@ def collapsed_runs(progress, scores, random_means, planned):
         if not (best - random >= LEARNED * (top[env] - random) > 0 and end < middle):
             continue
         after = run.global_step[run.global_step > run.global_step[run.return_last100 >= middle].iloc[-1]]
-        row = dict(variant=variant, env=env, seed=seed, best=best, random=random, final=end,
+        row = dict(variant=variant, env=env, seed=seed, best=best, random=random, middle=middle, final=end,
                    best_step=run.global_step[run.return_last100 == best].iloc[0],
                    fell_step=after.iloc[0] if len(after) else run.global_step.iloc[-1])
         kl = run.dropna(subset=["approx_kl"]) if "approx_kl" in run else run.iloc[:0]
@@ -622,8 +622,8 @@ def collapsed_runs(progress, scores, random_means, planned):
             row.update(sigma=sigma.get(key, np.nan), held_sigma=held.get(key[:2], np.nan))
     at = {tuple(r): i for i, r in enumerate(planned)}
     rows.sort(key=lambda row: at[(row["variant"], row["env"], row["seed"])])  # in the planned runs' order
-    return pd.DataFrame(rows, columns=["variant", "env", "seed", "best", "best_step", "fell_step", "random", "final",
-                                       "max_kl", "max_kl_step", "late_kl", "sigma", "held_sigma"])
+    return pd.DataFrame(rows, columns=["variant", "env", "seed", "best", "best_step", "fell_step", "random", "middle",
+                                       "final", "max_kl", "max_kl_step", "late_kl", "sigma", "held_sigma"])
 
 
 def solved_runs(progress, scores, planned):
@@ -686,12 +686,12 @@ def solved_reading(ctx, row_of):
 def random_text(scale_dir, envs):
     """The uniform-random policy's mean return per env, as a reading's line: the yardstick for 'below random'."""
     episodes = load_random(scale_dir, envs)
-    episodes = episodes[episodes.env.isin(envs)]
-    means, counts = episodes.groupby("env").ep_return.mean(), episodes.groupby("env").size()
-    per_env = ", ".join(f"{env} {means[env]:.1f}" for env in sorted(envs))
-    n = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    per_env = episodes[episodes.env.isin(envs)].groupby("env").ep_return.agg(["mean", "size"])
+    low, high = per_env["size"].min(), per_env["size"].max()
+    n = f"{low}" if low == high else f"{low}-{high}"
     return (f"**The random policy.** Mean return of the uniform-random policy over {n} episodes per task "
-            f"(`experiments/random_policy.py`; the 0 of every normalised score): {per_env}.")
+            "(`experiments/random_policy.py`; the 0 of every normalised score): "
+            + ", ".join(f"{env} {per_env.loc[env, 'mean']:.1f}" for env in sorted(envs)) + ".")
 
 
 def in_order(values, order):
@@ -719,7 +719,7 @@ def collapse_text(collapsed, planned, row_of=None, column_of=lambda variant: "ru
                                                    "cell that did not collapse" if pd.notna(r.held_sigma) else "")
                  if pd.notna(r.sigma) else "")
         lines.append(f"- {r.variant} on {r.env}, seed {r.seed}: best {r.best:.1f} (from step {r.best_step:,.0f}), "
-                     f"below {(r.best + r.random) / 2:.1f}, the midpoint between it and the random policy's "
+                     f"below {r.middle:.1f}, the midpoint between it and the random policy's "
                      f"{r.random:.1f}, from step {r.fell_step:,.0f}, final {r.final:.1f}{kl}{sigma}.")
     if not lines:
         return head
